@@ -3,7 +3,14 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { baseConfig, NatsServer, resolveOptions, type ServerOptions, type ServerPorts, track } from "./server.js";
+import {
+  baseConfig,
+  NatsServer,
+  resolveOptions,
+  type ServerOptions,
+  type ServerPorts,
+  track,
+} from "./server.js";
 
 /** Options of a local JetStream cluster. */
 export interface ClusterOptions {

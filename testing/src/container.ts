@@ -19,7 +19,9 @@ export async function startContainerServer(
     NatsContainer: new (
       image: string,
     ) => {
-      withJetStream(): { start(): Promise<{ getConnectionOptions(): { servers: string }; stop(): Promise<unknown> }> };
+      withJetStream(): {
+        start(): Promise<{ getConnectionOptions(): { servers: string }; stop(): Promise<unknown> }>;
+      };
     };
   };
   try {

@@ -1,3 +1,3 @@
 export { type ClusterOptions, NatsCluster, startCluster } from "./cluster.js";
-export { NatsServer, natsServerBinary, type ServerOptions, type ServerPorts, startServer } from "./server.js";
 export { startContainerServer, wantsContainer } from "./container.js";
+export { NatsServer, natsServerBinary, type ServerOptions, type ServerPorts, startServer } from "./server.js";

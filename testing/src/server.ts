@@ -32,7 +32,11 @@ export interface ServerPorts {
 export function natsServerBinary(): string {
   const fromEnv = process.env.JETKIT_NATS_SERVER;
   if (fromEnv) return fromEnv;
-  const cached = join(process.env.JETKIT_TOOLS ?? join(homedir(), ".cache", "jetkit", "tools"), "bin", "nats-server");
+  const cached = join(
+    process.env.JETKIT_TOOLS ?? join(homedir(), ".cache", "jetkit", "tools"),
+    "bin",
+    "nats-server",
+  );
   if (existsSync(cached)) return cached;
   return "nats-server";
 }
@@ -141,7 +145,11 @@ export class NatsServer {
         };
         const port = (urls: string[] | undefined) => (urls?.[0] ? Number(new URL(urls[0]).port) : 0);
         const cluster = port(parsed.cluster);
-        this.ports = { client: port(parsed.nats), monitoring: port(parsed.monitoring), ...(cluster ? { cluster } : {}) };
+        this.ports = {
+          client: port(parsed.nats),
+          monitoring: port(parsed.monitoring),
+          ...(cluster ? { cluster } : {}),
+        };
         if (!waitHealthy || (await this.healthy())) return;
       }
       await delay(25);
@@ -162,7 +170,8 @@ export class NatsServer {
 
   /** Sends a signal to the process (SIGSTOP/SIGCONT pause and resume it; SIGKILL is kill -9). */
   signal(sig: NodeJS.Signals): void {
-    if (!this.#proc || this.#proc.exitCode !== null) throw new Error(`nats-server ${this.name} is not running`);
+    if (!this.#proc || this.#proc.exitCode !== null)
+      throw new Error(`nats-server ${this.name} is not running`);
     this.#proc.kill(sig);
   }
 
@@ -246,7 +255,9 @@ export function baseConfig(opts: ServerOptions, ports: ServerPorts | undefined):
 }
 
 /** @internal */
-export async function resolveOptions(opts: Partial<ServerOptions>): Promise<{ o: ServerOptions; owns: boolean }> {
+export async function resolveOptions(
+  opts: Partial<ServerOptions>,
+): Promise<{ o: ServerOptions; owns: boolean }> {
   const owns = opts.dir === undefined;
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), "jetkit-nats-")));
   await mkdir(dir, { recursive: true });

@@ -21,8 +21,13 @@ describe("single server", () => {
     const server = await startServer();
     const { client } = server.ports;
     assert.ok(client > 0 && server.url === `nats://127.0.0.1:${client}`);
-    const jsz = (await (await fetch(`${server.monitorUrl}/jsz`)).json()) as { config?: { store_dir?: string } };
-    assert.ok(jsz.config?.store_dir?.startsWith(server.dir), "JetStream store lives in the server's temp dir");
+    const jsz = (await (await fetch(`${server.monitorUrl}/jsz`)).json()) as {
+      config?: { store_dir?: string };
+    };
+    assert.ok(
+      jsz.config?.store_dir?.startsWith(server.dir),
+      "JetStream store lives in the server's temp dir",
+    );
     await server.restart();
     assert.equal(server.ports.client, client, "a restart keeps the client port so clients can reconnect");
     assert.ok(await accepts(client));

@@ -1,0 +1,90 @@
+import { type DescMessage, fromBinary, type Message } from "@bufbuild/protobuf";
+import { pathToString } from "@bufbuild/protobuf/reflect";
+import { createValidator, type Validator } from "@bufbuild/protovalidate";
+import type { Catalog, EventSpec } from "./catalog.js";
+import { ContractErrorCodes, JetkitError } from "./errors.js";
+
+/** One broken field rule. */
+export interface FieldViolation {
+  /** Path of the field in proto names, e.g. `shipments[0].tracking_number`; empty for message-level rules. */
+  readonly field: string;
+  /** The protovalidate rule id, e.g. `string.uuid`, `required`, `repeated.min_items`. */
+  readonly rule: string;
+  readonly message: string;
+}
+
+/**
+ * Typed codec of one event message, as ts-proto generates it (`MessageFns<T>` with
+ * `outputTypeAnnotations=static-only`). Pass the generated const, e.g. `OrderFulfillmentCompleted`.
+ */
+export interface EventType<T> {
+  /** Fully-qualified message name. */
+  readonly $type: string;
+  encode(message: T): { finish(): Uint8Array };
+  decode(input: Uint8Array): T;
+  fromJSON(object: unknown): T;
+  toJSON(message: T): unknown;
+}
+
+/** Validates events against their contract's `buf.validate` rules (protovalidate). */
+export class ContractValidator {
+  readonly #validator: Validator;
+
+  constructor(catalog: Catalog) {
+    this.#validator = createValidator({ registry: catalog.registry });
+  }
+
+  /** Every broken rule of `message` (a protobuf-es message of `schema`). */
+  violations(schema: DescMessage, message: Message): FieldViolation[] {
+    const result = this.#validator.validate(schema, message as never);
+    if (result.kind === "valid") return [];
+    if (result.kind === "error") {
+      throw new JetkitError(
+        ContractErrorCodes.VIOLATION,
+        `cannot evaluate the rules of ${schema.typeName}: ${result.error.message}`,
+        { cause: result.error },
+      );
+    }
+    return result.violations.map((v) => ({
+      field: pathToString(v.field),
+      rule: v.ruleId,
+      message: v.message,
+    }));
+  }
+
+  /**
+   * Decodes `bytes` as the event and checks its rules. Throws `JK_CONTRACT_UNDECODABLE` or
+   * `JK_CONTRACT_VIOLATION` (naming every field and rule) and returns the decoded message.
+   */
+  check(spec: EventSpec, bytes: Uint8Array): Message {
+    let message: Message;
+    try {
+      message = fromBinary(spec.schema, bytes);
+    } catch (err) {
+      throw new JetkitError(
+        ContractErrorCodes.UNDECODABLE,
+        `payload is not a valid ${spec.type}: ${(err as Error).message}`,
+        {
+          cause: err,
+          details: { type: spec.type, subject: spec.subject },
+        },
+      );
+    }
+    const violations = this.violations(spec.schema, message);
+    if (violations.length > 0) throw violationError(spec, violations);
+    return message;
+  }
+}
+
+/** The `JK_CONTRACT_VIOLATION` error for `violations` of an event. */
+export function violationError(spec: EventSpec, violations: FieldViolation[]): JetkitError {
+  const list = violations.map((v) => `${v.field || "(message)"}: ${v.message} [${v.rule}]`).join("; ");
+  const first = violations[0];
+  return new JetkitError(
+    ContractErrorCodes.VIOLATION,
+    `${spec.type} breaks its contract: ${list}. Fix the field(s) before publishing; the rules are the buf.validate annotations in ${spec.file}.`,
+    {
+      details: { type: spec.type, subject: spec.subject, field: first?.field, rule: first?.rule, violations },
+    },
+  );
+}

@@ -1,0 +1,176 @@
+import { ContractErrorCodes, JetkitError } from "./errors.js";
+
+/** Header names of an event message on the wire (contracts/WIRE.md §Headers). */
+export const EventHeaders = {
+  ID: "ce-id",
+  SPEC_VERSION: "ce-specversion",
+  TYPE: "ce-type",
+  SOURCE: "ce-source",
+  TIME: "ce-time",
+  DATA_CONTENT_TYPE: "ce-datacontenttype",
+  PARTITION_KEY: "ce-partitionkey",
+  CORRELATION_ID: "ce-correlationid",
+  CAUSATION_ID: "ce-causationid",
+  TRACEPARENT: "traceparent",
+  TRACESTATE: "tracestate",
+  /** JetStream de-duplication id; equals ce-id except on a replay of a dead letter. */
+  MSG_ID: "Nats-Msg-Id",
+  /** Set on a replay of a dead letter: `<DLQ stream>:<DLQ sequence>`. */
+  REPLAY_OF: "Jetkit-Replay-Of",
+} as const;
+
+/** Extra headers of a dead letter (contracts/WIRE.md §Dead letters). */
+export const DeadLetterHeaders = {
+  STREAM: "Jetkit-Dlq-Stream",
+  SEQUENCE: "Jetkit-Dlq-Sequence",
+  SUBJECT: "Jetkit-Dlq-Subject",
+  CONSUMER: "Jetkit-Dlq-Consumer",
+  DELIVERIES: "Jetkit-Dlq-Deliveries",
+  FAILURE_CLASS: "Jetkit-Dlq-Failure-Class",
+  REASON: "Jetkit-Dlq-Reason",
+  FIRST_FAILURE: "Jetkit-Dlq-First-Failure",
+  LAST_FAILURE: "Jetkit-Dlq-Last-Failure",
+} as const;
+
+/** Values of `Jetkit-Dlq-Failure-Class` (enum jetkit.v1.FailureClass, lower-cased, prefix dropped). */
+export const FailureClasses = [
+  "undecodable",
+  "unknown_type",
+  "contract_violation",
+  "handler_exhausted",
+  "handler_permanent",
+  "max_deliveries",
+] as const;
+export type FailureClass = (typeof FailureClasses)[number];
+
+export const SPEC_VERSION = "1.0";
+export const CONTENT_TYPE = "application/protobuf";
+/** Longest header value jetkit writes; longer free text (a failure reason) is cut. */
+export const MAX_HEADER_VALUE = 1024;
+
+/** What the headers of one event are built from. */
+export interface EventHeaderInput {
+  /** ce-id: unique per event (a UUIDv7 unless the caller supplies one). */
+  id: string;
+  /** ce-type: fully-qualified message name. */
+  type: string;
+  /** ce-source: URI-reference of the producing service, e.g. `/jetkit/checkout`. */
+  source: string;
+  /** ce-time: when the event happened. */
+  time: Date | string;
+  partitionKey?: string | undefined;
+  correlationId?: string | undefined;
+  causationId?: string | undefined;
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
+  /** Nats-Msg-Id; defaults to `id`. */
+  msgId?: string | undefined;
+}
+
+/**
+ * A header value that is safe on the wire: no CR/LF or other control characters (a value must
+ * not be able to inject a header), trimmed, at most {@link MAX_HEADER_VALUE} characters.
+ */
+export function headerValue(value: string): string {
+  const clean = value.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
+  return clean.length > MAX_HEADER_VALUE ? `${clean.slice(0, MAX_HEADER_VALUE - 1)}…` : clean;
+}
+
+/** The headers of an event in their wire order, per contracts/WIRE.md. */
+export function eventHeaders(input: EventHeaderInput): [string, string][] {
+  const time = typeof input.time === "string" ? input.time : input.time.toISOString();
+  const h: [string, string][] = [
+    [EventHeaders.ID, input.id],
+    [EventHeaders.SPEC_VERSION, SPEC_VERSION],
+    [EventHeaders.TYPE, input.type],
+    [EventHeaders.SOURCE, input.source],
+    [EventHeaders.TIME, time],
+    [EventHeaders.DATA_CONTENT_TYPE, CONTENT_TYPE],
+  ];
+  if (input.partitionKey) h.push([EventHeaders.PARTITION_KEY, headerValue(input.partitionKey)]);
+  if (input.correlationId) h.push([EventHeaders.CORRELATION_ID, headerValue(input.correlationId)]);
+  if (input.causationId) h.push([EventHeaders.CAUSATION_ID, headerValue(input.causationId)]);
+  if (input.traceparent) h.push([EventHeaders.TRACEPARENT, input.traceparent]);
+  if (input.tracestate) h.push([EventHeaders.TRACESTATE, input.tracestate]);
+  h.push([EventHeaders.MSG_ID, input.msgId ?? input.id]);
+  return h;
+}
+
+/** The CloudEvents attributes of a received event. */
+export interface ReceivedEventHeaders {
+  id: string;
+  type: string;
+  source: string;
+  time: string;
+  msgId: string;
+  partitionKey?: string;
+  correlationId?: string;
+  causationId?: string;
+  traceparent?: string;
+  tracestate?: string;
+  replayOf?: string;
+}
+
+const ID_TOKEN = /^[\x21-\x7e]{1,256}$/;
+
+/**
+ * Reads and checks the headers of a received event. Throws `JK_WIRE_HEADERS` naming the header
+ * when a required one is missing or malformed.
+ */
+export function readEventHeaders(get: (name: string) => string | undefined): ReceivedEventHeaders {
+  const need = (name: string): string => {
+    const v = get(name);
+    if (!v) {
+      throw new JetkitError(
+        ContractErrorCodes.WIRE_HEADERS,
+        `header ${name} is missing; every jetkit event carries the CloudEvents headers of contracts/WIRE.md.`,
+        { details: { header: name } },
+      );
+    }
+    return v;
+  };
+  const spec = need(EventHeaders.SPEC_VERSION);
+  if (spec !== SPEC_VERSION) {
+    throw new JetkitError(
+      ContractErrorCodes.WIRE_HEADERS,
+      `header ce-specversion is "${spec}", expected "${SPEC_VERSION}".`,
+      { details: { header: EventHeaders.SPEC_VERSION } },
+    );
+  }
+  const ct = get(EventHeaders.DATA_CONTENT_TYPE);
+  if (ct && ct !== CONTENT_TYPE) {
+    throw new JetkitError(
+      ContractErrorCodes.WIRE_HEADERS,
+      `header ce-datacontenttype is "${ct}", expected "${CONTENT_TYPE}".`,
+      { details: { header: EventHeaders.DATA_CONTENT_TYPE } },
+    );
+  }
+  const id = need(EventHeaders.ID);
+  if (!ID_TOKEN.test(id)) {
+    throw new JetkitError(
+      ContractErrorCodes.WIRE_HEADERS,
+      "header ce-id must be 1-256 printable ASCII characters without spaces.",
+      { details: { header: EventHeaders.ID } },
+    );
+  }
+  const out: ReceivedEventHeaders = {
+    id,
+    type: need(EventHeaders.TYPE),
+    source: need(EventHeaders.SOURCE),
+    time: need(EventHeaders.TIME),
+    msgId: get(EventHeaders.MSG_ID) ?? id,
+  };
+  const optional = [
+    ["partitionKey", EventHeaders.PARTITION_KEY],
+    ["correlationId", EventHeaders.CORRELATION_ID],
+    ["causationId", EventHeaders.CAUSATION_ID],
+    ["traceparent", EventHeaders.TRACEPARENT],
+    ["tracestate", EventHeaders.TRACESTATE],
+    ["replayOf", EventHeaders.REPLAY_OF],
+  ] as const;
+  for (const [key, name] of optional) {
+    const v = get(name);
+    if (v) out[key] = v;
+  }
+  return out;
+}
