@@ -30,6 +30,8 @@ export { ContractValidator, type EventType, type FieldViolation, violationError 
 export {
   CONTENT_TYPE,
   DeadLetterHeaders,
+  type DeadLetterInput,
+  deadLetterHeaders,
   type EventHeaderInput,
   EventHeaders,
   eventHeaders,
@@ -39,5 +41,6 @@ export {
   MAX_HEADER_VALUE,
   type ReceivedEventHeaders,
   readEventHeaders,
+  replayHeaders,
   SPEC_VERSION,
 } from "./wire.js";

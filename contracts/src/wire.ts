@@ -174,3 +174,75 @@ export function readEventHeaders(get: (name: string) => string | undefined): Rec
   }
   return out;
 }
+
+/** Why and where a message is dead-lettered (contracts/WIRE.md §5). */
+export interface DeadLetterInput {
+  stream: string;
+  sequence: number;
+  subject: string;
+  consumer: string;
+  deliveries: number;
+  failureClass: FailureClass;
+  reason: string;
+  firstFailure: Date | string;
+  lastFailure: Date | string;
+}
+
+const rfc3339 = (t: Date | string) => (typeof t === "string" ? t : t.toISOString());
+
+/**
+ * The headers of a dead letter: the original headers in their order (Nats-Msg-Id replaced by
+ * `dlq:<stream>:<seq>`, earlier Jetkit-Dlq-* dropped), then the Jetkit-Dlq-* headers.
+ */
+export function deadLetterHeaders(
+  original: Iterable<[string, string]>,
+  input: DeadLetterInput,
+): [string, string][] {
+  const dlqNames = new Set<string>(Object.values(DeadLetterHeaders));
+  const out: [string, string][] = [];
+  let sawMsgId = false;
+  for (const [k, v] of original) {
+    if (dlqNames.has(k)) continue;
+    if (k === EventHeaders.MSG_ID) {
+      out.push([k, `dlq:${input.stream}:${input.sequence}`]);
+      sawMsgId = true;
+    } else out.push([k, v]);
+  }
+  if (!sawMsgId) out.push([EventHeaders.MSG_ID, `dlq:${input.stream}:${input.sequence}`]);
+  out.push(
+    [DeadLetterHeaders.STREAM, input.stream],
+    [DeadLetterHeaders.SEQUENCE, String(input.sequence)],
+    [DeadLetterHeaders.SUBJECT, input.subject],
+    [DeadLetterHeaders.CONSUMER, input.consumer],
+    [DeadLetterHeaders.DELIVERIES, String(input.deliveries)],
+    [DeadLetterHeaders.FAILURE_CLASS, input.failureClass],
+    [DeadLetterHeaders.REASON, headerValue(input.reason)],
+    [DeadLetterHeaders.FIRST_FAILURE, rfc3339(input.firstFailure)],
+    [DeadLetterHeaders.LAST_FAILURE, rfc3339(input.lastFailure)],
+  );
+  return out;
+}
+
+/**
+ * The headers of a replay of the dead letter stored at `dlqSequence` (contracts/WIRE.md §6): the
+ * original ce-* headers, `Jetkit-Replay-Of`, and a new `Nats-Msg-Id`.
+ */
+export function replayHeaders(
+  deadLetter: Iterable<[string, string]>,
+  dlqSequence: number,
+  dlqStream = "DLQ",
+): [string, string][] {
+  const dlqNames = new Set<string>(Object.values(DeadLetterHeaders));
+  const out: [string, string][] = [];
+  let id = "";
+  for (const [k, v] of deadLetter) {
+    if (dlqNames.has(k) || k === EventHeaders.MSG_ID || k === EventHeaders.REPLAY_OF) continue;
+    if (k === EventHeaders.ID) id = v;
+    out.push([k, v]);
+  }
+  out.push(
+    [EventHeaders.REPLAY_OF, `${dlqStream}:${dlqSequence}`],
+    [EventHeaders.MSG_ID, `replay:${dlqSequence}:${id}`],
+  );
+  return out;
+}
