@@ -2,8 +2,6 @@
 # Installs everything jetkit needs on a fresh machine, idempotently and fast when it is already
 # there. Source it (`. scripts/setup.sh`) to get PATH set up, or run it to just install.
 # All tools come from package registries, pinned; nothing is downloaded from anywhere else.
-set -euo pipefail
-
 JETKIT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export JETKIT_ROOT
 # Shared across clones of the repository on one machine, keyed by version below.
@@ -18,6 +16,10 @@ PROTOC_GEN_PROST_VERSION="0.5.0"
 PROTOVALIDATE_JAR_VERSION="1.3.0" # Maven Central build.buf:protovalidate ships buf/validate/validate.proto
 PROTOVALIDATE_JAR_SHA256="fc65013a322d9b390759670b454c05f94579c49a40dff872143dfba831ebbdc2"
 
+# Installs run in a subshell with strict error handling, so sourcing this file never changes
+# the caller's shell options; only the PATH and JETKIT_* variables below are exported.
+_jetkit_setup() (
+set -euo pipefail
 log() { printf '\033[2m[setup]\033[0m %s\n' "$*" >&2; }
 mkdir -p "$JETKIT_TOOLS"
 
@@ -85,8 +87,6 @@ if ! cmp -s "$pv_dir/proto/buf/validate/validate.proto" "$JETKIT_ROOT/contracts/
 fi
 
 export PATH="$bin_dir:$JETKIT_ROOT/node_modules/.bin:$PATH"
-export JETKIT_NATS_SERVER="$bin_dir/nats-server"
-
 # --- JavaScript dependencies --------------------------------------------------------------------
 stamp="$JETKIT_ROOT/node_modules/.jetkit-install-stamp"
 deps_sum() { cat "$JETKIT_ROOT/pnpm-lock.yaml" "$JETKIT_ROOT/pnpm-workspace.yaml" "$JETKIT_ROOT/package.json" "$JETKIT_ROOT"/*/package.json 2>/dev/null | sha256sum | cut -c1-16 || true; }
@@ -98,3 +98,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$(deps_sum)" ]; then
     cat "$JETKIT_TOOLS/pnpm-install.log" >&2; echo "setup: pnpm install failed (log above)" >&2; exit 1; }
   deps_sum > "$stamp"
 fi
+)
+_jetkit_setup || { echo "setup: failed (see above)" >&2; return 1 2>/dev/null || exit 1; }
+bin_dir="$JETKIT_TOOLS/bin"
+export PATH="$bin_dir:$JETKIT_ROOT/node_modules/.bin:$PATH"
+export JETKIT_NATS_SERVER="$bin_dir/nats-server"
+unset -f _jetkit_setup
+

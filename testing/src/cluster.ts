@@ -26,6 +26,10 @@ export interface ClusterOptions {
   debug: boolean;
   /** How long to wait for the cluster to be ready, in ms. Default: 30000. */
   readyTimeoutMs: number;
+  /** Directory for the nodes' data; a fresh temp dir when omitted. */
+  dir: string;
+  /** Run the nodes detached so they outlive this process (`jetkit dev up --cluster`). */
+  detached: boolean;
 }
 
 /** A JetStream cluster of real nats-server processes on loopback. */
@@ -112,7 +116,7 @@ async function monitor<T>(n: NatsServer, path: string): Promise<T | undefined> {
 export async function startCluster(opts: Partial<ClusterOptions> = {}): Promise<NatsCluster> {
   const size = opts.size ?? 3;
   const clusterName = opts.name ?? "jetkit";
-  const dir = await mkdtemp(join(tmpdir(), "jetkit-cluster-"));
+  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), "jetkit-cluster-")));
   const nodes: NatsServer[] = [];
   const options: ServerOptions[] = [];
   const routePorts: number[] = [];
@@ -128,10 +132,11 @@ export async function startCluster(opts: Partial<ClusterOptions> = {}): Promise<
         dir: join(dir, `n${i + 1}`),
         ...(opts.debug !== undefined ? { debug: opts.debug } : {}),
         readyTimeoutMs: opts.readyTimeoutMs ?? 30_000,
+        detached: opts.detached ?? false,
       });
       options.push(o);
       const node = new NatsServer(o, false, () => "");
-      track(node);
+      if (!o.detached) track(node);
       nodes.push(node);
     }
     // JetStream clustering needs routes configured from the first start, so route ports are

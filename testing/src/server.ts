@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, openSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +19,11 @@ export interface ServerOptions {
   debug: boolean;
   /** How long to wait for the server to be ready, in ms. Default: 20000. */
   readyTimeoutMs: number;
+  /**
+   * Run detached from this process (own process group, log in `<dir>/nats.log`), so it outlives
+   * it: for `jetkit dev up`. Default: false (tests: the server dies with the test process).
+   */
+  detached: boolean;
 }
 
 /** The ports a running server listens on, read from its ports file. */
@@ -111,7 +116,16 @@ export class NatsServer {
     await rm(portsDir, { recursive: true, force: true });
     await mkdir(portsDir, { recursive: true });
     const bin = natsServerBinary();
-    const proc = spawn(bin, ["-c", this.configFile], { stdio: ["ignore", "ignore", "pipe"] });
+    const detached = this.#opts.detached;
+    const logFd = detached ? openSync(join(this.dir, "nats.log"), "a") : undefined;
+    const proc = spawn(bin, ["-c", this.configFile], {
+      stdio: ["ignore", "ignore", logFd ?? "pipe"],
+      detached,
+    });
+    if (logFd !== undefined) {
+      closeSync(logFd);
+      proc.unref();
+    }
     this.#proc = proc;
     let log = "";
     proc.stderr?.setEncoding("utf8");
@@ -133,7 +147,10 @@ export class NatsServer {
         );
       }
       if (proc.exitCode !== null) {
-        throw new Error(`nats-server ${this.name} exited with code ${proc.exitCode} while starting:\n${log}`);
+        if (detached) log = await readFile(join(this.dir, "nats.log"), "utf8").catch(() => "");
+        throw new Error(
+          `nats-server ${this.name} exited with code ${proc.exitCode} while starting:\n${log.slice(-4000)}`,
+        );
       }
       const files = await readdir(portsDir).catch(() => [] as string[]);
       const file = files.find((f) => f.endsWith(".ports"));
@@ -270,6 +287,7 @@ export async function resolveOptions(
       dir,
       debug: opts.debug ?? process.env.JETKIT_NATS_DEBUG === "1",
       readyTimeoutMs: opts.readyTimeoutMs ?? 20_000,
+      detached: opts.detached ?? false,
     },
   };
 }
@@ -278,7 +296,7 @@ export async function resolveOptions(
 export async function startServer(opts: Partial<ServerOptions> = {}): Promise<NatsServer> {
   const { o, owns } = await resolveOptions(opts);
   const server = new NatsServer(o, owns, (ports) => baseConfig(o, ports));
-  track(server);
+  if (!o.detached) track(server);
   try {
     await server.start();
   } catch (err) {

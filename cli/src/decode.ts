@@ -1,0 +1,46 @@
+import { type JsonValue, toJson } from "@bufbuild/protobuf";
+import type { Catalog } from "@jetkit/contracts";
+
+/** A stored message decoded by its contract, for printing. */
+export interface DecodedMessage {
+  stream: string;
+  seq: number;
+  subject: string;
+  type?: string;
+  id?: string;
+  time?: string;
+  headers: Record<string, string>;
+  event?: JsonValue;
+  /** Why the payload could not be decoded, when it could not. */
+  error?: string;
+}
+
+export function decodeStored(
+  catalog: Catalog,
+  m: {
+    subject: string;
+    data: Uint8Array;
+    seq: number;
+    headers?: { keys(): string[]; get(k: string): string } | undefined;
+  },
+  stream: string,
+): DecodedMessage {
+  const headers: Record<string, string> = {};
+  for (const k of m.headers?.keys() ?? []) headers[k] = m.headers!.get(k);
+  const original = headers["Jetkit-Dlq-Subject"] ?? m.subject;
+  const spec = catalog.findBySubject(original);
+  const out: DecodedMessage = { stream, seq: m.seq, subject: m.subject, headers };
+  if (headers["ce-type"]) out.type = headers["ce-type"];
+  if (headers["ce-id"]) out.id = headers["ce-id"];
+  if (headers["ce-time"]) out.time = headers["ce-time"];
+  if (!spec) {
+    out.error = `no contract for subject ${original}`;
+    return out;
+  }
+  try {
+    out.event = toJson(spec.schema, catalog.decode(spec, m.data), { registry: catalog.registry });
+  } catch (err) {
+    out.error = (err as Error).message;
+  }
+  return out;
+}
