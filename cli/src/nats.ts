@@ -12,7 +12,7 @@ export function serversOf(ctx: RunContext): string[] {
       .map((s) => s.trim())
       .filter(Boolean);
   const dev = readDevState();
-  if (dev && dev.nodes.some((n) => isAlive(n.pid))) return dev.nodes.map((n) => n.url);
+  if (dev?.nodes.some((n) => isAlive(n.pid))) return dev.nodes.map((n) => n.url);
   return ["nats://127.0.0.1:4222"];
 }
 
