@@ -1,0 +1,128 @@
+import { JetkitError } from "@jetkit/contracts";
+import { JetStreamApiError } from "@nats-io/jetstream";
+import { errors as natsErrors, RequestError } from "@nats-io/transport-node";
+
+/** Error codes of the producer SDK (documented with their fix in producers/README.md). */
+export const ProducerErrorCodes = {
+  /** The options passed to createProducer or publish are invalid. */
+  OPTIONS: "JK_PRODUCER_OPTIONS",
+  /** The first connection to NATS failed. */
+  CONNECT: "JK_PRODUCER_CONNECT",
+  /** The encoded event is larger than the server (or stream) accepts. */
+  PAYLOAD_TOO_LARGE: "JK_PRODUCER_PAYLOAD_TOO_LARGE",
+  /** The circuit breaker is open: the broker failed repeatedly, publishes fail fast. */
+  CIRCUIT_OPEN: "JK_PRODUCER_CIRCUIT_OPEN",
+  /** No acknowledgement within the publish deadline, after every retry. */
+  TIMEOUT: "JK_PRODUCER_TIMEOUT",
+  /** An optimistic-concurrency expectation (last sequence / last msg id) failed. */
+  EXPECTATION_FAILED: "JK_PRODUCER_EXPECTATION_FAILED",
+  /** The subject is captured by another stream than the contract's. */
+  WRONG_STREAM: "JK_PRODUCER_WRONG_STREAM",
+  /** The server refused the message for a reason a retry cannot fix. */
+  REJECTED: "JK_PRODUCER_REJECTED",
+  /** The producer is closing or closed. */
+  CLOSED: "JK_PRODUCER_CLOSED",
+  /** One event of a publishMany batch failed; the batch stopped there. */
+  BATCH_FAILED: "JK_PRODUCER_BATCH_FAILED",
+} as const;
+export type ProducerErrorCode = (typeof ProducerErrorCodes)[keyof typeof ProducerErrorCodes];
+
+/** JetStream API error codes the producer tells apart. */
+const API = {
+  WRONG_LAST_SEQUENCE: 10071,
+  WRONG_LAST_SEQUENCE_UNKNOWN: 10164,
+  WRONG_LAST_MSG_ID: 10070,
+  EXPECTED_STREAM_MISMATCH: 10060,
+} as const;
+
+/** How a failed attempt is handled. */
+export type FailureKind = "transient" | "permanent";
+
+/**
+ * Sorts a failed publish attempt: timeouts, no-responders (JetStream restarting or not yet
+ * elected), disconnects and server 5xx are worth retrying with the same message id; everything
+ * else (expectations, permissions, limits, a closed connection) is not.
+ */
+export function classify(err: unknown): FailureKind {
+  if (err instanceof JetkitError) return "permanent";
+  if (err instanceof JetStreamApiError) return err.status >= 500 ? "transient" : "permanent";
+  // publish() wraps no-responders in "jetstream not enabled" (the stream leader is not there
+  // yet, e.g. the server is restarting), so look down the cause chain.
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; depth++) {
+    if (e instanceof natsErrors.TimeoutError || e instanceof natsErrors.NoRespondersError) return "transient";
+    if (e instanceof natsErrors.ConnectionError) return "transient";
+    if (e instanceof RequestError) {
+      // "connection disconnected" or no responders; "connection closed" is final.
+      return e.message === "connection closed" ? "permanent" : "transient";
+    }
+    e = e.cause;
+  }
+  return "permanent";
+}
+
+/**
+ * The JetkitError for a permanent failure of a publish to `subject`. NATS errors are mapped to
+ * a producer code; JetkitErrors (contract violations, …) pass through unchanged.
+ */
+export function toProducerError(
+  err: unknown,
+  ctx: { subject: string; stream: string; msgId: string },
+): JetkitError {
+  if (err instanceof JetkitError) return err;
+  const details = { ...ctx };
+  if (err instanceof JetStreamApiError) {
+    const api = { ...details, api_code: err.code, status: err.status };
+    switch (err.code) {
+      case API.WRONG_LAST_SEQUENCE:
+      case API.WRONG_LAST_SEQUENCE_UNKNOWN:
+      case API.WRONG_LAST_MSG_ID:
+        return new JetkitError(
+          ProducerErrorCodes.EXPECTATION_FAILED,
+          `publish to ${ctx.subject} refused: ${err.message}. Another writer got there first; re-read the stream and decide again.`,
+          { cause: err, details: api },
+        );
+      case API.EXPECTED_STREAM_MISMATCH:
+        return wrongStream(ctx, err.message, err);
+      default:
+        return new JetkitError(
+          ProducerErrorCodes.REJECTED,
+          `stream ${ctx.stream} refused the publish to ${ctx.subject}: ${err.message} (JetStream error ${err.code}).`,
+          { cause: err, details: api },
+        );
+    }
+  }
+  if (
+    err instanceof natsErrors.ClosedConnectionError ||
+    err instanceof natsErrors.DrainingConnectionError ||
+    (err instanceof RequestError && err.message === "connection closed")
+  ) {
+    return closedError(err);
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new JetkitError(ProducerErrorCodes.REJECTED, `publish to ${ctx.subject} failed: ${message}.`, {
+    cause: err,
+    details,
+  });
+}
+
+/** `JK_PRODUCER_WRONG_STREAM`. */
+export function wrongStream(
+  ctx: { subject: string; stream: string; msgId: string },
+  why: string,
+  cause?: unknown,
+): JetkitError {
+  return new JetkitError(
+    ProducerErrorCodes.WRONG_STREAM,
+    `subject ${ctx.subject} belongs to stream ${ctx.stream} by contract, but ${why}. Provision the streams from the contracts (they must not overlap with hand-made streams).`,
+    { cause, details: { ...ctx } },
+  );
+}
+
+/** `JK_PRODUCER_CLOSED`. */
+export function closedError(cause?: unknown): JetkitError {
+  return new JetkitError(
+    ProducerErrorCodes.CLOSED,
+    "the producer is closed: create a new producer to publish again.",
+    cause === undefined ? {} : { cause },
+  );
+}

@@ -1,0 +1,16 @@
+export type { Admission, BreakerChange, BreakerState } from "./breaker.js";
+export { CircuitBreaker } from "./breaker.js";
+export type { FailureKind, ProducerErrorCode } from "./errors.js";
+export { classify, ProducerErrorCodes } from "./errors.js";
+export type { BreakerOptions, ProducerOptions, RetryOptions } from "./options.js";
+export { DEFAULT_BREAKER, DEFAULT_MAX_IN_FLIGHT, DEFAULT_RETRY } from "./options.js";
+export type {
+  EncodedEvent,
+  Expectations,
+  ProducerStats,
+  PublishAck,
+  PublishManyOptions,
+  PublishOptions,
+} from "./producer.js";
+export { createProducer, Producer } from "./producer.js";
+export { backoffDelay } from "./retry.js";

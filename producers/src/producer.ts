@@ -1,0 +1,597 @@
+import {
+  type Catalog,
+  ContractValidator,
+  type EventSpec,
+  type EventType,
+  eventHeaders,
+  getCatalog,
+  JetkitError,
+  partitionKeyOf,
+  uuidv7,
+} from "@jetkit/contracts";
+import { JetStreamApiError, type JetStreamClient, jetstream, type PubAck } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { SpanStatusCode } from "@opentelemetry/api";
+import { type Logger, pino } from "pino";
+import { type BreakerChange, type BreakerState, CircuitBreaker } from "./breaker.js";
+import { classify, closedError, ProducerErrorCodes, toProducerError, wrongStream } from "./errors.js";
+import { checkExtraHeaders, headerBytes, toMsgHdrs } from "./headers.js";
+import { InFlightWindow } from "./in-flight.js";
+import {
+  type BreakerOptions,
+  DEFAULT_BREAKER,
+  DEFAULT_MAX_IN_FLIGHT,
+  DEFAULT_RETRY,
+  type ProducerOptions,
+  type RetryOptions,
+} from "./options.js";
+import { backoffDelay, sleep } from "./retry.js";
+import { Attr, ProducerTelemetry } from "./telemetry.js";
+
+/** Optimistic-concurrency expectations checked by the stream before it stores the event. */
+export interface Expectations {
+  /** The stream's last sequence must be this. */
+  lastSequence?: number;
+  /** The last sequence of the event's subject must be this (0: no message on the subject yet). */
+  lastSubjectSequence?: number;
+  /** The stream's last message id must be this. */
+  lastMsgId?: string;
+}
+
+/** Per-event options of a publish. All optional. */
+export interface PublishOptions {
+  /** `Nats-Msg-Id` and `ce-id`. Reuse it to retry an event safely (the stream drops duplicates). Default: a new UUIDv7. */
+  msgId?: string;
+  /** `ce-correlationid`. Default: the event's id. */
+  correlationId?: string;
+  /** `ce-causationid`: the id of the event that caused this one. */
+  causationId?: string;
+  /** `ce-partitionkey`. Default: the contract's partition key field of the event. */
+  key?: string;
+  /** `ce-time`. Default: now. */
+  time?: Date;
+  /** Checked by the stream; a mismatch fails with JK_PRODUCER_EXPECTATION_FAILED (not retried). */
+  expect?: Expectations;
+}
+
+/** An already-encoded event for {@link Producer.publishEncoded}: name it by `type` or by `subject`. */
+export interface EncodedEvent extends PublishOptions {
+  /** Fully-qualified message name, e.g. `shop.order.v1.OrderFulfillmentCompleted`. */
+  type?: string;
+  /** The event's subject, e.g. `order.fulfillment.completed`. */
+  subject?: string;
+  /** Protobuf binary of the event message. */
+  payload: Uint8Array;
+  /** Extra headers (not the CloudEvents/NATS ones, which jetkit writes). */
+  headers?: Record<string, string>;
+}
+
+/** What JetStream acknowledged. */
+export interface PublishAck {
+  readonly stream: string;
+  readonly seq: number;
+  /** True when the stream already had this msgId (within its duplicate window) and dropped the copy. */
+  readonly duplicate: boolean;
+  readonly msgId: string;
+  readonly subject: string;
+  /** Attempts it took (1 unless it was retried). */
+  readonly attempts: number;
+}
+
+/** Options of {@link Producer.publishMany} / {@link Producer.publishEach}. */
+export interface PublishManyOptions<T> {
+  /** Most events of this call unacknowledged at once (at most the producer's maxInFlight). Default: maxInFlight. */
+  window?: number;
+  /** Per-event publish options (e.g. a stable msgId so a rerun of the batch is deduplicated). */
+  options?: (event: T, index: number) => PublishOptions;
+}
+
+/** Counters of a producer, for tests, health checks and dashboards. */
+export interface ProducerStats {
+  /** Publishes admitted and not yet settled. */
+  inFlight: number;
+  /** Most publishes ever in flight at once (never above maxInFlight). */
+  inFlightHighWater: number;
+  maxInFlight: number;
+  /** Callers waiting for a slot (backpressure). */
+  waiting: number;
+  published: number;
+  duplicates: number;
+  retries: number;
+  failures: number;
+  breaker: BreakerState;
+}
+
+interface Prepared {
+  spec: EventSpec;
+  payload: Uint8Array;
+  key: string | undefined;
+  extra: [string, string][];
+}
+
+/** A connected producer. Create one per service with {@link createProducer}; share it. */
+export class Producer {
+  readonly name: string;
+  readonly source: string;
+  readonly catalog: Catalog;
+  readonly #nc: NatsConnection;
+  readonly #js: JetStreamClient;
+  readonly #log: Logger;
+  readonly #validator: ContractValidator | undefined;
+  readonly #retry: RetryOptions;
+  readonly #window: InFlightWindow;
+  readonly #breaker: CircuitBreaker;
+  readonly #telemetry: ProducerTelemetry;
+  readonly #keyFields = new Map<string, string | undefined>();
+  #closing: Promise<void> | undefined;
+  #stats = { published: 0, duplicates: 0, retries: 0, failures: 0 };
+
+  /** @internal use {@link createProducer} */
+  constructor(nc: NatsConnection, opts: ProducerOptions, log: Logger) {
+    this.name = opts.name;
+    this.source = opts.source ?? `/jetkit/${opts.name}`;
+    this.catalog = opts.catalog ?? getCatalog();
+    this.#nc = nc;
+    this.#js = jetstream(nc);
+    this.#log = log;
+    this.#validator = opts.validate === false ? undefined : new ContractValidator(this.catalog);
+    this.#retry = { ...DEFAULT_RETRY, ...opts.retry };
+    this.#window = new InFlightWindow(opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
+    const breaker: BreakerOptions = { ...DEFAULT_BREAKER, ...opts.breaker };
+    this.#breaker = new CircuitBreaker(breaker, (change) => this.#breakerChanged(change, opts));
+    this.#telemetry = new ProducerTelemetry(opts.name, () => ({
+      inFlight: this.#window.size,
+      breaker: this.#breaker.state,
+    }));
+    void this.#watchConnection();
+  }
+
+  /** Current circuit breaker state. */
+  get breakerState(): BreakerState {
+    return this.#breaker.state;
+  }
+
+  /** The underlying NATS connection (for health checks; do not close it yourself). */
+  get connection(): NatsConnection {
+    return this.#nc;
+  }
+
+  /** Counters since the producer was created. */
+  stats(): ProducerStats {
+    return {
+      inFlight: this.#window.size,
+      inFlightHighWater: this.#window.highWater,
+      maxInFlight: this.#window.limit,
+      waiting: this.#window.waiting,
+      ...this.#stats,
+      breaker: this.#breaker.state,
+    };
+  }
+
+  /**
+   * Publishes one event of the contract `Type` (the ts-proto generated const) and resolves with
+   * its JetStream ack. The event is encoded and validated first: nothing is sent if it breaks
+   * its contract (JK_CONTRACT_VIOLATION names the field and rule).
+   */
+  publish<T>(Type: EventType<T>, event: T, opts: PublishOptions = {}): Promise<PublishAck> {
+    let prepared: Prepared;
+    try {
+      const spec = this.catalog.byType(Type.$type);
+      const payload = Type.encode(event).finish();
+      if (this.#validator) this.#validator.check(spec, payload);
+      prepared = { spec, payload, key: opts.key ?? this.#keyOf(spec, event), extra: [] };
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#send(prepared, opts);
+  }
+
+  /**
+   * Publishes an already-encoded event (e.g. from the gateway or a replay tool), named by type or
+   * subject. It is decoded and validated like any other event before anything is sent.
+   */
+  publishEncoded(input: EncodedEvent): Promise<PublishAck> {
+    let prepared: Prepared;
+    try {
+      const spec = this.#specOf(input);
+      const message = this.#validator
+        ? this.#validator.check(spec, input.payload)
+        : spec.partitionKey && input.key === undefined
+          ? this.catalog.decode(spec, input.payload)
+          : undefined;
+      const extra = input.headers ? checkExtraHeaders(input.headers) : [];
+      const key = input.key ?? (message ? partitionKeyOf(spec, message) : undefined);
+      prepared = { spec, payload: input.payload, key, extra };
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#send(prepared, input);
+  }
+
+  /**
+   * Publishes `events` in order, pipelined: at most `window` are unacknowledged at once, and the
+   * next event is only taken from `events` when one is acknowledged (an async iterable is read
+   * lazily, so memory stays bounded). Resolves with the acks in the order of `events`.
+   */
+  async publishMany<T>(
+    Type: EventType<T>,
+    events: Iterable<T> | AsyncIterable<T>,
+    opts: PublishManyOptions<T> = {},
+  ): Promise<PublishAck[]> {
+    const acks: PublishAck[] = [];
+    for await (const ack of this.publishEach(Type, events, opts)) acks.push(ack);
+    return acks;
+  }
+
+  /**
+   * Like {@link publishMany} but yields each ack in order as soon as it (and every earlier one)
+   * is in, for unbounded sources. If an event fails, the events before it are yielded, the ones
+   * already in flight are awaited, and it throws JK_PRODUCER_BATCH_FAILED with the index.
+   */
+  async *publishEach<T>(
+    Type: EventType<T>,
+    events: Iterable<T> | AsyncIterable<T>,
+    opts: PublishManyOptions<T> = {},
+  ): AsyncGenerator<PublishAck, void, undefined> {
+    const window = Math.max(1, Math.min(opts.window ?? this.#window.limit, this.#window.limit));
+    type Settled = { ok: true; ack: PublishAck } | { ok: false; err: unknown };
+    const queue: Promise<Settled>[] = [];
+    const it = Symbol.asyncIterator in events ? events[Symbol.asyncIterator]() : events[Symbol.iterator]();
+    let index = 0;
+    let acked = 0;
+    let exhausted = false;
+    try {
+      for (;;) {
+        while (!exhausted && queue.length < window) {
+          const next = await it.next();
+          if (next.done) {
+            exhausted = true;
+            break;
+          }
+          const o = opts.options?.(next.value, index) ?? {};
+          queue.push(
+            this.publish(Type, next.value, o).then(
+              (ack): Settled => ({ ok: true, ack }),
+              (err: unknown): Settled => ({ ok: false, err }),
+            ),
+          );
+          index++;
+        }
+        const head = queue.shift();
+        if (!head) return;
+        const settled = await head;
+        if (!settled.ok) {
+          await Promise.all(queue);
+          const cause = settled.err;
+          const code = cause instanceof JetkitError ? cause.code : "unknown";
+          throw new JetkitError(
+            ProducerErrorCodes.BATCH_FAILED,
+            `event ${acked} of the batch failed (${code}): ${(cause as Error).message ?? String(cause)} Events before it were acknowledged; events after it that were already in flight may be stored too: rerun with the same msgIds to publish the rest without duplicates.`,
+            { cause, details: { index: acked, acked, code } },
+          );
+        }
+        acked++;
+        yield settled.ack;
+      }
+    } finally {
+      if (!exhausted) await it.return?.();
+    }
+  }
+
+  /**
+   * Stops accepting publishes, waits for the ones in flight to settle (at most `timeoutMs`),
+   * then drains and closes the connection. Safe to call more than once.
+   */
+  close(opts: { timeoutMs?: number } = {}): Promise<void> {
+    this.#closing ??= (async () => {
+      const timeoutMs = opts.timeoutMs ?? this.#retry.deadlineMs;
+      let timer: NodeJS.Timeout | undefined;
+      const flushed = await Promise.race([
+        this.#window.idle().then(() => true),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!flushed) {
+        this.#log.warn(
+          { in_flight: this.#window.size, timeout_ms: timeoutMs },
+          "closing with publishes still in flight; their callers will see JK_PRODUCER_CLOSED",
+        );
+      }
+      if (!this.#nc.isClosed()) {
+        await this.#nc.drain().catch(() => this.#nc.close());
+      }
+      this.#log.info({ ...this.#stats }, "producer closed");
+    })();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #specOf(input: EncodedEvent): EventSpec {
+    if (input.type !== undefined) {
+      const spec = this.catalog.byType(input.type);
+      if (input.subject !== undefined && input.subject !== spec.subject) {
+        throw new JetkitError(
+          ProducerErrorCodes.OPTIONS,
+          `type ${input.type} is published on ${spec.subject}, not on ${input.subject}: pass either type or subject, or both consistently.`,
+          { details: { type: input.type, subject: input.subject } },
+        );
+      }
+      return spec;
+    }
+    if (input.subject !== undefined) return this.catalog.bySubject(input.subject);
+    throw new JetkitError(ProducerErrorCodes.OPTIONS, "publishEncoded needs the event's type or subject.");
+  }
+
+  /** The partition key of a ts-proto event object (field localName is the same camelCase). */
+  #keyOf(spec: EventSpec, event: unknown): string | undefined {
+    let field = this.#keyFields.get(spec.type);
+    if (field === undefined && !this.#keyFields.has(spec.type)) {
+      field = spec.partitionKey
+        ? spec.schema.fields.find((f) => f.name === spec.partitionKey)?.localName
+        : undefined;
+      this.#keyFields.set(spec.type, field);
+    }
+    if (field === undefined) return undefined;
+    const value = (event as Record<string, unknown>)[field];
+    return typeof value === "string" && value !== "" ? value : undefined;
+  }
+
+  async #send(p: Prepared, opts: PublishOptions): Promise<PublishAck> {
+    if (this.#closing) throw closedError();
+    const { spec, payload } = p;
+    const subject = spec.subject;
+    const msgId = opts.msgId ?? uuidv7();
+    const ctx = { subject, stream: spec.stream, msgId };
+
+    // Fail fast while the breaker is open: the caller learns now, not after a deadline.
+    let admission = this.#breaker.enter();
+    if (admission.kind === "reject") {
+      this.#stats.failures++;
+      this.#telemetry.failed(subject, ProducerErrorCodes.CIRCUIT_OPEN, 0);
+      throw new JetkitError(
+        ProducerErrorCodes.CIRCUIT_OPEN,
+        `not publishing to ${subject}: the circuit breaker is open after repeated failures to reach JetStream; it probes again in ${admission.retryInMs} ms. Retry later (same msgId) or buffer on your side.`,
+        { details: { ...ctx, retry_in_ms: admission.retryInMs } },
+      );
+    }
+    const waited = this.#window.acquire();
+    if (waited) await waited;
+    const started = performance.now();
+    const deadline = Date.now() + this.#retry.deadlineMs;
+    const correlationId = opts.correlationId ?? msgId;
+    const { span, carrier } = this.#telemetry.startSend(subject, {
+      [Attr.MESSAGE_ID]: msgId,
+      [Attr.BODY_SIZE]: payload.length,
+      [Attr.CONVERSATION_ID]: correlationId,
+      [Attr.EVENT_TYPE]: spec.type,
+    });
+    let attempts = 0;
+    try {
+      const list = eventHeaders({
+        id: msgId,
+        type: spec.type,
+        source: this.source,
+        time: opts.time ?? new Date(),
+        partitionKey: p.key,
+        correlationId,
+        causationId: opts.causationId,
+        traceparent: carrier.traceparent,
+        tracestate: carrier.tracestate,
+      });
+      if (p.extra.length > 0) list.splice(list.length - 1, 0, ...p.extra);
+      this.#checkSize(ctx, payload.length, headerBytes(list));
+      const headers = toMsgHdrs(list);
+      const expect = toExpect(opts.expect);
+      let probe = admission.probe;
+      for (;;) {
+        attempts++;
+        let ack: PubAck;
+        try {
+          const timeout = Math.max(1, Math.min(this.#retry.attemptTimeoutMs, deadline - Date.now()));
+          ack = await this.#js.publish(
+            subject,
+            payload,
+            expect ? { headers, timeout, expect } : { headers, timeout },
+          );
+        } catch (err) {
+          if (classify(err) === "permanent" || (this.#closing && this.#nc.isClosed())) {
+            // The broker answered (a refusal), so it is reachable; anything else says nothing about it.
+            if (err instanceof JetStreamApiError) this.#breaker.success(probe);
+            else this.#breaker.release(probe);
+            throw toProducerError(err, ctx);
+          }
+          this.#breaker.failure(probe);
+          const reason = err instanceof Error ? err.message : String(err);
+          if (Date.now() >= deadline) throw this.#timeout(ctx, attempts, reason, err);
+          this.#stats.retries++;
+          this.#telemetry.retried(subject, err instanceof Error ? err.name : "Error");
+          this.#log.debug({ ...logCtx(ctx), attempt: attempts, reason }, "publish attempt failed; retrying");
+          await sleep(Math.min(backoffDelay(attempts, this.#retry), Math.max(0, deadline - Date.now())));
+          // Accepted work waits for the breaker to let an attempt through instead of failing fast.
+          for (;;) {
+            admission = this.#breaker.enter();
+            if (admission.kind === "pass") break;
+            const left = deadline - Date.now();
+            if (left <= 0) throw this.#timeout(ctx, attempts, "circuit breaker open", err);
+            await this.#breaker.whenPassable(left);
+          }
+          probe = admission.probe;
+          continue;
+        }
+        this.#breaker.success(probe);
+        if (ack.stream !== spec.stream) {
+          throw wrongStream(ctx, `stream ${ack.stream} stored it (seq ${ack.seq})`);
+        }
+        const result: PublishAck = {
+          stream: ack.stream,
+          seq: ack.seq,
+          duplicate: ack.duplicate,
+          msgId,
+          subject,
+          attempts,
+        };
+        this.#published(result, started, span, correlationId);
+        return result;
+      }
+    } catch (err) {
+      const e = err instanceof JetkitError ? err : toProducerError(err, ctx);
+      this.#stats.failures++;
+      this.#telemetry.failed(subject, e.code, (performance.now() - started) / 1000);
+      span.setAttribute(Attr.ERROR_TYPE, e.code);
+      span.setAttribute(Attr.ATTEMPTS, attempts);
+      span.recordException(e);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
+      this.#log.error(
+        {
+          ...logCtx(ctx),
+          err: { code: e.code, message: e.message },
+          attempts,
+          correlation_id: correlationId,
+        },
+        "publish failed",
+      );
+      throw e;
+    } finally {
+      span.end();
+      this.#window.release();
+    }
+  }
+
+  #published(
+    ack: PublishAck,
+    started: number,
+    span: ReturnType<ProducerTelemetry["startSend"]>["span"],
+    correlationId: string,
+  ): void {
+    this.#stats.published++;
+    if (ack.duplicate) this.#stats.duplicates++;
+    this.#telemetry.published(ack.subject, (performance.now() - started) / 1000);
+    span.setAttribute(Attr.STREAM, ack.stream);
+    span.setAttribute(Attr.SEQUENCE, ack.seq);
+    span.setAttribute(Attr.DUPLICATE, ack.duplicate);
+    span.setAttribute(Attr.ATTEMPTS, ack.attempts);
+    if (this.#log.isLevelEnabled("debug")) {
+      this.#log.debug(
+        {
+          subject: ack.subject,
+          stream: ack.stream,
+          seq: ack.seq,
+          msg_id: ack.msgId,
+          duplicate: ack.duplicate,
+          attempts: ack.attempts,
+          correlation_id: correlationId,
+          trace_id: span.spanContext().traceId,
+        },
+        "published",
+      );
+    }
+  }
+
+  #checkSize(
+    ctx: { subject: string; stream: string; msgId: string },
+    payload: number,
+    headers: number,
+  ): void {
+    const server = this.#nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
+    const streamLimit = this.catalog.stream(ctx.stream)?.maxMsgSize || Number.POSITIVE_INFINITY;
+    const limit = Math.min(server, streamLimit);
+    const size = payload + headers;
+    if (size > limit) {
+      const by = limit === server ? "the server's max_payload" : `stream ${ctx.stream}'s max_msg_size`;
+      throw new JetkitError(
+        ProducerErrorCodes.PAYLOAD_TOO_LARGE,
+        `event for ${ctx.subject} is ${size} bytes (${payload} payload + ${headers} headers), over ${by} of ${limit} bytes. Split the event or store large data elsewhere and publish a reference.`,
+        { details: { ...ctx, size, payload_bytes: payload, header_bytes: headers, limit } },
+      );
+    }
+  }
+
+  #timeout(
+    ctx: { subject: string; stream: string; msgId: string },
+    attempts: number,
+    reason: string,
+    cause: unknown,
+  ): JetkitError {
+    return new JetkitError(
+      ProducerErrorCodes.TIMEOUT,
+      `no ack from stream ${ctx.stream} for ${ctx.subject} within ${this.#retry.deadlineMs} ms after ${attempts} attempt(s) (last: ${reason}). The event may or may not be stored: publish it again with the same msgId (${ctx.msgId}) and the stream drops the duplicate.`,
+      { cause, details: { ...ctx, attempts, deadline_ms: this.#retry.deadlineMs } },
+    );
+  }
+
+  #breakerChanged(change: BreakerChange, opts: ProducerOptions): void {
+    const fields = { breaker: change.to, from: change.from, failures: change.failures };
+    if (change.to === "open") this.#log.warn(fields, "circuit breaker opened: publishes fail fast");
+    else this.#log.info(fields, `circuit breaker ${change.to}`);
+    opts.onBreakerChange?.(change);
+  }
+
+  async #watchConnection(): Promise<void> {
+    for await (const s of this.#nc.status()) {
+      if (s.type === "disconnect" || s.type === "reconnect") {
+        this.#log.info({ event: s.type, server: s.server }, `nats connection ${s.type}`);
+      } else if (s.type === "error") {
+        this.#log.warn({ event: s.type, err: { message: s.error.message } }, "nats connection error");
+      }
+    }
+  }
+}
+
+function toExpect(e: Expectations | undefined) {
+  if (!e) return undefined;
+  const out: { lastSequence?: number; lastSubjectSequence?: number; lastMsgID?: string } = {};
+  if (e.lastSequence !== undefined) out.lastSequence = e.lastSequence;
+  if (e.lastSubjectSequence !== undefined) out.lastSubjectSequence = e.lastSubjectSequence;
+  if (e.lastMsgId !== undefined) out.lastMsgID = e.lastMsgId;
+  return out;
+}
+
+function logCtx(ctx: { subject: string; stream: string; msgId: string }) {
+  return { subject: ctx.subject, stream: ctx.stream, msg_id: ctx.msgId };
+}
+
+/**
+ * Connects to NATS and returns a {@link Producer}. Reconnects forever by default (publishes
+ * retry to their deadline and the breaker fails fast meanwhile). Throws JK_PRODUCER_CONNECT when
+ * the first connection fails.
+ */
+export async function createProducer(opts: ProducerOptions): Promise<Producer> {
+  if (!opts.name || !/^[A-Za-z0-9._-]{1,64}$/.test(opts.name)) {
+    throw new JetkitError(
+      ProducerErrorCodes.OPTIONS,
+      `producer name "${opts.name}" must be 1-64 letters, digits, ".", "_" or "-" (it becomes ce-source /jetkit/<name>).`,
+      { details: { name: opts.name } },
+    );
+  }
+  if (opts.maxInFlight !== undefined && !(Number.isInteger(opts.maxInFlight) && opts.maxInFlight >= 1)) {
+    throw new JetkitError(ProducerErrorCodes.OPTIONS, "maxInFlight must be an integer >= 1.", {
+      details: { maxInFlight: opts.maxInFlight },
+    });
+  }
+  const parent = opts.logger ?? pino({ level: "info" });
+  const log = parent.child({ service: opts.name, component: "producer" });
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: opts.servers,
+      name: opts.name,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      ...(opts.tls ? { tls: opts.tls } : {}),
+      ...opts.connection,
+    });
+  } catch (err) {
+    throw new JetkitError(
+      ProducerErrorCodes.CONNECT,
+      `cannot connect to NATS at ${String(opts.servers)}: ${(err as Error).message}. Check the URL, that nats-server runs, and the TLS/credentials options.`,
+      { cause: err, details: { servers: opts.servers } },
+    );
+  }
+  log.info({ server: nc.getServer(), max_payload: nc.info?.max_payload }, "producer connected");
+  return new Producer(nc, opts, log);
+}
