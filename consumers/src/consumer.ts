@@ -1,0 +1,777 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  type Catalog,
+  ContractErrorCodes,
+  ContractValidator,
+  EventHeaders,
+  type EventSpec,
+  type EventType,
+  type FailureClass,
+  getCatalog,
+  isJetkitError,
+  JetkitError,
+  partitionKeyOf,
+  type ReceivedEventHeaders,
+  readEventHeaders,
+  subjectMatches,
+  subjectsOverlap,
+} from "@jetkit/contracts";
+import {
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  jetstream,
+  jetstreamManager,
+} from "@nats-io/jetstream";
+import type { NatsConnection, Subscription } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import { type Attributes, context, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { type Logger, pino } from "pino";
+import { watchMaxDeliveries } from "./advisories.js";
+import { nakDelay } from "./backoff.js";
+import { type DeadLetter, publishDeadLetter } from "./dead-letter.js";
+import { durableConfig, ensureDurable } from "./durable.js";
+import { ConsumerErrorCodes, isPermanentError, reasonOf } from "./errors.js";
+import { type HealthServer, startHealthServer } from "./health.js";
+import { IdempotencyStore } from "./idempotency.js";
+import { KeyLanes } from "./key-lanes.js";
+import { type ConsumerOptions, type ResolvedOptions, resolveOptions } from "./options.js";
+import { Slots } from "./slots.js";
+import { createTelemetry, messageAttributes, type Telemetry } from "./telemetry.js";
+import { extractTraceContext } from "./trace-context.js";
+
+/** What a handler learns about the message it handles. */
+export interface HandlerContext {
+  readonly subject: string;
+  readonly stream: string;
+  /** Stream sequence of the message. */
+  readonly seq: number;
+  /** Delivery count, 1 on the first delivery (in per-key mode, in-place retries count too). */
+  readonly delivery: number;
+  /** The event id (ce-id). */
+  readonly eventId: string;
+  /** The JetStream message id (Nats-Msg-Id; differs from ce-id on a replay of a dead letter). */
+  readonly msgId: string;
+  readonly correlationId: string | undefined;
+  readonly causationId: string | undefined;
+  readonly partitionKey: string | undefined;
+  /** Set when the message is a replay of a dead letter: `DLQ:<seq>`. */
+  readonly replayOf: string | undefined;
+  /** The CloudEvents attributes as received. */
+  readonly headers: ReceivedEventHeaders;
+  /** Child logger with subject, msg_id, stream, seq, delivery, trace_id, correlation_id. */
+  readonly logger: Logger;
+  /** Aborted when `stop()` reaches its deadline while this handler still runs. */
+  readonly signal: AbortSignal;
+  /** Tells the server the handler is still working, so it does not redeliver after ack wait. */
+  working(): void;
+}
+
+/** A handler for events of one type; throw to retry, throw {@link PermanentError} to dead-letter at once. */
+export type Handler<T> = (event: T, ctx: HandlerContext) => Promise<void> | void;
+
+/** Consumer lag summed over the durable's streams. */
+export interface ConsumerLag {
+  /** Messages stored but not yet delivered to the durable (num_pending). */
+  pending: number;
+  /** Messages delivered and not yet acknowledged (num_ack_pending). */
+  ackPending: number;
+  /** Messages waiting for redelivery (num_redelivered). */
+  redelivered: number;
+}
+
+/** A typed event consumer: register handlers with `on`, then `start`; `stop` drains it. */
+export interface Consumer {
+  readonly durable: string;
+  /** Registers the handler of one event type (before `start`). */
+  on<T>(type: EventType<T>, handler: Handler<T>): Consumer;
+  /** Creates or updates the durable(s) and starts consuming. */
+  start(): Promise<void>;
+  /** Stops pulling, lets in-flight handlers finish until `timeoutMs` (default 10 s), naks the rest, drains. */
+  stop(opts?: { timeoutMs?: number }): Promise<void>;
+  /** True while connected and every consume loop is running. */
+  isReady(): boolean;
+  /** Live lag from the server. */
+  lag(): Promise<ConsumerLag>;
+  /** URL of the health probe when `health` was set. */
+  readonly healthUrl: string | undefined;
+}
+
+interface Registration {
+  type: EventType<unknown>;
+  spec: EventSpec;
+  handler: Handler<unknown>;
+}
+
+/** One durable on one stream, with its filter subjects and current consume loop. */
+interface Binding {
+  stream: string;
+  subjects: string[];
+  iter: ConsumerMessages | undefined;
+  loop: Promise<void> | undefined;
+}
+
+interface InFlight {
+  msg: JsMsg;
+  started: boolean;
+  abandoned: boolean;
+}
+
+type Outcome = "ack" | "nak" | "dead" | "abandoned";
+
+/**
+ * Creates a consumer and connects (unless `connection` is given). Nothing is pulled before
+ * `start()`. Throws `JK_CONSUMER_CONFIG` for bad options, `JK_CONSUMER_CONNECT` when the server
+ * cannot be reached.
+ */
+export async function createConsumer(
+  opts: Partial<ConsumerOptions> & { durable: string },
+): Promise<Consumer> {
+  const o = resolveOptions(opts);
+  let nc = o.connection;
+  const owns = nc === undefined;
+  if (!nc) {
+    try {
+      nc = await connect({
+        servers: o.servers,
+        name: o.name ?? `jetkit-consumer-${o.durable}`,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        pingInterval: 5_000,
+      });
+    } catch (err) {
+      throw new JetkitError(
+        ConsumerErrorCodes.CONNECT,
+        `could not connect to NATS at ${String(o.servers)}: ${(err as Error).message}. Check the server runs and the URL.`,
+        { cause: err, details: { servers: o.servers } },
+      );
+    }
+  }
+  return new JetkitConsumer(o, nc, owns);
+}
+
+const STATUS_LOG_LEVEL: Record<string, "warn" | "info" | "debug"> = {
+  heartbeats_missed: "warn",
+  consumer_deleted: "warn",
+  consumer_not_found: "warn",
+  stream_not_found: "warn",
+  no_responders: "warn",
+  exceeded_limits: "warn",
+  reset: "info",
+};
+
+class JetkitConsumer implements Consumer {
+  readonly durable: string;
+  readonly #o: ResolvedOptions;
+  readonly #nc: NatsConnection;
+  readonly #ownsConnection: boolean;
+  readonly #js: JetStreamClient;
+  #jsm: JetStreamManager | undefined;
+  readonly #catalog: Catalog;
+  readonly #validator: ContractValidator | undefined;
+  readonly #log: Logger;
+  readonly #tel: Telemetry;
+  readonly #handlers = new Map<string, Registration>();
+  readonly #bindings: Binding[] = [];
+  readonly #slots: Slots;
+  readonly #lanes = new KeyLanes();
+  readonly #inFlight = new Set<InFlight>();
+  readonly #tasks = new Set<Promise<void>>();
+  readonly #firstFailure = new Map<string, Date>();
+  readonly #shutdown = new AbortController();
+  readonly #advisorySubs: Subscription[] = [];
+  #store: IdempotencyStore | undefined;
+  #health: HealthServer | undefined;
+  #state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
+  #connected = true;
+  #lastLag: ConsumerLag = { pending: 0, ackPending: 0, redelivered: 0 };
+  #timers: NodeJS.Timeout[] = [];
+
+  constructor(o: ResolvedOptions, nc: NatsConnection, owns: boolean) {
+    this.#o = o;
+    this.durable = o.durable;
+    this.#nc = nc;
+    this.#ownsConnection = owns;
+    this.#js = jetstream(nc);
+    this.#catalog = o.catalog ?? getCatalog();
+    this.#validator = o.validate ? new ContractValidator(this.#catalog) : undefined;
+    this.#log = (
+      o.logger ?? pino({ name: "jetkit-consumer", level: process.env.JETKIT_LOG_LEVEL ?? "info" })
+    ).child({ durable: o.durable });
+    this.#tel = createTelemetry(o);
+    this.#slots = new Slots(o.concurrency);
+    for (const t of o.events ?? []) this.#catalog.byType(t.$type);
+  }
+
+  get healthUrl(): string | undefined {
+    return this.#health?.url;
+  }
+
+  on<T>(type: EventType<T>, handler: Handler<T>): Consumer {
+    if (this.#state !== "new") {
+      throw new JetkitError(
+        ConsumerErrorCodes.STATE,
+        `on(${type.$type}) was called after start(): register every handler before starting the consumer.`,
+        { details: { type: type.$type } },
+      );
+    }
+    const spec = this.#catalog.byType(type.$type);
+    const filters = this.#explicitSubjects();
+    if (filters.length > 0 && !filters.some((f) => subjectMatches(f, spec.subject))) {
+      throw new JetkitError(
+        ConsumerErrorCodes.CONFIG,
+        `handler for ${spec.type} (subject ${spec.subject}) can never run: durable ${this.durable} consumes only ${filters.join(", ")}. Add the event to the events/subjects option.`,
+        { details: { type: spec.type, subject: spec.subject } },
+      );
+    }
+    this.#handlers.set(spec.type, { type, spec, handler: handler as Handler<unknown> });
+    return this;
+  }
+
+  #explicitSubjects(): string[] {
+    const fromEvents = (this.#o.events ?? []).map((t) => this.#catalog.byType(t.$type).subject);
+    return [...fromEvents, ...(this.#o.subjects ?? [])];
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== "new") {
+      throw new JetkitError(
+        ConsumerErrorCodes.STATE,
+        `start() was called twice on consumer ${this.durable}.`,
+      );
+    }
+    this.#state = "starting";
+    let subjects = this.#explicitSubjects();
+    if (subjects.length === 0) subjects = [...this.#handlers.values()].map((r) => r.spec.subject);
+    if (subjects.length === 0) {
+      throw new JetkitError(
+        ConsumerErrorCodes.CONFIG,
+        `consumer ${this.durable} has nothing to consume: pass events or subjects, or register a handler with on() before start().`,
+      );
+    }
+    const byStream = new Map<string, string[]>();
+    for (const s of [...new Set(subjects)]) {
+      const stream = this.#catalog.streams.find((st) => st.subjects.some((p) => subjectsOverlap(p, s)));
+      if (!stream) {
+        throw new JetkitError(
+          ConsumerErrorCodes.CONFIG,
+          `subject ${s} is captured by no stream of the contracts; consume event subjects such as order.fulfillment.completed.`,
+          { details: { subject: s } },
+        );
+      }
+      byStream.set(stream.name, [...(byStream.get(stream.name) ?? []), s]);
+    }
+    try {
+      this.#jsm = await jetstreamManager(this.#nc);
+    } catch (err) {
+      throw new JetkitError(
+        ConsumerErrorCodes.CONNECT,
+        `JetStream is not available: ${(err as Error).message}. Enable JetStream on the server.`,
+        { cause: err },
+      );
+    }
+    const jsm = this.#jsm;
+    try {
+      await jsm.streams.info(this.#o.deadLetter.stream);
+    } catch (err) {
+      throw new JetkitError(
+        ConsumerErrorCodes.DLQ_STREAM,
+        `dead-letter stream ${this.#o.deadLetter.stream} does not exist: provision the streams from the contracts (it captures dlq.>) before starting consumers.`,
+        { cause: err, details: { stream: this.#o.deadLetter.stream } },
+      );
+    }
+    for (const [stream, subs] of byStream) {
+      await ensureDurable(jsm, stream, durableConfig(this.#o, subs));
+      this.#bindings.push({ stream, subjects: subs, iter: undefined, loop: undefined });
+    }
+    if (this.#o.idempotency)
+      this.#store = await IdempotencyStore.open(this.#js, this.durable, this.#o.idempotency);
+    if (this.#o.deadLetter.advisories) {
+      for (const b of this.#bindings) {
+        this.#advisorySubs.push(
+          watchMaxDeliveries(
+            this.#nc,
+            jsm,
+            b.stream,
+            this.durable,
+            (dl) => this.#storeDeadLetter({ ...dl, consumer: this.durable }),
+            this.#log,
+          ),
+        );
+      }
+    }
+    this.#watchConnection();
+    this.#observeLag();
+    if (this.#o.health) this.#health = await startHealthServer(this.#o.health, this);
+    this.#state = "running";
+    for (const b of this.#bindings) b.loop = this.#consumeLoop(b);
+    this.#log.info(
+      { streams: this.#bindings.map((b) => b.stream), subjects, concurrency: this.#o.concurrency },
+      "consumer started",
+    );
+  }
+
+  isReady(): boolean {
+    return (
+      this.#state === "running" &&
+      this.#connected &&
+      !this.#nc.isClosed() &&
+      this.#bindings.every((b) => b.iter !== undefined)
+    );
+  }
+
+  async lag(): Promise<ConsumerLag> {
+    const jsm = this.#jsm ?? (await jetstreamManager(this.#nc));
+    const lag: ConsumerLag = { pending: 0, ackPending: 0, redelivered: 0 };
+    for (const b of this.#bindings) {
+      const ci = await jsm.consumers.info(b.stream, this.durable);
+      lag.pending += ci.num_pending;
+      lag.ackPending += ci.num_ack_pending;
+      lag.redelivered += ci.num_redelivered;
+    }
+    this.#lastLag = lag;
+    return lag;
+  }
+
+  async stop(opts: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.#state === "stopped" || this.#state === "stopping") return;
+    const wasRunning = this.#state === "running";
+    this.#state = "stopping";
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    this.#log.info({ in_flight: this.#inFlight.size, timeout_ms: timeoutMs }, "consumer stopping");
+    for (const t of this.#timers) clearInterval(t);
+    for (const sub of this.#advisorySubs) sub.unsubscribe();
+    // Stop pulling; messages already buffered still reach #dispatch, which naks them.
+    for (const b of this.#bindings) b.iter?.stop();
+    const settled = Promise.allSettled([...this.#tasks]);
+    const timer = sleep(timeoutMs, "timeout" as const, { ref: false });
+    const outcome = await Promise.race([settled.then(() => "done" as const), timer]);
+    if (outcome === "timeout") {
+      this.#shutdown.abort(new Error("consumer stopping"));
+      for (const f of this.#inFlight) {
+        f.abandoned = true;
+        f.msg.nak();
+      }
+      this.#log.warn(
+        { abandoned: this.#inFlight.size },
+        "in-flight handlers passed the stop deadline; nak'd",
+      );
+    }
+    if (wasRunning) await Promise.race([Promise.allSettled(this.#bindings.map((b) => b.loop)), sleep(2000)]);
+    await this.#health?.close();
+    if (this.#ownsConnection && !this.#nc.isClosed()) {
+      await Promise.race([this.#nc.drain().catch(() => this.#nc.close()), sleep(5000)]);
+      if (!this.#nc.isClosed()) await this.#nc.close();
+    }
+    this.#state = "stopped";
+    this.#log.info("consumer stopped");
+  }
+
+  async #consumeLoop(b: Binding): Promise<void> {
+    let failures = 0;
+    const log = this.#log.child({ stream: b.stream });
+    const config = durableConfig(this.#o, b.subjects);
+    let first = true;
+    while (this.#state === "running") {
+      try {
+        // The durable may have been deleted (or the stream restored): recreate before consuming again.
+        if (!first) await ensureDurable(this.#jsm!, b.stream, config);
+        first = false;
+        const c = await this.#js.consumers.get(b.stream, this.durable);
+        const iter = await c.consume({ max_messages: this.#o.batch });
+        b.iter = iter;
+        // stop() may have run while the loop was connecting: it could not stop this iterator.
+        if (this.#state !== "running") iter.stop();
+        if (failures > 0) log.info({ attempts: failures }, "consume loop recovered");
+        failures = 0;
+        this.#watchStatus(b, iter, log);
+        for await (const m of iter) await this.#dispatch(b, m);
+        if (this.#state === "running") log.warn("consume loop ended; recreating it");
+      } catch (err) {
+        failures++;
+        if (this.#state === "running")
+          log.warn({ err, attempt: failures }, "consume loop failed; recreating it");
+      }
+      b.iter = undefined;
+      if (this.#state !== "running") break;
+      await sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
+    }
+  }
+
+  #watchStatus(b: Binding, iter: ConsumerMessages, log: Logger): void {
+    void (async () => {
+      for await (const s of iter.status()) {
+        const level = STATUS_LOG_LEVEL[s.type];
+        if (level) log[level]({ status: s }, `consumer status: ${s.type}`);
+        const lost =
+          s.type === "consumer_deleted" ||
+          (s.type === "consumer_not_found" && s.count >= 2) ||
+          (s.type === "heartbeats_missed" && s.count >= 4);
+        // The library keeps pulling a consumer that is gone; restart the loop, which recreates it.
+        if (lost && b.iter === iter && this.#state === "running") iter.stop();
+      }
+    })().catch(() => {});
+  }
+
+  #watchConnection(): void {
+    void (async () => {
+      for await (const s of this.#nc.status()) {
+        if (s.type === "disconnect") {
+          this.#connected = false;
+          this.#log.warn({ server: s.server }, "disconnected from NATS");
+        } else if (s.type === "reconnect") {
+          this.#connected = true;
+          this.#log.info({ server: s.server }, "reconnected to NATS");
+        } else if (s.type === "error" || s.type === "ldm") {
+          this.#log.warn({ status: s.type }, "NATS connection status");
+        }
+      }
+    })().catch(() => {});
+  }
+
+  #observeLag(): void {
+    this.#tel.lag.addCallback((r) =>
+      r.observe(this.#lastLag.pending, { "messaging.consumer.group.name": this.durable }),
+    );
+    this.#tel.ackPending.addCallback((r) =>
+      r.observe(this.#lastLag.ackPending, { "messaging.consumer.group.name": this.durable }),
+    );
+    const refresh = setInterval(() => {
+      if (this.#connected) this.lag().catch(() => {});
+    }, 5000);
+    refresh.unref();
+    // Messages waiting for their key's turn must not time out on the server meanwhile.
+    const keepAlive = setInterval(
+      () => {
+        for (const f of this.#inFlight) if (!f.started && !f.abandoned) f.msg.working();
+      },
+      Math.max(500, this.#o.ackWaitMs / 3),
+    );
+    keepAlive.unref();
+    this.#timers.push(refresh, keepAlive);
+  }
+
+  async #dispatch(b: Binding, m: JsMsg): Promise<void> {
+    if (this.#state !== "running") {
+      m.nak();
+      return;
+    }
+    const wait = this.#slots.acquire();
+    if (wait) await wait;
+    if (this.#state !== "running") {
+      this.#slots.release();
+      m.nak();
+      return;
+    }
+    const f: InFlight = { msg: m, started: false, abandoned: false };
+    this.#inFlight.add(f);
+    const key = this.#o.ordering === "per-key" ? this.#partitionKey(m) : undefined;
+    const task = this.#lanes
+      .run(key, () => this.#handle(b, f))
+      .catch((err: unknown) => this.#log.error({ err, seq: m.seq }, "unexpected error handling a message"))
+      .finally(() => {
+        this.#inFlight.delete(f);
+        this.#slots.release();
+        this.#tasks.delete(task);
+      });
+    this.#tasks.add(task);
+  }
+
+  #partitionKey(m: JsMsg): string | undefined {
+    const fromHeader = m.headers?.get(EventHeaders.PARTITION_KEY);
+    if (fromHeader) return fromHeader;
+    const spec = this.#catalog.findBySubject(m.subject);
+    if (!spec?.partitionKey) return undefined;
+    try {
+      return partitionKeyOf(spec, this.#catalog.decode(spec, m.data));
+    } catch {
+      return undefined;
+    }
+  }
+
+  async #handle(b: Binding, f: InFlight): Promise<void> {
+    f.started = true;
+    const m = f.msg;
+    const delivery = m.info.deliveryCount;
+    const attrs = messageAttributes(this.durable, m.subject);
+    if (delivery > 1) this.#tel.redeliveries.add(1, attrs);
+    const get = (name: string) => m.headers?.get(name) || undefined;
+    const baseLog = this.#log.child({
+      subject: m.subject,
+      stream: b.stream,
+      seq: m.seq,
+      delivery,
+      msg_id: get(EventHeaders.MSG_ID),
+    });
+
+    // 1. Wire headers, type and contract: failures here never improve with a retry.
+    let wire: ReceivedEventHeaders;
+    try {
+      wire = readEventHeaders(get);
+    } catch (err) {
+      const header = isJetkitError(err) ? err.details.header : undefined;
+      return this.#poison(
+        b,
+        f,
+        header === EventHeaders.TYPE ? "unknown_type" : "undecodable",
+        reasonOf(err),
+        baseLog,
+      );
+    }
+    const spec = this.#catalog.findByType(wire.type);
+    if (!spec || spec.subject !== m.subject) {
+      const why = spec
+        ? `ce-type ${wire.type} belongs to subject ${spec.subject}, not ${m.subject}`
+        : `ce-type ${wire.type} is not an event of the contracts`;
+      return this.#poison(b, f, "unknown_type", why, baseLog);
+    }
+    const reg = this.#handlers.get(spec.type);
+    if (!reg) {
+      return this.#poison(
+        b,
+        f,
+        "unknown_type",
+        `durable ${this.durable} has no handler for ${spec.type}`,
+        baseLog,
+      );
+    }
+    let event: unknown;
+    try {
+      this.#validator?.check(spec, m.data);
+      event = reg.type.decode(m.data);
+    } catch (err) {
+      const cls: FailureClass = isJetkitError(err, ContractErrorCodes.VIOLATION)
+        ? "contract_violation"
+        : "undecodable";
+      return this.#poison(b, f, cls, reasonOf(err), baseLog);
+    }
+
+    const parent = extractTraceContext(wire.traceparent, wire.tracestate);
+    const span = this.#tel.tracer.startSpan(
+      `process ${m.subject}`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          ...attrs,
+          "messaging.operation.type": "process",
+          "messaging.operation.name": "process",
+          "messaging.message.id": wire.id,
+          "messaging.message.body.size": m.data.length,
+          ...(wire.correlationId ? { "messaging.message.conversation_id": wire.correlationId } : {}),
+          "messaging.nats.stream": b.stream,
+          "messaging.nats.stream.sequence": m.seq,
+          "messaging.nats.delivery_count": delivery,
+        },
+      },
+      parent,
+    );
+    const log = baseLog.child({
+      trace_id: span.spanContext().traceId,
+      ...(wire.correlationId ? { correlation_id: wire.correlationId } : {}),
+    });
+    try {
+      // 2. Effect already recorded: ack without running the handler.
+      if (this.#store) {
+        let seen: boolean;
+        try {
+          seen = await this.#store.seen(wire.id);
+        } catch (err) {
+          log.warn({ err }, "idempotency store unavailable; retrying the message later");
+          this.#nak(f, nakDelay(delivery, this.#o.backoff), attrs);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: "idempotency store unavailable" });
+          return;
+        }
+        if (seen) {
+          log.debug("effect already recorded; acked without running the handler");
+          span.setAttribute("jetkit.duplicate", true);
+          this.#tel.duplicates.add(1, attrs);
+          this.#ack(f, attrs);
+          return;
+        }
+      }
+      // 3. The handler, retried in place when per-key ordering must hold the key.
+      const outcome = await this.#runHandler(b, f, reg, event, wire, delivery, span, log);
+      span.setAttribute("jetkit.outcome", outcome);
+    } finally {
+      span.end();
+    }
+  }
+
+  async #runHandler(
+    b: Binding,
+    f: InFlight,
+    reg: Registration,
+    event: unknown,
+    wire: ReceivedEventHeaders,
+    delivery: number,
+    span: Span,
+    log: Logger,
+  ): Promise<Outcome> {
+    const m = f.msg;
+    const attrs = messageAttributes(this.durable, m.subject);
+    const inPlace = this.#o.ordering === "per-key";
+    for (let attempt = delivery; ; attempt++) {
+      const ctx: HandlerContext = {
+        subject: m.subject,
+        stream: b.stream,
+        seq: m.seq,
+        delivery: attempt,
+        eventId: wire.id,
+        msgId: wire.msgId,
+        correlationId: wire.correlationId,
+        causationId: wire.causationId,
+        partitionKey: wire.partitionKey,
+        replayOf: wire.replayOf,
+        headers: wire,
+        logger: attempt === delivery ? log : log.child({ attempt }),
+        signal: this.#shutdown.signal,
+        working: () => m.working(),
+      };
+      const t0 = performance.now();
+      let error: unknown;
+      let failed = false;
+      try {
+        await runInSpan(span, () => reg.handler(event, ctx));
+      } catch (err) {
+        failed = true;
+        error = err;
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      this.#tel.duration.record(seconds, { ...attrs, "jetkit.outcome": failed ? "error" : "ok" });
+      if (f.abandoned) return "abandoned";
+      if (!failed) {
+        if (this.#store) {
+          try {
+            await this.#store.record(wire.id, b.stream, m.seq);
+          } catch (err) {
+            // The effect happened: acking is right; only a later duplicate could run it again.
+            log.warn({ err }, "could not record the effect in the idempotency store");
+          }
+        }
+        this.#firstFailure.delete(`${b.stream}:${m.seq}`);
+        this.#ack(f, attrs);
+        return "ack";
+      }
+      span.recordException(error instanceof Error ? error : new Error(String(error)));
+      span.setStatus({ code: SpanStatusCode.ERROR, message: reasonOf(error) });
+      const firstKey = `${b.stream}:${m.seq}`;
+      const now = new Date();
+      if (!this.#firstFailure.has(firstKey)) {
+        if (this.#firstFailure.size >= 10_000)
+          this.#firstFailure.delete(this.#firstFailure.keys().next().value!);
+        this.#firstFailure.set(firstKey, now);
+      }
+      const permanent = isPermanentError(error);
+      if (permanent || attempt >= this.#o.maxDeliver) {
+        log.warn(
+          { err: error },
+          permanent ? "handler failed permanently" : "handler failed on the last delivery",
+        );
+        await this.#deadLetterAndTerm(
+          b,
+          f,
+          permanent ? "handler_permanent" : "handler_exhausted",
+          reasonOf(error),
+          attempt,
+          log,
+        );
+        return "dead";
+      }
+      const delay = nakDelay(attempt, this.#o.backoff);
+      if (this.#state !== "running") {
+        this.#nak(f, 0, attrs);
+        return "nak";
+      }
+      if (!inPlace) {
+        log.info({ err: error, delay_ms: delay }, "handler failed; nak'd for a later retry");
+        this.#nak(f, delay, attrs);
+        return "nak";
+      }
+      log.info({ err: error, delay_ms: delay }, "handler failed; retrying in place to keep the key's order");
+      if (!(await this.#holdFor(f, delay))) {
+        this.#nak(f, 0, attrs);
+        return "nak";
+      }
+    }
+  }
+
+  /** Waits `ms` while keeping the message alive on the server; false when the consumer stops meanwhile. */
+  async #holdFor(f: InFlight, ms: number): Promise<boolean> {
+    const end = Date.now() + ms;
+    const step = Math.max(200, Math.min(this.#o.ackWaitMs / 3, 5000));
+    while (Date.now() < end) {
+      if (this.#state !== "running") return false;
+      await sleep(Math.min(step, end - Date.now()));
+      f.msg.working();
+    }
+    return this.#state === "running";
+  }
+
+  async #poison(b: Binding, f: InFlight, cls: FailureClass, reason: string, log: Logger): Promise<void> {
+    log.warn({ failure_class: cls, reason }, "poison message; dead-lettering it without retries");
+    await this.#deadLetterAndTerm(b, f, cls, reason, f.msg.info.deliveryCount, log);
+  }
+
+  async #deadLetterAndTerm(
+    b: Binding,
+    f: InFlight,
+    cls: FailureClass,
+    reason: string,
+    deliveries: number,
+    log: Logger,
+  ): Promise<void> {
+    const m = f.msg;
+    const now = new Date();
+    const key = `${b.stream}:${m.seq}`;
+    const attrs = messageAttributes(this.durable, m.subject);
+    try {
+      await this.#storeDeadLetter({
+        stream: b.stream,
+        seq: m.seq,
+        subject: m.subject,
+        consumer: this.durable,
+        deliveries,
+        failureClass: cls,
+        reason,
+        firstFailure: this.#firstFailure.get(key) ?? now,
+        lastFailure: now,
+        headers: m.headers,
+        data: m.data,
+      });
+      this.#firstFailure.delete(key);
+      m.term(`jetkit: dead-lettered (${cls})`);
+      log.warn({ failure_class: cls }, "message dead-lettered");
+    } catch (err) {
+      // Not stored in the DLQ: keep the message; if this was its last delivery, the
+      // MAX_DELIVERIES advisory brings it back to the DLQ path.
+      log.error({ err }, "could not dead-letter the message; nak'd");
+      this.#nak(f, nakDelay(deliveries, this.#o.backoff), attrs);
+    }
+  }
+
+  async #storeDeadLetter(dl: DeadLetter): Promise<void> {
+    const ack = await publishDeadLetter(this.#js, this.#o.deadLetter.stream, dl);
+    if (!ack.duplicate) {
+      this.#tel.deadLetters.add(1, {
+        ...messageAttributes(this.durable, dl.subject),
+        "jetkit.failure_class": dl.failureClass,
+      });
+    }
+  }
+
+  #ack(f: InFlight, attrs: Attributes): void {
+    f.msg.ack();
+    this.#tel.acks.add(1, attrs);
+  }
+
+  #nak(f: InFlight, delayMs: number, attrs: Attributes): void {
+    f.msg.nak(delayMs);
+    this.#tel.naks.add(1, attrs);
+  }
+}
+
+/** Runs `fn` with `span` as the active span, so spans and logs the handler creates join the trace. */
+async function runInSpan<T>(span: Span, fn: () => Promise<T> | T): Promise<T> {
+  return await context.with(trace.setSpan(context.active(), span), fn);
+}

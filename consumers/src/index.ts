@@ -1,0 +1,26 @@
+export { nakDelay } from "./backoff.js";
+export type { Consumer, ConsumerLag, Handler, HandlerContext } from "./consumer.js";
+export { createConsumer } from "./consumer.js";
+export { deadLetterMsgId } from "./dead-letter.js";
+export type {
+  DeadLetterRecord,
+  DeadLetterToolOptions,
+  ListDeadLettersOptions,
+  PurgeDeadLettersOptions,
+  ReplayResult,
+} from "./dlq-tools.js";
+export {
+  listDeadLetters,
+  purgeDeadLetters,
+  replayDeadLetters,
+  showDeadLetter,
+} from "./dlq-tools.js";
+export type { ConsumerErrorCode } from "./errors.js";
+export { ConsumerErrorCodes, isPermanentError, PermanentError } from "./errors.js";
+export type {
+  BackoffOptions,
+  ConsumerOptions,
+  DeadLetterOptions,
+  HealthOptions,
+  IdempotencyOptions,
+} from "./options.js";

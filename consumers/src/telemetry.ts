@@ -1,0 +1,64 @@
+import {
+  type Attributes,
+  type Counter,
+  type Histogram,
+  metrics,
+  type ObservableGauge,
+  type Tracer,
+  trace,
+} from "@opentelemetry/api";
+import type { ResolvedOptions } from "./options.js";
+
+const SCOPE = "@jetkit/consumers";
+
+/** The consumer's tracer and metric instruments (messaging semantic conventions where they exist). */
+export interface Telemetry {
+  tracer: Tracer;
+  /** `messaging.process.duration` in seconds, per subject and outcome. */
+  duration: Histogram;
+  acks: Counter;
+  naks: Counter;
+  redeliveries: Counter;
+  deadLetters: Counter;
+  duplicates: Counter;
+  lag: ObservableGauge;
+  ackPending: ObservableGauge;
+}
+
+export function createTelemetry(o: ResolvedOptions): Telemetry {
+  const tracer = (o.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE);
+  const meter = (o.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE);
+  return {
+    tracer,
+    duration: meter.createHistogram("messaging.process.duration", {
+      unit: "s",
+      description: "Handler duration per message",
+    }),
+    acks: meter.createCounter("jetkit.consumer.acks", { description: "Messages acknowledged" }),
+    naks: meter.createCounter("jetkit.consumer.naks", { description: "Messages nak'd for a later retry" }),
+    redeliveries: meter.createCounter("jetkit.consumer.redeliveries", {
+      description: "Deliveries with a delivery count above 1",
+    }),
+    deadLetters: meter.createCounter("jetkit.consumer.dead_letters", {
+      description: "Messages moved to the DLQ, per failure class",
+    }),
+    duplicates: meter.createCounter("jetkit.consumer.duplicates", {
+      description: "Messages acked without running the handler (effect already recorded)",
+    }),
+    lag: meter.createObservableGauge("jetkit.consumer.lag", {
+      description: "Messages not yet delivered to the durable (num_pending)",
+    }),
+    ackPending: meter.createObservableGauge("jetkit.consumer.ack_pending", {
+      description: "Messages delivered and not yet acknowledged (num_ack_pending)",
+    }),
+  };
+}
+
+/** Base attributes of every span and metric point of one message. */
+export function messageAttributes(durable: string, subject: string): Attributes {
+  return {
+    "messaging.system": "nats",
+    "messaging.destination.name": subject,
+    "messaging.consumer.group.name": durable,
+  };
+}
