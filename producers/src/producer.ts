@@ -181,7 +181,7 @@ export class Producer {
       if (this.#validator) this.#validator.check(spec, payload);
       prepared = { spec, payload, key: opts.key ?? this.#keyOf(spec, event), extra: [] };
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(this.#refused(err, this.catalog.findByType(Type.$type)?.subject));
     }
     return this.#send(prepared, opts);
   }
@@ -203,7 +203,8 @@ export class Producer {
       const key = input.key ?? (message ? partitionKeyOf(spec, message) : undefined);
       prepared = { spec, payload: input.payload, key, extra };
     } catch (err) {
-      return Promise.reject(err);
+      const spec = input.type ? this.catalog.findByType(input.type) : undefined;
+      return Promise.reject(this.#refused(err, spec?.subject ?? input.subject));
     }
     return this.#send(prepared, input);
   }
@@ -309,6 +310,18 @@ export class Producer {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  /** Counts and logs an event refused before sending (contract, options); returns the error. */
+  #refused(err: unknown, subject: string | undefined): unknown {
+    const code = err instanceof JetkitError ? err.code : "unknown";
+    this.#stats.failures++;
+    this.#telemetry.failed(subject ?? "unknown", code, 0);
+    this.#log.warn(
+      { subject, err: { code, message: (err as Error).message, ...(err as JetkitError).details } },
+      "event refused before sending",
+    );
+    return err;
   }
 
   #specOf(input: EncodedEvent): EventSpec {

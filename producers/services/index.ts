@@ -1,0 +1,10 @@
+export { CUSTOMER_NAMESPACE, randomCheckout, runCheckout } from "./checkout.js";
+export type { ServiceArgs } from "./cli.js";
+export { parseDuration, parseServiceArgs } from "./cli.js";
+export type { FulfillmentEvent } from "./fulfillment.js";
+export { ORDER_NAMESPACE, randomFulfillment, runFulfillment } from "./fulfillment.js";
+export type { KeyDistribution, KeySpaceOptions } from "./keys.js";
+export { createKeyPicker, keyUuid } from "./keys.js";
+export type { ServiceRunOptions } from "./options.js";
+export type { PacedOptions, WorkloadSummary } from "./workload.js";
+export { runPaced } from "./workload.js";
