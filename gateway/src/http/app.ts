@@ -1,0 +1,106 @@
+import { findJetkitError, uuidv7 } from "@jetkit/contracts";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from "fastify";
+import { GatewayErrorCodes, httpStatusOf } from "../errors.js";
+import type { GatewayContext } from "./context.js";
+import { healthRoutes } from "./health.js";
+import { publishRoute } from "./publish.js";
+import { pullRoutes } from "./pull.js";
+import { streamRoute } from "./stream.js";
+
+/** Fastify error codes the gateway answers with its own codes. */
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: GatewayErrorCodes.BODY_TOO_LARGE,
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: GatewayErrorCodes.UNSUPPORTED_MEDIA_TYPE,
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: GatewayErrorCodes.BAD_REQUEST,
+  FST_ERR_CTP_EMPTY_JSON_BODY: GatewayErrorCodes.BAD_BODY,
+};
+
+/**
+ * The gateway's Fastify app over `ctx`. `opts` are extra Fastify server options (`https` for the
+ * real server); tests build it without TLS and call `inject`, with `ctx.authenticate` standing
+ * in for the certificate.
+ */
+export function buildApp(
+  ctx: GatewayContext,
+  opts: FastifyServerOptions & Record<string, unknown> = {},
+): FastifyInstance {
+  const app = Fastify({
+    ...opts,
+    loggerInstance: ctx.log,
+    genReqId: () => uuidv7(),
+    bodyLimit: ctx.limits.bodyBytes,
+    // Long subjects must reach the handler to get a 400 that says so, not a bare 404.
+    routerOptions: { maxParamLength: 4096 },
+  } as FastifyServerOptions) as unknown as FastifyInstance;
+
+  // Bodies are parsed by the routes (strict protobuf JSON / binary), so Fastify only collects them.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(["application/json"], { parseAs: "string" }, (_req, body, done) =>
+    done(null, body),
+  );
+  app.addContentTypeParser(
+    ["application/protobuf", "application/x-protobuf"],
+    { parseAs: "buffer" },
+    (_req, body, done) => done(null, body),
+  );
+  app.addHook("onRequest", async (req, reply) => {
+    reply.header("x-request-id", String(req.id));
+    // protobuf JSON is the default body format
+    if (req.method !== "GET" && req.method !== "DELETE" && !req.headers["content-type"]) {
+      req.headers["content-type"] = "application/json";
+    }
+  });
+  app.addHook("onResponse", async (req, reply) => {
+    ctx.metrics.inc("jetkit_gateway_requests_total", {
+      route: req.routeOptions.url ?? "unmatched",
+      status: reply.statusCode,
+    });
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const jk = findJetkitError(err);
+    let code: string;
+    let message: string;
+    let field: unknown;
+    if (jk) {
+      code = jk.code;
+      message = jk.message;
+      field = jk.details.field;
+    } else if (err.code && FASTIFY_CODES[err.code]) {
+      code = FASTIFY_CODES[err.code]!;
+      message =
+        code === GatewayErrorCodes.BODY_TOO_LARGE
+          ? `the body is larger than ${ctx.limits.bodyBytes} bytes; send a smaller event.`
+          : code === GatewayErrorCodes.UNSUPPORTED_MEDIA_TYPE
+            ? "send application/json (protobuf JSON) or application/protobuf (binary)."
+            : err.message;
+    } else if ((err.statusCode ?? 500) < 500) {
+      code = GatewayErrorCodes.BAD_REQUEST;
+      message = err.message;
+    } else {
+      code = GatewayErrorCodes.INTERNAL;
+      message = `internal error (request ${String(req.id)}); the gateway log has the cause.`;
+    }
+    const status = httpStatusOf(code);
+    if (status >= 500) req.log.error({ err, code }, "request failed");
+    else req.log.info({ code, err_message: message }, "request refused");
+    reply
+      .code(status)
+      .type("application/json")
+      .send({ error: { code, message, ...(typeof field === "string" && field ? { field } : {}) } });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send({
+      error: {
+        code: GatewayErrorCodes.NOT_FOUND,
+        message: `no route ${req.method} ${req.url.split("?")[0]}.`,
+      },
+    });
+  });
+
+  healthRoutes(app, ctx);
+  publishRoute(app, ctx);
+  streamRoute(app, ctx);
+  pullRoutes(app, ctx);
+  return app;
+}

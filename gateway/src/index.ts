@@ -1,0 +1,31 @@
+export type { AuditRecord } from "./audit.js";
+export { AUDIT_SUBJECT, Auditor } from "./audit.js";
+export { loadGatewayConfig } from "./config.js";
+export type { GatewayErrorCode } from "./errors.js";
+export { GatewayErrorCodes, httpStatusOf, PkiErrorCodes, PolicyErrorCodes } from "./errors.js";
+export type { Gateway, GatewayConfig } from "./gateway.js";
+export { certificateIdentity, startGateway } from "./gateway.js";
+export type { EventPublisher, Limits } from "./http/context.js";
+export { DEFAULT_LIMITS } from "./http/context.js";
+export type { AltName, Identity, IdentityOptions, PrincipalSource } from "./identity.js";
+export { distinguishedName, identityOf, parseSpiffeId, parseSubjectAltName } from "./identity.js";
+export { Metrics } from "./metrics.js";
+export type { InitPkiOptions, IssuedCert, IssueOptions, PkiPaths, PrincipalSpec } from "./pki/pki.js";
+export {
+  generateCrl,
+  initPki,
+  issueClientCert,
+  issueServerCert,
+  pkiPaths,
+  revokeClientCert,
+} from "./pki/pki.js";
+export type { Action, Decision, ExplainOptions } from "./policy/evaluate.js";
+export { explain, isFiltered } from "./policy/evaluate.js";
+export type { NatsConfigOptions, NatsUserPermissions } from "./policy/nats-config.js";
+export { natsAuthorization, natsPermissions } from "./policy/nats-config.js";
+export { patternCovers, patternProblem, principalMatches } from "./policy/patterns.js";
+export type { Binding, DenyRule, Policy, Role } from "./policy/policy.js";
+export { parsePolicy } from "./policy/policy.js";
+export type { PolicyStoreOptions } from "./policy/store.js";
+export { loadPolicyFile, PolicyStore } from "./policy/store.js";
+export type { TlsFiles } from "./tls/material.js";

@@ -1,0 +1,73 @@
+/** Subject patterns (NATS wildcards) and principal patterns (globs) as the policy uses them. */
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * Why `pattern` is not a valid NATS subject pattern of the policy (undefined when it is): tokens
+ * are letters, digits, `_` or `-`, or a whole-token `*`; `>` only as the last token.
+ */
+export function patternProblem(pattern: string): string | undefined {
+  if (typeof pattern !== "string" || pattern.length === 0)
+    return "a subject pattern must be a non-empty string";
+  if (pattern.length > 256) return "a subject pattern must be at most 256 characters";
+  const tokens = pattern.split(".");
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t === ">") {
+      if (i !== tokens.length - 1) return `">" may only be the last token (in "${pattern}")`;
+      continue;
+    }
+    if (t === "*") continue;
+    if (!TOKEN.test(t)) {
+      return `token "${t}" of "${pattern}" must be letters, digits, "_" or "-", or a whole "*" / ">" wildcard`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * True when every subject that `inner` matches is also matched by `outer` (NATS semantics:
+ * `*` one token, `>` one or more trailing tokens). A concrete subject is a pattern matching itself.
+ */
+export function patternCovers(outer: string, inner: string): boolean {
+  const o = outer.split(".");
+  const n = inner.split(".");
+  for (let i = 0; ; i++) {
+    const a = o[i];
+    const t = n[i];
+    if (a === undefined || t === undefined) return a === undefined && t === undefined;
+    if (a === ">") return true;
+    if (t === ">") return false;
+    if (a !== "*" && (t === "*" || a !== t)) return false;
+  }
+}
+
+/** True when `pattern` is a principal glob (`*` within a path segment, `**` across segments). */
+export function isPrincipalGlob(pattern: string): boolean {
+  return pattern.includes("*");
+}
+
+const globCache = new Map<string, RegExp>();
+
+/**
+ * True when `principal` matches `pattern`: exact text, or a glob where `*` matches any characters
+ * except `/` and `**` matches anything (`spiffe://jetkit.dev/team-a/*`, `CN=*,O=jetkit`, `**`).
+ */
+export function principalMatches(pattern: string, principal: string): boolean {
+  if (!isPrincipalGlob(pattern)) return pattern === principal;
+  let re = globCache.get(pattern);
+  if (!re) {
+    const body = pattern
+      .split("**")
+      .map((part) =>
+        part
+          .split("*")
+          .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+          .join("[^/]*"),
+      )
+      .join(".*");
+    re = new RegExp(`^${body}$`, "s");
+    globCache.set(pattern, re);
+  }
+  return re.test(principal);
+}
