@@ -1,0 +1,250 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, beforeEach, describe, test } from "node:test";
+import { isJetkitError } from "@jetkit/contracts";
+import {
+  type CheckReport,
+  type CheckStep,
+  ContractsCheckErrorCodes,
+  checkContracts,
+  formatCheckReport,
+  locateBuf,
+} from "../src/contracts-check/index.js";
+
+const repo = new URL("../../../", import.meta.url).pathname;
+const buf = locateBuf(repo);
+const ORDER = "contracts/proto/shop/order/v1/events.proto";
+
+const gitEnv = {
+  ...process.env,
+  GIT_AUTHOR_NAME: "jetkit test",
+  GIT_AUTHOR_EMAIL: "test@jetkit.invalid",
+  GIT_COMMITTER_NAME: "jetkit test",
+  GIT_COMMITTER_EMAIL: "test@jetkit.invalid",
+};
+
+/** A throwaway repository holding this repository's buf.yaml and contracts, committed on main. */
+function tempRepo(): { dir: string; git: (...args: string[]) => string } {
+  const dir = mkdtempSync(join(tmpdir(), "jetkit-contracts-check-test-"));
+  cpSync(join(repo, "buf.yaml"), join(dir, "buf.yaml"));
+  cpSync(join(repo, "contracts/proto"), join(dir, "contracts/proto"), { recursive: true });
+  cpSync(join(repo, "contracts/deps"), join(dir, "contracts/deps"), { recursive: true });
+  // As in the real repository, the installed deps are not committed.
+  writeFileSync(join(dir, ".gitignore"), "contracts/deps/\n");
+  const git = (...args: string[]) =>
+    execFileSync("git", args, { cwd: dir, env: gitEnv, encoding: "utf8" }).trim();
+  git("init", "-q", "-b", "main");
+  git("add", ".");
+  git("commit", "-q", "-m", "baseline contracts");
+  return { dir, git };
+}
+
+/** Replaces what `pattern` matches in a file of the temp repo; fails if it matches nothing. */
+function edit(dir: string, file: string, pattern: RegExp, replacement: string): void {
+  const path = join(dir, file);
+  const text = readFileSync(path, "utf8");
+  assert.match(text, pattern, `${file} no longer contains ${pattern}: update the test`);
+  writeFileSync(path, text.replace(pattern, replacement));
+}
+
+/** Asserts the report refuses with `rule` in `step`, naming the file and a fix, and returns the problem. */
+function refuses(report: CheckReport, step: CheckStep, rule: string, fix: RegExp, file = ORDER) {
+  assert.equal(report.ok, false, formatCheckReport(report));
+  assert.equal(report.exitCode, 1);
+  assert.equal(report.code, ContractsCheckErrorCodes.REFUSED);
+  const problem = report.problems.find((p) => p.rule === rule);
+  assert.ok(problem, `expected ${rule}, got:\n${formatCheckReport(report)}`);
+  assert.equal(problem.step, step);
+  assert.equal(problem.file, file);
+  assert.match(problem.fix, fix);
+  const text = formatCheckReport(report);
+  assert.ok(text.includes(`[${rule}]`) && text.includes(file) && text.includes(`fix: ${problem.fix}`), text);
+  assert.equal(report.steps.find((s) => s.step === step)?.status, "fail");
+  return problem;
+}
+
+function passes(report: CheckReport): void {
+  assert.equal(report.ok, true, formatCheckReport(report));
+  assert.equal(report.exitCode, 0);
+  assert.deepEqual(report.problems, []);
+}
+
+describe("contracts check against HEAD (real buf, real git)", () => {
+  let dir: string;
+  let git: (...args: string[]) => string;
+  let baseline: string;
+  const check = () => checkContracts({ root: dir, against: "HEAD", buf, env: {} });
+
+  before(() => {
+    ({ dir, git } = tempRepo());
+    baseline = git("rev-parse", "HEAD");
+  });
+  beforeEach(() => {
+    git("reset", "-q", "--hard", baseline);
+    git("clean", "-q", "-fd");
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("the unchanged contracts pass every step", async () => {
+    const report = await check();
+    passes(report);
+    assert.deepEqual(
+      report.steps.map((s) => `${s.step}:${s.status}`),
+      ["lint:pass", "catalog:pass", "breaking:pass", "compat:pass"],
+    );
+    assert.equal(report.baseline?.commit, baseline);
+    assert.match(formatCheckReport(report), /^ok: /m);
+  });
+
+  test("refuses a deleted field, naming the number and name to reserve", async () => {
+    edit(dir, ORDER, /\n\s*string note = 3[^;]*;/, "");
+    const report = await check();
+    const p = refuses(
+      report,
+      "breaking",
+      "FIELD_NO_DELETE_UNLESS_NUMBER_RESERVED",
+      /reserved 3; reserved "note";/,
+    );
+    assert.ok(p.line && p.line > 1);
+    refuses(report, "breaking", "FIELD_NO_DELETE_UNLESS_NAME_RESERVED", /OrderLifecycleCancelled/);
+  });
+
+  test("refuses a changed field type", async () => {
+    edit(dir, ORDER, /string note = 3[^;]*;/, "int64 note = 3;");
+    refuses(await check(), "breaking", "FIELD_SAME_TYPE", /add a new field with a new number/);
+  });
+
+  test("refuses a renumbered field", async () => {
+    edit(dir, ORDER, /string note = 3 /, "string note = 6 ");
+    refuses(
+      await check(),
+      "breaking",
+      "FIELD_NO_DELETE_UNLESS_NUMBER_RESERVED",
+      /reserved 3; reserved "note";/,
+    );
+  });
+
+  test("refuses a removed enum value", async () => {
+    edit(dir, ORDER, /\n\s*CARRIER_POSTAL = 4;/, "");
+    refuses(
+      await check(),
+      "breaking",
+      "ENUM_VALUE_NO_DELETE",
+      /restore the value 4 of enum Carrier.*deprecated = true/,
+    );
+  });
+
+  test("refuses a renamed subject (a rule buf cannot see)", async () => {
+    edit(dir, ORDER, /subject: "order\.lifecycle\.cancelled"/, 'subject: "order.lifecycle.canceled"');
+    const report = await check();
+    const p = refuses(
+      report,
+      "compat",
+      "EVENT_SUBJECT_RENAMED",
+      /keep subject: "order\.lifecycle\.cancelled"/,
+    );
+    assert.match(p.message, /"order\.lifecycle\.cancelled" to "order\.lifecycle\.canceled"/);
+    assert.equal(report.steps.find((s) => s.step === "breaking")?.status, "pass", "buf alone sees nothing");
+  });
+
+  test("refuses an event moved to another message type", async () => {
+    edit(dir, ORDER, /message OrderLifecycleCancelled \{/, "message OrderCancelled {");
+    const report = await check();
+    refuses(
+      report,
+      "compat",
+      "EVENT_TYPE_CHANGED",
+      /bind "order\.lifecycle\.cancelled" back to shop\.order\.v1\.OrderLifecycleCancelled/,
+    );
+    refuses(report, "breaking", "MESSAGE_NO_DELETE", /option deprecated = true;/);
+  });
+
+  test("refuses a renamed stream: the stream is removed and its subjects move", async () => {
+    edit(dir, ORDER, /name: "ORDER"/, 'name: "ORDERS"');
+    const report = await check();
+    refuses(report, "compat", "STREAM_REMOVED", /restore option \(jetkit\.v1\.stream\)/);
+    refuses(report, "compat", "EVENT_STREAM_MOVED", /keep "order\.[a-z.]+" inside stream ORDER's subjects/);
+  });
+
+  test("refuses a lint error with buf's suggestion as the fix", async () => {
+    edit(dir, ORDER, /(google\.protobuf\.Timestamp cancelled_at = 5[^;]*;)/, "$1\n  string operatorId = 6;");
+    refuses(await check(), "lint", "FIELD_LOWER_SNAKE_CASE", /rename it to "operator_id"/);
+  });
+
+  test("accepts an added field", async () => {
+    edit(dir, ORDER, /(google\.protobuf\.Timestamp cancelled_at = 5[^;]*;)/, "$1\n  string operator_id = 6;");
+    passes(await check());
+  });
+
+  test("accepts a field first deprecated, then deleted with its number and name reserved", async () => {
+    edit(dir, ORDER, /string note = 3 \[/, "string note = 3 [deprecated = true, ");
+    passes(await check());
+    git("commit", "-q", "-am", "deprecate note");
+
+    edit(dir, ORDER, /string note = 3[^;]*;/, "reserved 3;");
+    refuses(
+      await check(),
+      "breaking",
+      "FIELD_NO_DELETE_UNLESS_NAME_RESERVED",
+      /reserved 3; reserved "note";/,
+    );
+
+    edit(dir, ORDER, /reserved 3;/, 'reserved 3;\n  reserved "note";');
+    passes(await check());
+  });
+});
+
+describe("contracts check: which baseline", () => {
+  let dir: string;
+  let git: (...args: string[]) => string;
+
+  before(() => {
+    ({ dir, git } = tempRepo());
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("on the first commit there is nothing to compare: a pass with a note", async () => {
+    const report = await checkContracts({ root: dir, buf, env: {} });
+    passes(report);
+    assert.equal(report.baseline, undefined);
+    assert.match(report.notes.join("\n"), /nothing to compare: HEAD is the first commit of main/);
+    assert.equal(report.steps.find((s) => s.step === "breaking")?.status, "skipped");
+  });
+
+  test("on main the baseline is HEAD~1; on a branch the merge-base with main; the env var overrides", async () => {
+    edit(dir, ORDER, /\n\s*CARRIER_POSTAL = 4;/, "");
+    git("commit", "-q", "-am", "drop a carrier");
+    const onMain = await checkContracts({ root: dir, buf, env: {} });
+    assert.equal(onMain.baseline?.ref, "HEAD~1");
+    refuses(onMain, "breaking", "ENUM_VALUE_NO_DELETE", /deprecated = true/);
+
+    const fromEnv = await checkContracts({ root: dir, buf, env: { JETKIT_CONTRACTS_AGAINST: "HEAD" } });
+    assert.equal(fromEnv.baseline?.source, "env");
+    passes(fromEnv);
+
+    git("checkout", "-q", "-b", "feature", "HEAD~1");
+    edit(dir, ORDER, /subject: "order\.lifecycle\.cancelled"/, 'subject: "order.lifecycle.canceled"');
+    git("commit", "-q", "-am", "rename a subject");
+    git("commit", "-q", "--allow-empty", "-m", "later work");
+    const onBranch = await checkContracts({ root: dir, buf, env: {} });
+    assert.equal(onBranch.baseline?.source, "merge-base");
+    assert.equal(onBranch.baseline?.commit, git("rev-parse", "main~1"));
+    refuses(onBranch, "compat", "EVENT_SUBJECT_RENAMED", /keep subject/);
+  });
+
+  test("an unknown ref is a coded error, not a pass", async () => {
+    await assert.rejects(checkContracts({ root: dir, buf, against: "origin/nope", env: {} }), (err) =>
+      isJetkitError(err, ContractsCheckErrorCodes.REF_UNKNOWN),
+    );
+  });
+
+  test("a ref without contracts: nothing to compare", async () => {
+    const empty = git("commit-tree", "-m", "empty", git("mktree", "--missing"));
+    const report = await checkContracts({ root: dir, buf, against: empty, env: {} });
+    assert.equal(report.ok, true, formatCheckReport(report));
+    assert.match(report.notes.join("\n"), /has no contracts\/proto/);
+  });
+});
