@@ -1,0 +1,388 @@
+//! Headers of an event and of a dead letter (contracts/WIRE.md §4-§5).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_nats::HeaderMap;
+
+use crate::error::{Error, Result, codes};
+
+/// Header names of an event. NATS header names are case-sensitive.
+pub mod names {
+    pub const ID: &str = "ce-id";
+    pub const SPEC_VERSION: &str = "ce-specversion";
+    pub const TYPE: &str = "ce-type";
+    pub const SOURCE: &str = "ce-source";
+    pub const TIME: &str = "ce-time";
+    pub const DATA_CONTENT_TYPE: &str = "ce-datacontenttype";
+    pub const PARTITION_KEY: &str = "ce-partitionkey";
+    pub const CORRELATION_ID: &str = "ce-correlationid";
+    pub const CAUSATION_ID: &str = "ce-causationid";
+    pub const TRACEPARENT: &str = "traceparent";
+    pub const TRACESTATE: &str = "tracestate";
+    /// JetStream de-duplication id; equals ce-id except on dead letters and replays.
+    pub const MSG_ID: &str = "Nats-Msg-Id";
+    /// Set on a replay of a dead letter: `<DLQ stream>:<DLQ sequence>`.
+    pub const REPLAY_OF: &str = "Jetkit-Replay-Of";
+    pub const DLQ_STREAM: &str = "Jetkit-Dlq-Stream";
+    pub const DLQ_SEQUENCE: &str = "Jetkit-Dlq-Sequence";
+    pub const DLQ_SUBJECT: &str = "Jetkit-Dlq-Subject";
+    pub const DLQ_CONSUMER: &str = "Jetkit-Dlq-Consumer";
+    pub const DLQ_DELIVERIES: &str = "Jetkit-Dlq-Deliveries";
+    pub const DLQ_FAILURE_CLASS: &str = "Jetkit-Dlq-Failure-Class";
+    pub const DLQ_REASON: &str = "Jetkit-Dlq-Reason";
+    pub const DLQ_FIRST_FAILURE: &str = "Jetkit-Dlq-First-Failure";
+    pub const DLQ_LAST_FAILURE: &str = "Jetkit-Dlq-Last-Failure";
+}
+use names::*;
+
+const DLQ_NAMES: [&str; 9] = [
+    DLQ_STREAM,
+    DLQ_SEQUENCE,
+    DLQ_SUBJECT,
+    DLQ_CONSUMER,
+    DLQ_DELIVERIES,
+    DLQ_FAILURE_CLASS,
+    DLQ_REASON,
+    DLQ_FIRST_FAILURE,
+    DLQ_LAST_FAILURE,
+];
+
+pub const SPEC_VERSION_1_0: &str = "1.0";
+pub const CONTENT_TYPE: &str = "application/protobuf";
+/// Longest header value (in UTF-16 code units, as in TypeScript) written from free text.
+pub const MAX_HEADER_VALUE: usize = 1024;
+
+/// An ordered header list: (name, value).
+pub type Headers = Vec<(String, String)>;
+
+/// What the headers of one event are built from.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderInput {
+    /// ce-id: unique per event (`new_id()` unless the caller has one).
+    pub id: String,
+    /// ce-type: fully-qualified message name.
+    pub type_name: String,
+    /// ce-source: `/jetkit/<service name>`.
+    pub source: String,
+    /// ce-time, already formatted (see `format_time`).
+    pub time: String,
+    pub partition_key: Option<String>,
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<String>,
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
+    /// Nats-Msg-Id; `id` when None.
+    pub msg_id: Option<String>,
+}
+
+/// The headers of an event in their wire order.
+pub fn event_headers(input: &HeaderInput) -> Headers {
+    let mut h: Headers = vec![
+        (ID.into(), input.id.clone()),
+        (SPEC_VERSION.into(), SPEC_VERSION_1_0.into()),
+        (TYPE.into(), input.type_name.clone()),
+        (SOURCE.into(), input.source.clone()),
+        (TIME.into(), input.time.clone()),
+        (DATA_CONTENT_TYPE.into(), CONTENT_TYPE.into()),
+    ];
+    let present = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
+    for (name, value) in [
+        (PARTITION_KEY, &input.partition_key),
+        (CORRELATION_ID, &input.correlation_id),
+        (CAUSATION_ID, &input.causation_id),
+    ] {
+        if let Some(v) = present(value) {
+            h.push((name.into(), header_value(&v)));
+        }
+    }
+    for (name, value) in [
+        (TRACEPARENT, &input.traceparent),
+        (TRACESTATE, &input.tracestate),
+    ] {
+        if let Some(v) = present(value) {
+            h.push((name.into(), v));
+        }
+    }
+    h.push((
+        MSG_ID.into(),
+        present(&input.msg_id).unwrap_or_else(|| input.id.clone()),
+    ));
+    h
+}
+
+/// A header value that is safe on the wire, exactly as TypeScript's `headerValue()`: runs of
+/// control characters (CR and LF included) become one space, the result is trimmed, and text
+/// longer than MAX_HEADER_VALUE UTF-16 code units is cut to MAX_HEADER_VALUE-1 units plus "…".
+pub fn header_value(s: &str) -> String {
+    let mut clean = String::with_capacity(s.len());
+    let mut in_ctl = false;
+    for c in s.chars() {
+        if c < '\u{20}' || c == '\u{7f}' {
+            if !in_ctl {
+                clean.push(' ');
+            }
+            in_ctl = true;
+        } else {
+            in_ctl = false;
+            clean.push(c);
+        }
+    }
+    let clean = clean.trim_matches(is_js_whitespace);
+    let units: Vec<u16> = clean.encode_utf16().collect();
+    if units.len() <= MAX_HEADER_VALUE {
+        return clean.to_string();
+    }
+    String::from_utf16_lossy(&units[..MAX_HEADER_VALUE - 1]) + "…"
+}
+
+/// What String.prototype.trim removes: Unicode White_Space without U+0085, plus U+FEFF.
+fn is_js_whitespace(c: char) -> bool {
+    (c.is_whitespace() && c != '\u{85}') || c == '\u{feff}'
+}
+
+/// `t` as ce-time writes it: RFC 3339, UTC, exactly three fractional digits.
+pub fn format_time(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// An ordered header list as an async-nats HeaderMap. async-nats keeps headers in a hash map,
+/// so the order on the wire is the client's; names and values are exactly the list's.
+pub fn header_map(headers: &[(String, String)]) -> Result<HeaderMap> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let name: async_nats::HeaderName = name.parse().map_err(|_| {
+            Error::new(
+                codes::WIRE_HEADERS,
+                format!("{name:?} is not a valid header name"),
+            )
+        })?;
+        let value: async_nats::HeaderValue = value.parse().map_err(|_| {
+            Error::new(
+                codes::WIRE_HEADERS,
+                format!("header {name} has a CR or LF in its value"),
+            )
+        })?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// Received headers in the order of contracts/WIRE.md (async-nats hands them over as a map);
+/// names WIRE.md does not know follow, sorted.
+pub fn ordered_headers(map: &HeaderMap) -> Headers {
+    const ORDER: [&str; 22] = [
+        ID,
+        SPEC_VERSION,
+        TYPE,
+        SOURCE,
+        TIME,
+        DATA_CONTENT_TYPE,
+        PARTITION_KEY,
+        CORRELATION_ID,
+        CAUSATION_ID,
+        TRACEPARENT,
+        TRACESTATE,
+        REPLAY_OF,
+        MSG_ID,
+        DLQ_STREAM,
+        DLQ_SEQUENCE,
+        DLQ_SUBJECT,
+        DLQ_CONSUMER,
+        DLQ_DELIVERIES,
+        DLQ_FAILURE_CLASS,
+        DLQ_REASON,
+        DLQ_FIRST_FAILURE,
+        DLQ_LAST_FAILURE,
+    ];
+    let mut out: Headers = map
+        .iter()
+        .flat_map(|(k, vs)| {
+            vs.iter()
+                .map(move |v| (k.to_string(), v.as_str().to_string()))
+        })
+        .collect();
+    let rank = |n: &str| ORDER.iter().position(|o| *o == n).unwrap_or(ORDER.len());
+    out.sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)).then_with(|| a.0.cmp(&b.0)));
+    out
+}
+
+/// The CloudEvents attributes of a received event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Received {
+    pub id: String,
+    pub type_name: String,
+    pub source: String,
+    pub time: String,
+    pub msg_id: String,
+    pub partition_key: Option<String>,
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<String>,
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
+    pub replay_of: Option<String>,
+}
+
+/// Reads and checks the headers of a received event like TypeScript's `readEventHeaders()`:
+/// fails with JK_WIRE_HEADERS naming the header that is missing or wrong.
+pub fn read_event_headers(map: Option<&HeaderMap>) -> Result<Received> {
+    let get = |name: &str| {
+        map.and_then(|m| m.get(name))
+            .map(|v| v.as_str().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let need = |name: &str| {
+        get(name).ok_or_else(|| {
+            Error::new(
+                codes::WIRE_HEADERS,
+                format!("header {name} is missing; every jetkit event carries the CloudEvents headers of contracts/WIRE.md"),
+            )
+        })
+    };
+    let spec = need(SPEC_VERSION)?;
+    if spec != SPEC_VERSION_1_0 {
+        return Err(Error::new(
+            codes::WIRE_HEADERS,
+            format!("header ce-specversion is {spec:?}, expected \"1.0\""),
+        ));
+    }
+    if let Some(ct) = get(DATA_CONTENT_TYPE).filter(|ct| ct != CONTENT_TYPE) {
+        return Err(Error::new(
+            codes::WIRE_HEADERS,
+            format!("header ce-datacontenttype is {ct:?}, expected {CONTENT_TYPE:?}"),
+        ));
+    }
+    let id = need(ID)?;
+    if id.len() > 256 || !id.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(Error::new(
+            codes::WIRE_HEADERS,
+            "header ce-id must be 1-256 printable ASCII characters without spaces",
+        ));
+    }
+    Ok(Received {
+        msg_id: get(MSG_ID).unwrap_or_else(|| id.clone()),
+        id,
+        type_name: need(TYPE)?,
+        source: need(SOURCE)?,
+        time: need(TIME)?,
+        partition_key: get(PARTITION_KEY),
+        correlation_id: get(CORRELATION_ID),
+        causation_id: get(CAUSATION_ID),
+        traceparent: get(TRACEPARENT),
+        tracestate: get(TRACESTATE),
+        replay_of: get(REPLAY_OF),
+    })
+}
+
+/// Values of `Jetkit-Dlq-Failure-Class` (enum jetkit.v1.FailureClass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    Undecodable,
+    UnknownType,
+    ContractViolation,
+    HandlerExhausted,
+    HandlerPermanent,
+    MaxDeliveries,
+}
+
+impl FailureClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Undecodable => "undecodable",
+            FailureClass::UnknownType => "unknown_type",
+            FailureClass::ContractViolation => "contract_violation",
+            FailureClass::HandlerExhausted => "handler_exhausted",
+            FailureClass::HandlerPermanent => "handler_permanent",
+            FailureClass::MaxDeliveries => "max_deliveries",
+        }
+    }
+
+    /// The class a decode error dead-letters under.
+    pub fn of(err: &Error) -> FailureClass {
+        match err.code {
+            codes::UNKNOWN_TYPE | codes::UNKNOWN_SUBJECT => FailureClass::UnknownType,
+            codes::UNDECODABLE | codes::WIRE_HEADERS => FailureClass::Undecodable,
+            _ => FailureClass::HandlerPermanent,
+        }
+    }
+}
+
+/// Why and where a message is dead-lettered.
+#[derive(Debug, Clone)]
+pub struct DeadLetterInput {
+    pub stream: String,
+    pub sequence: u64,
+    pub subject: String,
+    pub consumer: String,
+    pub deliveries: u64,
+    pub failure_class: FailureClass,
+    pub reason: String,
+    /// RFC 3339 times (see `format_time`).
+    pub first_failure: String,
+    pub last_failure: String,
+}
+
+/// The headers of a dead letter: the original headers in their order with Nats-Msg-Id replaced
+/// by `dlq:<stream>:<seq>` (earlier Jetkit-Dlq-* dropped), then the Jetkit-Dlq-* headers.
+pub fn dead_letter_headers(original: &[(String, String)], input: &DeadLetterInput) -> Headers {
+    let msg_id = format!("dlq:{}:{}", input.stream, input.sequence);
+    let mut out: Headers = Vec::with_capacity(original.len() + 10);
+    let mut saw_msg_id = false;
+    for (k, v) in original {
+        if DLQ_NAMES.contains(&k.as_str()) {
+            continue;
+        }
+        if k == MSG_ID {
+            out.push((k.clone(), msg_id.clone()));
+            saw_msg_id = true;
+        } else {
+            out.push((k.clone(), v.clone()));
+        }
+    }
+    if !saw_msg_id {
+        out.push((MSG_ID.into(), msg_id));
+    }
+    out.extend([
+        (DLQ_STREAM.into(), input.stream.clone()),
+        (DLQ_SEQUENCE.into(), input.sequence.to_string()),
+        (DLQ_SUBJECT.into(), input.subject.clone()),
+        (DLQ_CONSUMER.into(), input.consumer.clone()),
+        (DLQ_DELIVERIES.into(), input.deliveries.to_string()),
+        (
+            DLQ_FAILURE_CLASS.into(),
+            input.failure_class.as_str().into(),
+        ),
+        (DLQ_REASON.into(), header_value(&input.reason)),
+        (DLQ_FIRST_FAILURE.into(), input.first_failure.clone()),
+        (DLQ_LAST_FAILURE.into(), input.last_failure.clone()),
+    ]);
+    out
+}
+
+/// A new event id: a UUIDv7 (time-sortable), as the TypeScript producer generates.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// `dlq.<subject>`: where a dead letter of `subject` is stored.
+pub fn dead_letter_subject(subject: &str) -> String {
+    format!("dlq.{subject}")
+}
