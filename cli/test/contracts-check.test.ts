@@ -147,6 +147,12 @@ describe("contracts check against HEAD (real buf, real git)", () => {
       /keep subject: "order\.lifecycle\.cancelled"/,
     );
     assert.match(p.message, /"order\.lifecycle\.cancelled" to "order\.lifecycle\.canceled"/);
+    const source = readFileSync(join(dir, ORDER), "utf8").split("\n");
+    assert.match(
+      source[(p.line ?? 0) - 1] ?? "",
+      /order\.lifecycle\.canceled/,
+      "the line of the renamed subject",
+    );
     assert.equal(report.steps.find((s) => s.step === "breaking")?.status, "pass", "buf alone sees nothing");
   });
 

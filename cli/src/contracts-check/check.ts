@@ -163,9 +163,12 @@ export async function checkContracts(opts: CheckContractsOptions): Promise<Check
       }
       if (before.catalog && current.catalog) {
         for (const b of catalogBreaks(before.catalog, current.catalog)) {
+          const file = join(protoDir, b.file);
+          const at = b.anchor === undefined ? undefined : lineOf(join(root, file), b.anchor);
           problems.push({
             step: "compat",
-            file: join(protoDir, b.file),
+            file,
+            ...line(at),
             rule: b.rule,
             message: b.message,
             fix: b.fix,
@@ -200,6 +203,18 @@ export async function checkContracts(opts: CheckContractsOptions): Promise<Check
 }
 
 const line = (n: number | undefined) => (n === undefined ? {} : { line: n });
+
+/** The 1-based line of the first occurrence of `text` in `path`, if the file and the text exist. */
+function lineOf(path: string, text: string): number | undefined {
+  let source: string;
+  try {
+    source = readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+  const at = source.indexOf(text);
+  return at < 0 ? undefined : source.slice(0, at).split("\n").length;
+}
 
 type Built =
   | { compile: ContractProblem[] }
