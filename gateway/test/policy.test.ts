@@ -1,0 +1,147 @@
+import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { after, before, describe, test } from "node:test";
+import { getCatalog, isJetkitError } from "@jetkit/contracts";
+import { explain } from "../src/policy/evaluate.js";
+import { patternCovers, principalMatches } from "../src/policy/patterns.js";
+import { parsePolicy } from "../src/policy/policy.js";
+import { PolicyStore } from "../src/policy/store.js";
+import { eventually, POLICY, silent, tempDir, writePolicy } from "./helpers.js";
+
+const catalog = getCatalog();
+const policy = parsePolicy(POLICY, "policy.yaml");
+const CHECKOUT = "spiffe://jetkit.dev/checkout";
+const BOB = "CN=bob,OU=ops,O=jetkit";
+const TEAM_A = "spiffe://jetkit.dev/team-a/reporting";
+
+describe("policy evaluation", () => {
+  const matrix: [string, "publish" | "subscribe", string, boolean, RegExp][] = [
+    // publish: exact and wildcard role patterns, deny overrides, default deny
+    [CHECKOUT, "publish", "customer.checkout.initiated", true, /role checkout-writer publish\[0\]/],
+    [CHECKOUT, "publish", "customer.account.registered", true, /"customer\.account\.\*"/],
+    [CHECKOUT, "publish", "order.fulfillment.started", true, /role fulfillment/],
+    [CHECKOUT, "publish", "order.lifecycle.cancelled", false, /^deny\[0\]\.publish\[0\]/],
+    [CHECKOUT, "publish", "payment.charge.authorized", false, /^default-deny$/],
+    [CHECKOUT, "publish", "order.fulfillment.*", false, /^publish-concrete$/],
+    [CHECKOUT, "publish", "order.fulfillment.nope", false, /^publish-catalog$/],
+    [BOB, "publish", "order.fulfillment.started", false, /^default-deny$/],
+    // subscribe: covering patterns, `*` vs `>`, deny overrides, partial deny filters
+    [BOB, "subscribe", "order.>", true, /role order-reader/],
+    [BOB, "subscribe", "order.fulfillment.*", true, /role order-reader/],
+    [BOB, "subscribe", ">", false, /^default-deny$/],
+    [BOB, "subscribe", "customer.>", false, /^default-deny$/],
+    [TEAM_A, "subscribe", "order.lifecycle.cancelled", true, /via bindings\[2\]/],
+    ["spiffe://jetkit.dev/team-a/x/y", "subscribe", "order.>", false, /^default-deny$/],
+    [CHECKOUT, "subscribe", "order.fulfillment.completed", true, /role fulfillment/],
+    [CHECKOUT, "subscribe", "order.*.completed", false, /^default-deny$/],
+    [CHECKOUT, "subscribe", "customer.checkout.initiated", false, /^deny\[0\]\.subscribe\[0\]/],
+    [CHECKOUT, "subscribe", "customer.checkout.>", false, /^deny\[0\]\.subscribe\[0\]/],
+    [CHECKOUT, "subscribe", "customer.account.registered", true, /role checkout-writer subscribe\[0\]/],
+    ["spiffe://jetkit.dev/nobody", "subscribe", "order.>", false, /^default-deny$/],
+  ];
+  for (const [principal, action, subject, allowed, rule] of matrix) {
+    test(`${principal} ${action} ${subject} -> ${allowed ? "allow" : "deny"}`, () => {
+      const d = explain(policy, principal, action, subject, { catalog });
+      assert.equal(d.allowed, allowed, d.reason);
+      assert.match(d.rule, rule);
+    });
+  }
+
+  test("a deny that overlaps a subscription without covering it filters those events", () => {
+    const d = explain(policy, CHECKOUT, "subscribe", "customer.>", { catalog });
+    assert.equal(d.allowed, true);
+    assert.deepEqual(d.filtered, ["customer.checkout.>"]);
+  });
+
+  test("patterns and principal globs", () => {
+    assert.equal(patternCovers("order.>", "order.a.b"), true);
+    assert.equal(patternCovers("order.*", "order.>"), false);
+    assert.equal(patternCovers("order.*.x", "order.*.x"), true);
+    assert.equal(patternCovers(">", "order"), true);
+    assert.equal(patternCovers("order.>", "order"), false);
+    assert.equal(principalMatches("spiffe://d/team/*", "spiffe://d/team/a"), true);
+    assert.equal(principalMatches("spiffe://d/team/*", "spiffe://d/team/a/b"), false);
+    assert.equal(principalMatches("spiffe://d/**", "spiffe://d/team/a/b"), true);
+    assert.equal(principalMatches("CN=*,O=jetkit", "CN=bob,O=jetkit"), true);
+    assert.equal(principalMatches("CN=bob.x,O=j", "CN=bobax,O=j"), false, "dots are literal");
+  });
+});
+
+describe("policy validation", () => {
+  const invalid: [string, string, RegExp, number?][] = [
+    ["roles: [1, 2", "unterminated", /not valid YAML/],
+    [
+      "roles:\n  r:\n    publish: [order..x]\n",
+      "empty token",
+      /roles\.r\.publish\[0\]: token "" of "order\.\.x"/,
+      3,
+    ],
+    ["roles:\n  r:\n    publish: [order.>.x]\n", "> not last", /">" may only be the last token/, 3],
+    [
+      "roles:\n  r:\n    publish: [a]\nbindings:\n  - principal: x\n    roles: [r, nope]\n",
+      "unknown role",
+      /bindings\[0\]\.roles\[1\]: role "nope" is not defined/,
+      6,
+    ],
+    ["roles: {}\nbindngs: []\n", "typo key", /unknown key "bindngs"/, 2],
+    ["deny:\n  - principal: x\n", "empty deny", /needs publish and\/or subscribe/, 2],
+    ["roles:\n  r:\n    publish: [a]\nbindings:\n  - roles: [r]\n", "no principal", /needs "principal"/, 5],
+  ];
+  for (const [text, what, message, line] of invalid) {
+    test(`refuses ${what} with a message naming the problem${line ? " and line" : ""}`, () => {
+      try {
+        parsePolicy(text, "p.yaml");
+        assert.fail("accepted an invalid policy");
+      } catch (err) {
+        assert.ok(isJetkitError(err, "JK_POLICY_INVALID"), String(err));
+        assert.match(err.message, message);
+        if (line) assert.equal(err.details.line, line, err.message);
+      }
+    });
+  }
+});
+
+describe("policy reload", () => {
+  let dir: { dir: string; remove: () => Promise<void> };
+  let store: PolicyStore;
+  let file: string;
+  before(async () => {
+    dir = await tempDir("policy");
+    file = await writePolicy(dir.dir);
+    store = new PolicyStore({ file, catalog, logger: silent, debounceMs: 50 });
+  });
+  after(async () => {
+    store?.close();
+    await dir?.remove();
+  });
+
+  test("a valid change is picked up from the file; an invalid one is refused and the old policy stays", async () => {
+    assert.equal(store.decide(BOB, "subscribe", "payment.>").allowed, false);
+    await writeFile(file, POLICY.replace("subscribe: [order.>]", "subscribe: [order.>, payment.>]"));
+    await eventually(() => store.decide(BOB, "subscribe", "payment.>").allowed, 5000, "reload");
+    const loads = store.loads;
+    await writeFile(
+      file,
+      `${POLICY}\n  - principal: x\n    roles: [missing-role]\n`.replace("deny:", "deny_:"),
+    );
+    await eventually(() => store.lastError !== undefined, 5000, "invalid policy seen");
+    assert.equal(store.lastError?.code, "JK_POLICY_INVALID");
+    assert.equal(store.loads, loads);
+    assert.equal(store.decide(BOB, "subscribe", "payment.>").allowed, true, "previous policy still in force");
+  });
+
+  test("SIGHUP reloads", async () => {
+    await writeFile(file, POLICY.replace("subscribe: [order.>]", "subscribe: [order.>, payment.>]"));
+    const quiet = new PolicyStore({ file, catalog, logger: silent, watch: false });
+    try {
+      assert.equal(quiet.decide(BOB, "subscribe", "payment.>").allowed, true);
+      await writeFile(file, POLICY);
+      const loads = quiet.loads;
+      process.kill(process.pid, "SIGHUP");
+      await eventually(() => quiet.loads > loads, 5000, "SIGHUP reload");
+      assert.equal(quiet.decide(BOB, "subscribe", "payment.>").allowed, false);
+    } finally {
+      quiet.close();
+    }
+  });
+});
