@@ -137,7 +137,8 @@ export function checkHistory(events: readonly HistoryEvent[], opts: CheckOptions
   const windowMs = opts.windowMs ?? 1000;
   const msgs = new Map<string, MessageFacts>();
   const sorted = [...events].sort((a, b) => a.t - b.t);
-  const startedAt = sorted[0]?.t ?? 0;
+  // Time runs from the first publish (set-up before it is not part of the workload).
+  const startedAt = sorted.find((e) => e.kind === "publish")?.t ?? sorted[0]?.t ?? 0;
   const endedAt = sorted.at(-1)?.t ?? startedAt;
   const effectOrder = new Map<string, number[]>();
   let publishErrors = 0;

@@ -112,7 +112,8 @@ async function handle(m: JsMsg): Promise<void> {
   await m.ackAck({ timeout: 5000 }).catch(() => m.ack());
 }
 
-const messages = await consumer.consume({ max_messages: config.batch });
+// Short pulls: after a leader change or a reconnect the next pull goes to the new leader within seconds.
+const messages = await consumer.consume({ max_messages: config.batch, expires: 4000 });
 process.once("SIGTERM", () => {
   stopping = true;
   void messages.close();

@@ -1,0 +1,51 @@
+import { getCatalog } from "@jetkit/contracts";
+import { AckPolicy, DeliverPolicy, type JetStreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { WORKLOAD_STREAM, WORKLOAD_SUBJECT } from "../workload/events.js";
+
+export const IDEMPOTENCY_BUCKET = "jetkit_chaos_idempotency";
+
+const RETENTION = { limits: "limits", interest: "interest", workqueue: "workqueue" } as const;
+
+/**
+ * Creates the domain streams from the contracts catalog with `replicas` copies (existing streams
+ * are left as they are), the idempotency bucket and the drill's durable consumer.
+ */
+export async function provision(
+  jsm: JetStreamManager,
+  opts: { replicas: number; durable: string; ackWaitMs: number; maxDeliver: number; maxAckPending: number },
+): Promise<void> {
+  const catalog = getCatalog();
+  for (const s of catalog.streams) {
+    try {
+      await jsm.streams.info(s.name);
+      continue;
+    } catch {}
+    await jsm.streams.add({
+      name: s.name,
+      subjects: [...s.subjects],
+      retention: RETENTION[s.retention] as never,
+      storage: s.storage as never,
+      num_replicas: opts.replicas,
+      max_age: s.maxAgeMs * 1_000_000,
+      duplicate_window: (s.duplicateWindowMs || 120_000) * 1_000_000,
+      max_bytes: s.maxBytes || -1,
+      max_msg_size: s.maxMsgSize || -1,
+      discard: s.discard as never,
+    });
+  }
+  await new Kvm(jsm.jetstream()).create(IDEMPOTENCY_BUCKET, {
+    replicas: opts.replicas,
+    history: 1,
+    ttl: 3_600_000,
+  });
+  await jsm.consumers.add(WORKLOAD_STREAM, {
+    durable_name: opts.durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.New,
+    filter_subject: WORKLOAD_SUBJECT,
+    ack_wait: opts.ackWaitMs * 1_000_000,
+    max_deliver: opts.maxDeliver,
+    max_ack_pending: opts.maxAckPending,
+  });
+}

@@ -1,0 +1,106 @@
+import type { Invariant } from "../checker.js";
+import type { ToxicSpec } from "../proxy/toxics.js";
+
+/** Which node a process or network fault hits: a name (`n1`), or chosen when the fault starts. */
+export type NodeSelector = string;
+export const NODE_SELECTORS = ["stream_leader", "meta_leader", "random", "follower", "all"] as const;
+
+export interface TargetSpec {
+  /** `local`: the drill starts its own cluster; `url`: an existing cluster (process faults are skipped). */
+  kind: "local" | "url";
+  nodes: number;
+  syncInterval?: string;
+  urls: string[];
+}
+
+export interface WorkloadSpec {
+  durationMs: number;
+  warmupMs: number;
+  drainMs: number;
+  ratePerSec: number;
+  keys: number;
+  keyDistribution: "uniform" | "hot";
+  maxInFlight: number;
+  attempts: number;
+  publishTimeoutMs: number;
+  duplicateRate: number;
+  consumer: {
+    idempotency: boolean;
+    handlerDelayMs: number;
+    ackWaitMs: number;
+    maxDeliver: number;
+    batch: number;
+    maxAckPending: number;
+    restartDelayMs: number;
+  };
+}
+
+export const PROBES = [
+  "cluster_healthy",
+  "publish_p99_ms",
+  "publish_error_rate",
+  "throughput",
+  "consumer_lag",
+] as const;
+export type ProbeName = (typeof PROBES)[number];
+export interface ProbeSpec {
+  probe: ProbeName;
+  name: string;
+  max?: number;
+  min?: number;
+  windowMs: number;
+}
+
+export const FAULT_ACTIONS = [
+  "kill",
+  "terminate",
+  "pause",
+  "rolling_restart",
+  "toxic",
+  "partition",
+  "netem",
+  "consumer_crash",
+  "poison",
+  "slow_handler",
+  "duplicate_publish",
+] as const;
+export type FaultAction = (typeof FAULT_ACTIONS)[number];
+
+export interface FaultSpec {
+  name: string;
+  action: FaultAction;
+  atMs: number;
+  forMs: number;
+  everyMs?: number;
+  count?: number;
+  node?: NodeSelector;
+  nodes?: NodeSelector[];
+  link?: "client" | "route";
+  toxic?: ToxicSpec;
+  gapMs?: number;
+  rate?: number;
+  delayMs?: number;
+  isolateClients?: boolean;
+}
+
+export const ABORT_METRICS = ["lost", "publish_error_rate", "failed_publishes"] as const;
+export interface AbortSpec {
+  when: (typeof ABORT_METRICS)[number];
+  above: number;
+  windowMs: number;
+}
+
+/** A drill file, validated and with defaults filled in. */
+export interface Drill {
+  name: string;
+  description: string;
+  seed: string;
+  target: TargetSpec;
+  workload: WorkloadSpec;
+  steadyState: ProbeSpec[];
+  faults: FaultSpec[];
+  abort: AbortSpec[];
+  invariants: Invariant[];
+  /** The file it came from. */
+  file: string;
+}

@@ -1,0 +1,424 @@
+import { INVARIANTS, type Invariant } from "../checker.js";
+import {
+  DIRECTIONS,
+  TOXIC_ATTRIBUTES,
+  TOXIC_TYPES,
+  type ToxicSpec,
+  type ToxicType,
+} from "../proxy/toxics.js";
+import { parseDuration } from "./duration.js";
+import {
+  ABORT_METRICS,
+  type AbortSpec,
+  type Drill,
+  FAULT_ACTIONS,
+  type FaultAction,
+  type FaultSpec,
+  NODE_SELECTORS,
+  PROBES,
+  type ProbeSpec,
+  type TargetSpec,
+  type WorkloadSpec,
+} from "./spec.js";
+
+/** One problem in a drill file: where (`faults[2].toxic.type`) and what is wrong or allowed. */
+export interface DrillProblem {
+  path: string;
+  message: string;
+}
+
+type Obj = Record<string, unknown>;
+
+class Reader {
+  readonly problems: DrillProblem[] = [];
+
+  problem(path: string, message: string): void {
+    this.problems.push({ path: path || "(root)", message });
+  }
+
+  obj(value: unknown, path: string): Obj | undefined {
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== "object" || Array.isArray(value)) {
+      this.problem(path, "must be a mapping (key: value)");
+      return undefined;
+    }
+    return value as Obj;
+  }
+
+  known(o: Obj | undefined, path: string, keys: readonly string[]): void {
+    for (const k of Object.keys(o ?? {})) {
+      if (!keys.includes(k)) this.problem(join(path, k), `unknown field; allowed: ${keys.join(", ")}`);
+    }
+  }
+
+  str(o: Obj | undefined, key: string, path: string, def?: string): string | undefined {
+    const v = o?.[key];
+    if (v === undefined) {
+      if (def === undefined) this.problem(join(path, key), "is required (a string)");
+      return def;
+    }
+    if (typeof v !== "string" || v.trim() === "") {
+      this.problem(join(path, key), "must be a non-empty string");
+      return def;
+    }
+    return v;
+  }
+
+  num(
+    o: Obj | undefined,
+    key: string,
+    path: string,
+    def: number,
+    min = 0,
+    max = Number.MAX_SAFE_INTEGER,
+  ): number {
+    const v = o?.[key];
+    if (v === undefined) return def;
+    if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) {
+      this.problem(join(path, key), `must be a number from ${min} to ${max}`);
+      return def;
+    }
+    return v;
+  }
+
+  bool(o: Obj | undefined, key: string, path: string, def: boolean): boolean {
+    const v = o?.[key];
+    if (v === undefined) return def;
+    if (typeof v !== "boolean") {
+      this.problem(join(path, key), "must be true or false");
+      return def;
+    }
+    return v;
+  }
+
+  dur(o: Obj | undefined, key: string, path: string, def?: number): number | undefined {
+    const v = o?.[key];
+    if (v === undefined) {
+      if (def === undefined) this.problem(join(path, key), "is required (a duration such as 500ms, 5s, 1m)");
+      return def;
+    }
+    const ms = parseDuration(v);
+    if (ms === undefined)
+      this.problem(join(path, key), `must be a duration such as 500ms, 5s, 1m (got ${JSON.stringify(v)})`);
+    return ms ?? def;
+  }
+
+  oneOf<T extends string>(
+    o: Obj | undefined,
+    key: string,
+    path: string,
+    allowed: readonly T[],
+    def?: T,
+  ): T | undefined {
+    const v = o?.[key];
+    if (v === undefined) {
+      if (def === undefined) this.problem(join(path, key), `is required; allowed: ${allowed.join(", ")}`);
+      return def;
+    }
+    if (typeof v !== "string" || !allowed.includes(v as T)) {
+      this.problem(join(path, key), `must be one of: ${allowed.join(", ")} (got ${JSON.stringify(v)})`);
+      return def;
+    }
+    return v as T;
+  }
+
+  list(o: Obj | undefined, key: string, path: string): unknown[] {
+    const v = o?.[key];
+    if (v === undefined) return [];
+    if (!Array.isArray(v)) {
+      this.problem(join(path, key), "must be a list");
+      return [];
+    }
+    return v;
+  }
+}
+
+const join = (path: string, key: string | number) =>
+  typeof key === "number" ? `${path}[${key}]` : path ? `${path}.${key}` : key;
+
+function nodeSelector(r: Reader, value: unknown, path: string, nodes: number): string | undefined {
+  const names = Array.from({ length: nodes }, (_, i) => `n${i + 1}`);
+  const allowed = [...names, ...NODE_SELECTORS];
+  if (typeof value !== "string" || !allowed.includes(value)) {
+    r.problem(path, `must be a node: ${allowed.join(", ")} (got ${JSON.stringify(value)})`);
+    return undefined;
+  }
+  return value;
+}
+
+function readTarget(r: Reader, raw: unknown): TargetSpec {
+  const o = r.obj(raw, "target");
+  r.known(o, "target", ["kind", "nodes", "syncInterval", "urls"]);
+  const kind = r.oneOf(o, "kind", "target", ["local", "url"] as const, "local") ?? "local";
+  const urls = r.list(o, "urls", "target").filter((u, i) => {
+    if (typeof u === "string" && /^(nats|tls):\/\/|^[\w.-]+:\d+$/.test(u)) return true;
+    r.problem(`target.urls[${i}]`, "must be a NATS URL such as nats://127.0.0.1:4222");
+    return false;
+  }) as string[];
+  if (kind === "url" && urls.length === 0) r.problem("target.urls", "is required when kind is url");
+  const syncInterval = o?.syncInterval === undefined ? undefined : r.str(o, "syncInterval", "target");
+  if (syncInterval !== undefined && !/^(always|\d+(ms|s|m))$/.test(syncInterval)) {
+    r.problem("target.syncInterval", "must be always or a Go duration such as 2m, 10s");
+  }
+  return {
+    kind,
+    nodes: r.num(o, "nodes", "target", kind === "url" ? urls.length : 3, 3, 9),
+    ...(syncInterval !== undefined ? { syncInterval } : {}),
+    urls,
+  };
+}
+
+function readWorkload(r: Reader, raw: unknown): WorkloadSpec {
+  const p = "workload";
+  const o = r.obj(raw, p);
+  if (!o) r.problem(p, "is required (duration, rate, keys, consumer)");
+  r.known(o, p, [
+    "duration",
+    "warmup",
+    "drain",
+    "rate",
+    "keys",
+    "keyDistribution",
+    "maxInFlight",
+    "attempts",
+    "publishTimeout",
+    "duplicateRate",
+    "consumer",
+  ]);
+  const c = r.obj(o?.consumer, `${p}.consumer`);
+  const cp = `${p}.consumer`;
+  r.known(c, cp, [
+    "idempotency",
+    "handlerDelay",
+    "ackWait",
+    "maxDeliver",
+    "batch",
+    "maxAckPending",
+    "restartDelay",
+  ]);
+  return {
+    durationMs: r.dur(o, "duration", p) ?? 10_000,
+    warmupMs: r.dur(o, "warmup", p, 3000) ?? 3000,
+    drainMs: r.dur(o, "drain", p, 20_000) ?? 20_000,
+    ratePerSec: r.num(o, "rate", p, 50, 1, 10_000),
+    keys: r.num(o, "keys", p, 16, 1, 100_000),
+    keyDistribution: r.oneOf(o, "keyDistribution", p, ["uniform", "hot"] as const, "uniform") ?? "uniform",
+    maxInFlight: r.num(o, "maxInFlight", p, 128, 1, 100_000),
+    attempts: r.num(o, "attempts", p, 8, 1, 100),
+    publishTimeoutMs: r.dur(o, "publishTimeout", p, 2000) ?? 2000,
+    duplicateRate: r.num(o, "duplicateRate", p, 0, 0, 1),
+    consumer: {
+      idempotency: r.bool(c, "idempotency", cp, true),
+      handlerDelayMs: r.dur(c, "handlerDelay", cp, 0) ?? 0,
+      ackWaitMs: r.dur(c, "ackWait", cp, 2000) ?? 2000,
+      maxDeliver: r.num(c, "maxDeliver", cp, 50, 1, 10_000),
+      batch: r.num(c, "batch", cp, 32, 1, 10_000),
+      maxAckPending: r.num(c, "maxAckPending", cp, 1000, 1, 1_000_000),
+      restartDelayMs: r.dur(c, "restartDelay", cp, 500) ?? 500,
+    },
+  };
+}
+
+function readProbes(r: Reader, raw: unknown): ProbeSpec[] {
+  const o = r.obj(raw, "steadyState");
+  r.known(o, "steadyState", ["probes"]);
+  return r.list(o, "probes", "steadyState").map((item, i) => {
+    const p = `steadyState.probes[${i}]`;
+    const po = r.obj(item, p);
+    r.known(po, p, ["probe", "name", "max", "min", "window"]);
+    const probe = r.oneOf(po, "probe", p, PROBES) ?? "cluster_healthy";
+    const max = po?.max === undefined ? undefined : r.num(po, "max", p, 0, 0);
+    const min = po?.min === undefined ? undefined : r.num(po, "min", p, 0, 0);
+    if (probe !== "cluster_healthy" && max === undefined && min === undefined)
+      r.problem(p, `probe ${probe} needs a tolerance: max or min`);
+    return {
+      probe,
+      name: r.str(po, "name", p, probe) ?? probe,
+      ...(max !== undefined ? { max } : {}),
+      ...(min !== undefined ? { min } : {}),
+      windowMs: r.dur(po, "window", p, 2000) ?? 2000,
+    };
+  });
+}
+
+const FAULT_FIELDS: Record<FaultAction, string[]> = {
+  kill: ["node"],
+  terminate: ["node"],
+  pause: ["node"],
+  rolling_restart: ["gap"],
+  toxic: ["link", "node", "toxic"],
+  partition: ["nodes", "isolateClients"],
+  netem: ["nodes", "delay", "loss"],
+  consumer_crash: [],
+  poison: ["rate"],
+  slow_handler: ["delay"],
+  duplicate_publish: ["rate"],
+};
+
+function readToxic(r: Reader, raw: unknown, path: string): ToxicSpec | undefined {
+  const o = r.obj(raw, path);
+  if (!o) {
+    r.problem(path, "is required: { type, direction?, toxicity?, attributes }");
+    return undefined;
+  }
+  r.known(o, path, ["type", "direction", "toxicity", "attributes"]);
+  const type = r.oneOf(o, "type", path, TOXIC_TYPES) as ToxicType | undefined;
+  const direction = r.oneOf(o, "direction", path, DIRECTIONS, "both");
+  const toxicity = r.num(o, "toxicity", path, 1, 0, 1);
+  const a = r.obj(o.attributes, `${path}.attributes`) ?? {};
+  const attributes: Record<string, number> = {};
+  if (type) {
+    const allowed = Object.keys(TOXIC_ATTRIBUTES[type]);
+    for (const [k, v] of Object.entries(a)) {
+      if (!allowed.includes(k))
+        r.problem(`${path}.attributes.${k}`, `unknown attribute of ${type}; allowed: ${allowed.join(", ")}`);
+      else if (typeof v === "number" && v >= 0) attributes[k] = v;
+      else {
+        const ms = parseDuration(v);
+        if (
+          ms === undefined ||
+          k === "bytes" ||
+          k.endsWith("size") ||
+          k === "rate" ||
+          k === "size_variation"
+        ) {
+          r.problem(`${path}.attributes.${k}`, "must be a number >= 0");
+        } else attributes[k] = ms;
+      }
+    }
+  }
+  if (!type) return undefined;
+  return { type, direction: direction ?? "both", toxicity, attributes };
+}
+
+function readFaults(r: Reader, raw: unknown, nodes: number, workload: WorkloadSpec): FaultSpec[] {
+  if (raw !== undefined && !Array.isArray(raw)) {
+    r.problem("faults", "must be a list of faults");
+    return [];
+  }
+  return ((raw as unknown[] | undefined) ?? []).map((item, i) => {
+    const p = `faults[${i}]`;
+    const o = r.obj(item, p);
+    const action = (r.oneOf(o, "action", p, FAULT_ACTIONS) ?? "kill") as FaultAction;
+    r.known(o, p, ["name", "action", "at", "for", "every", "count", ...FAULT_FIELDS[action]]);
+    const atMs = r.dur(o, "at", p) ?? 0;
+    const forMs = r.dur(o, "for", p, 0) ?? 0;
+    const everyMs = o?.every === undefined ? undefined : r.dur(o, "every", p);
+    const count = o?.count === undefined ? undefined : r.num(o, "count", p, 1, 1, 10_000);
+    if (atMs < workload.warmupMs)
+      r.problem(
+        `${p}.at`,
+        `must be at or after the warm-up (${workload.warmupMs} ms): the steady state is measured first`,
+      );
+    if (atMs >= workload.durationMs)
+      r.problem(`${p}.at`, `must be before the end of the workload (${workload.durationMs} ms)`);
+    if (everyMs !== undefined && everyMs <= forMs) r.problem(`${p}.every`, "must be longer than for");
+    const spec: FaultSpec = {
+      name: r.str(o, "name", p, `${action}#${i + 1}`) ?? action,
+      action,
+      atMs,
+      forMs,
+    };
+    if (everyMs !== undefined) spec.everyMs = everyMs;
+    if (count !== undefined) spec.count = count;
+    if (["kill", "terminate", "pause"].includes(action) || (action === "toxic" && o?.node !== undefined)) {
+      const node = nodeSelector(r, o?.node ?? "", `${p}.node`, nodes);
+      if (node) spec.node = node;
+    }
+    if (["kill", "terminate", "pause", "partition"].includes(action) && forMs === 0) {
+      r.problem(`${p}.for`, `is required for ${action} (how long until the node is back)`);
+    }
+    if (action === "rolling_restart") spec.gapMs = r.dur(o, "gap", p, 1000) ?? 1000;
+    if (action === "toxic") {
+      spec.link = r.oneOf(o, "link", p, ["client", "route"] as const, "client") ?? "client";
+      const toxic = readToxic(r, o?.toxic, `${p}.toxic`);
+      if (toxic) spec.toxic = toxic;
+      if (forMs === 0) r.problem(`${p}.for`, "is required for toxic (how long the toxic stays)");
+    }
+    if (action === "partition" || action === "netem") {
+      const list = r.list(o, "nodes", p);
+      if (list.length === 0) r.problem(`${p}.nodes`, "is required: the minority side, e.g. [n1]");
+      if (list.length * 2 >= nodes)
+        r.problem(`${p}.nodes`, `must be a minority (fewer than ${nodes / 2} of ${nodes} nodes)`);
+      spec.nodes = list.map((n, j) => nodeSelector(r, n, `${p}.nodes[${j}]`, nodes) ?? "n1");
+      spec.isolateClients = r.bool(o, "isolateClients", p, true);
+    }
+    if (action === "poison" || action === "duplicate_publish") {
+      spec.rate = r.num(o, "rate", p, action === "poison" ? 20 : 0.2, 0, action === "poison" ? 10_000 : 1);
+      if (forMs === 0) r.problem(`${p}.for`, `is required for ${action}`);
+    }
+    if (action === "slow_handler") {
+      spec.delayMs = r.dur(o, "delay", p) ?? 0;
+      if (forMs === 0) r.problem(`${p}.for`, "is required for slow_handler");
+    }
+    return spec;
+  });
+}
+
+/** Validates a parsed drill document; returns the drill with defaults, or every problem found. */
+export function validateDrillDocument(
+  doc: unknown,
+  file: string,
+): { drill?: Drill; problems: DrillProblem[] } {
+  const r = new Reader();
+  const o = r.obj(doc, "");
+  if (!o) {
+    r.problem("", "a drill file must be a mapping with name, description, workload, faults, invariants");
+    return { problems: r.problems };
+  }
+  r.known(o, "", [
+    "name",
+    "description",
+    "seed",
+    "target",
+    "workload",
+    "steadyState",
+    "faults",
+    "abort",
+    "invariants",
+  ]);
+  const name = r.str(o, "name", "") ?? "";
+  if (name && !/^[a-z0-9][a-z0-9-]*$/.test(name))
+    r.problem("name", "must be lower-case letters, digits and dashes");
+  const description = r.str(o, "description", "") ?? "";
+  const seedRaw = o.seed;
+  if (seedRaw !== undefined && typeof seedRaw !== "string" && typeof seedRaw !== "number")
+    r.problem("seed", "must be a string or a number");
+  const target = readTarget(r, o.target);
+  const workload = readWorkload(r, o.workload);
+  const steadyState = readProbes(r, o.steadyState);
+  const faults = readFaults(r, o.faults, target.nodes, workload);
+  const abort: AbortSpec[] = r.list(o, "abort", "").map((item, i) => {
+    const p = `abort[${i}]`;
+    const ao = r.obj(item, p);
+    r.known(ao, p, ["when", "above", "window"]);
+    return {
+      when: r.oneOf(ao, "when", p, ABORT_METRICS) ?? "lost",
+      above: r.num(ao, "above", p, 0, 0),
+      windowMs: r.dur(ao, "window", p, 3000) ?? 3000,
+    };
+  });
+  const invList = r.list(o, "invariants", "");
+  if (invList.length === 0) r.problem("invariants", `is required: a list of ${INVARIANTS.join(", ")}`);
+  const invariants = invList.filter((v, i) => {
+    if (typeof v === "string" && (INVARIANTS as readonly string[]).includes(v)) return true;
+    r.problem(`invariants[${i}]`, `must be one of: ${INVARIANTS.join(", ")} (got ${JSON.stringify(v)})`);
+    return false;
+  }) as Invariant[];
+  if (r.problems.length > 0) return { problems: r.problems };
+  return {
+    drill: {
+      name,
+      description,
+      seed: seedRaw === undefined ? name : String(seedRaw),
+      target,
+      workload,
+      steadyState,
+      faults,
+      abort,
+      invariants,
+      file,
+    },
+    problems: [],
+  };
+}
