@@ -126,7 +126,7 @@ describe("resilience", () => {
       await until("the window to fill", () => producer.stats().inFlight === window);
       await new Promise((r) => setTimeout(r, 200)); // let anything that would overrun the window try
       const stalled = producer.stats();
-      assert.equal(stalled.inFlight, window, "exactly the window is in flight");
+      assert.equal(stalled.inFlight, window, `exactly the window is in flight: ${JSON.stringify(stalled)}`);
       assert.ok(stalled.waiting >= 50 + 8 - window, `callers wait for a slot (${stalled.waiting})`);
       assert.ok(pulled <= 8 + 1, `the batch pulled only its window from the source (${pulled})`);
 
@@ -135,8 +135,12 @@ describe("resilience", () => {
       await Promise.all(singles);
       assert.equal(acks.length, 200);
       const after = producer.stats();
-      assert.equal(after.inFlightHighWater, window, "never more than the window at once");
-      assert.equal(after.inFlight, 0);
+      assert.equal(
+        after.inFlightHighWater,
+        window,
+        `never more than the window at once: ${JSON.stringify(after)}`,
+      );
+      assert.equal(after.inFlight, 0, JSON.stringify(after));
     } finally {
       server.resume();
       await producer.close();
