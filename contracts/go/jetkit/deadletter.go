@@ -92,3 +92,22 @@ func DeadLetterHeaders(original []Header, in DeadLetterInput) []Header {
 		Header{HeaderDlqLastFailure, last},
 	)
 }
+
+// ReplayHeaders returns the headers of a replay of the dead letter stored at dlqSequence in
+// dlqStream (contracts/WIRE.md §6): the original ce-* headers without the Jetkit-Dlq-* ones,
+// then Jetkit-Replay-Of and a new Nats-Msg-Id, replay:<DLQ sequence>:<ce-id>.
+func ReplayHeaders(deadLetter []Header, dlqSequence uint64, dlqStream string) []Header {
+	out := make([]Header, 0, len(deadLetter))
+	id := ""
+	for _, h := range deadLetter {
+		if dlqHeaderNames[h.Name] || h.Name == HeaderMsgID || h.Name == HeaderReplayOf {
+			continue
+		}
+		if h.Name == HeaderID {
+			id = h.Value
+		}
+		out = append(out, h)
+	}
+	seq := strconv.FormatUint(dlqSequence, 10)
+	return append(out, Header{HeaderReplayOf, dlqStream + ":" + seq}, Header{HeaderMsgID, "replay:" + seq + ":" + id})
+}

@@ -63,7 +63,7 @@ func (p *Producer) Publish(ctx context.Context, m proto.Message, opts PublishOpt
 			return Published{}, err
 		}
 	}
-	payload, err := proto.Marshal(m)
+	payload, err := Marshal(m)
 	if err != nil {
 		return Published{}, newError(CodeUndecodable, err, "%s could not be encoded", ev.Type)
 	}

@@ -386,3 +386,27 @@ pub fn new_id() -> String {
 pub fn dead_letter_subject(subject: &str) -> String {
     format!("dlq.{subject}")
 }
+
+/// The headers of a replay of the dead letter stored at `dlq_sequence` in `dlq_stream`
+/// (contracts/WIRE.md §6): the original ce-* headers without the Jetkit-Dlq-* ones, then
+/// `Jetkit-Replay-Of` and a new Nats-Msg-Id, `replay:<DLQ sequence>:<ce-id>`.
+pub fn replay_headers(
+    dead_letter: &[(String, String)],
+    dlq_sequence: u64,
+    dlq_stream: &str,
+) -> Headers {
+    let mut id = String::new();
+    let mut out: Headers = dead_letter
+        .iter()
+        .filter(|(k, _)| !DLQ_NAMES.contains(&k.as_str()) && k != MSG_ID && k != REPLAY_OF)
+        .inspect(|(k, v)| {
+            if k == ID {
+                id = v.clone();
+            }
+        })
+        .cloned()
+        .collect();
+    out.push((REPLAY_OF.into(), format!("{dlq_stream}:{dlq_sequence}")));
+    out.push((MSG_ID.into(), format!("replay:{dlq_sequence}:{id}")));
+    out
+}

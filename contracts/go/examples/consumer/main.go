@@ -17,12 +17,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
-	"jetkit.dev/contracts/go/jetkit"
-	// Importing a generated package registers its events, so Decode knows their types.
-	_ "jetkit.dev/contracts/gen/go/shop/customer/v1"
 	orderv1 "jetkit.dev/contracts/gen/go/shop/order/v1"
+	"jetkit.dev/contracts/go/jetkit"
 )
 
 func main() {
@@ -86,7 +83,7 @@ func handle(d *jetkit.Delivery) map[string]any {
 	if done, ok := d.Message.(*orderv1.OrderFulfillmentCompleted); ok {
 		log.Printf("order %s fulfilled with %d shipment(s)", done.GetOrderId(), len(done.GetShipments()))
 	}
-	payload, _ := proto.Marshal(d.Message)
+	payload, _ := jetkit.Marshal(d.Message)
 	parent, _ := jetkit.ParseTraceparent(d.Headers.Traceparent)
 	return map[string]any{
 		"subject": d.Event.Subject, "type": d.Event.Type, "stream": d.Event.Stream,

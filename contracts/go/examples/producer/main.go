@@ -19,9 +19,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"jetkit.dev/contracts/go/jetkit"
 	commonv1 "jetkit.dev/contracts/gen/go/shop/common/v1"
 	orderv1 "jetkit.dev/contracts/gen/go/shop/order/v1"
+	"jetkit.dev/contracts/go/jetkit"
 )
 
 func main() {
