@@ -76,6 +76,11 @@ export interface DrillReport {
   hypothesis: { before: ProbeResult[]; after: ProbeResult[]; heldBefore: boolean; heldAfter: boolean };
   faults: FaultRecord[];
   check: CheckResult;
+  /** What the drill started (all stopped again at the end): proxies and local nodes with their ports. */
+  endpoints: {
+    proxies: { name: string; port: number }[];
+    nodes: { name: string; clientPort: number; pid?: number }[];
+  };
   reportDir: string;
   files: { json: string; markdown: string; html: string; history: string };
 }
@@ -125,6 +130,7 @@ export async function runDrill(
   let after: ProbeResult[] = [];
   let stream: StreamContents | undefined;
   let error: unknown;
+  const endpoints: DrillReport["endpoints"] = { proxies: [], nodes: [] };
   let progressTimer: NodeJS.Timeout | undefined;
   const occurrences: Promise<void>[] = [];
 
@@ -135,8 +141,12 @@ export async function runDrill(
       ...(urls ? { urls } : {}),
       ...(drill.target.syncInterval ? { syncInterval: drill.target.syncInterval } : {}),
     });
+    for (const p of target.proxies) endpoints.proxies.push({ name: p.name, port: p.port });
+    for (const n of target.cluster?.nodes ?? []) {
+      endpoints.nodes.push({ name: n.name, clientPort: n.ports.client, ...(n.pid ? { pid: n.pid } : {}) });
+    }
     admin = await connect({ servers: target.directUrls, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
-    const jsm = await jetstreamManager(admin, { timeout: 5000 });
+    const jsm = await jetstreamManager(admin, { timeout: 10_000 });
     const durable = `chaos_${drill.name.replace(/-/g, "_")}_${startedAt}`;
     await provision(jsm, {
       replicas: Math.min(3, target.nodeNames.length),
@@ -364,6 +374,7 @@ export async function runDrill(
     hypothesis: { before, after, heldBefore, heldAfter },
     faults: records,
     check,
+    endpoints,
     reportDir,
     files: {
       json: join(reportDir, "report.json"),

@@ -5,6 +5,23 @@ import { WORKLOAD_STREAM, WORKLOAD_SUBJECT } from "../workload/events.js";
 
 export const IDEMPOTENCY_BUCKET = "jetkit_chaos_idempotency";
 
+/** Retries a cluster API call: right after start (or on a busy machine) the meta leader may still be settling. */
+async function retry<T>(what: string, fn: () => Promise<T>, attempts = 4): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (
+        i >= attempts ||
+        !/timeout|no responders|not enabled|leader|unavailable/i.test((err as Error).message)
+      ) {
+        throw new Error(`${what}: ${(err as Error).message}`, { cause: err });
+      }
+      await new Promise((r) => setTimeout(r, 500 * i));
+    }
+  }
+}
+
 const RETENTION = { limits: "limits", interest: "interest", workqueue: "workqueue" } as const;
 
 /**
@@ -17,35 +34,42 @@ export async function provision(
 ): Promise<void> {
   const catalog = getCatalog();
   for (const s of catalog.streams) {
-    try {
-      await jsm.streams.info(s.name);
-      continue;
-    } catch {}
-    await jsm.streams.add({
-      name: s.name,
-      subjects: [...s.subjects],
-      retention: RETENTION[s.retention] as never,
-      storage: s.storage as never,
-      num_replicas: opts.replicas,
-      max_age: s.maxAgeMs * 1_000_000,
-      duplicate_window: (s.duplicateWindowMs || 120_000) * 1_000_000,
-      max_bytes: s.maxBytes || -1,
-      max_msg_size: s.maxMsgSize || -1,
-      discard: s.discard as never,
-    });
+    const exists = await jsm.streams.info(s.name).then(
+      () => true,
+      () => false,
+    );
+    if (exists) continue;
+    await retry(`creating stream ${s.name}`, () =>
+      jsm.streams.add({
+        name: s.name,
+        subjects: [...s.subjects],
+        retention: RETENTION[s.retention] as never,
+        storage: s.storage as never,
+        num_replicas: opts.replicas,
+        max_age: s.maxAgeMs * 1_000_000,
+        duplicate_window: (s.duplicateWindowMs || 120_000) * 1_000_000,
+        max_bytes: s.maxBytes || -1,
+        max_msg_size: s.maxMsgSize || -1,
+        discard: s.discard as never,
+      }),
+    );
   }
-  await new Kvm(jsm.jetstream()).create(IDEMPOTENCY_BUCKET, {
-    replicas: opts.replicas,
-    history: 1,
-    ttl: 3_600_000,
-  });
-  await jsm.consumers.add(WORKLOAD_STREAM, {
-    durable_name: opts.durable,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.New,
-    filter_subject: WORKLOAD_SUBJECT,
-    ack_wait: opts.ackWaitMs * 1_000_000,
-    max_deliver: opts.maxDeliver,
-    max_ack_pending: opts.maxAckPending,
-  });
+  await retry("creating the idempotency bucket", () =>
+    new Kvm(jsm.jetstream()).create(IDEMPOTENCY_BUCKET, {
+      replicas: opts.replicas,
+      history: 1,
+      ttl: 3_600_000,
+    }),
+  );
+  await retry("creating the drill consumer", () =>
+    jsm.consumers.add(WORKLOAD_STREAM, {
+      durable_name: opts.durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.New,
+      filter_subject: WORKLOAD_SUBJECT,
+      ack_wait: opts.ackWaitMs * 1_000_000,
+      max_deliver: opts.maxDeliver,
+      max_ack_pending: opts.maxAckPending,
+    }),
+  );
 }

@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { isJetkitError } from "@jetkit/contracts";
+import { listDrills, loadDrill, validateDrill } from "../src/index.js";
+
+const DRILLS = fileURLToPath(new URL("../../drills", import.meta.url));
+
+describe("drill files", () => {
+  let dir: string | undefined;
+  after(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("every shipped drill validates", async () => {
+    const drills = await listDrills(DRILLS);
+    assert.deepEqual(
+      drills.map((d) => d.name),
+      [
+        "broker-pause",
+        "client-latency",
+        "consumer-crash-loop",
+        "leader-kill",
+        "minority-partition",
+        "poison-storm",
+        "rolling-restart",
+        "slow-consumer",
+      ],
+    );
+    for (const d of drills) assert.deepEqual(d.problems, [], d.name);
+  });
+
+  it("fills defaults and parses durations", async () => {
+    const d = await loadDrill(join(DRILLS, "client-latency.yaml"));
+    assert.equal(d.workload.durationMs, 14_000);
+    assert.equal(d.faults[0]?.atMs, 4000);
+    assert.deepEqual(d.faults[0]?.toxic, {
+      type: "latency",
+      direction: "both",
+      toxicity: 1,
+      attributes: { latency: 200, jitter: 50 },
+    });
+    assert.equal(d.workload.consumer.idempotency, true);
+  });
+
+  it("names the path of every bad field and what is allowed", async () => {
+    dir = await mkdtemp(join(tmpdir(), "jetkit-drill-test-"));
+    const file = join(dir, "bad.yaml");
+    await writeFile(
+      file,
+      [
+        "name: Bad Name",
+        "description: x",
+        "workload: { duration: 10 parsecs, rate: -1 }",
+        "faults:",
+        "  - { action: explode, at: 5s }",
+        "  - { action: toxic, at: 1s, for: 2s, toxic: { type: latency, attributes: { latncy: 5 } } }",
+        "  - { action: partition, at: 5s, for: 2s, nodes: [n1, n2] }",
+        "invariants: [no_acked_lost, everything_fine]",
+        "extra: 1",
+      ].join("\n"),
+    );
+    const res = await validateDrill(file);
+    assert.equal(res.valid, false);
+    const paths = res.problems.map((p) => p.path);
+    for (const p of [
+      "name",
+      "workload.duration",
+      "workload.rate",
+      "faults[0].action",
+      "faults[1].at",
+      "faults[1].toxic.attributes.latncy",
+      "faults[2].nodes",
+      "invariants[1]",
+      "extra",
+    ]) {
+      assert.ok(paths.includes(p), `missing problem at ${p}: ${JSON.stringify(res.problems)}`);
+    }
+    assert.match(
+      res.problems.find((p) => p.path === "faults[0].action")?.message ?? "",
+      /one of: kill, terminate/,
+    );
+    await assert.rejects(loadDrill(file), (err: unknown) => isJetkitError(err, "JK_DRILL_INVALID"));
+    await writeFile(file, "name: [unclosed");
+    await assert.rejects(loadDrill(file), (err: unknown) => isJetkitError(err, "JK_DRILL_UNREADABLE"));
+    await assert.rejects(listDrills(join(dir, "nope")), (err: unknown) => isJetkitError(err, "JK_DRILL_DIR"));
+  });
+});

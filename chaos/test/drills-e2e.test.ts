@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFile, rm } from "node:fs/promises";
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { type DrillReport, loadDrill, runDrill } from "../src/index.js";
+
+const DRILLS = fileURLToPath(new URL("../../drills", import.meta.url));
+const dirs: string[] = [];
+
+function childProcesses(): string[] {
+  const out = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(process.pid)], { encoding: "utf8" });
+  return out
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !/\bps$/.test(l));
+}
+
+const refused = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = createConnection({ port, host: "127.0.0.1" });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once("error", () => resolve(true));
+  });
+
+async function assertNothingLeft(report: DrillReport): Promise<void> {
+  assert.deepEqual(childProcesses(), [], "child processes left running");
+  assert.ok(report.endpoints.proxies.length >= 9, "3 client proxies and 6 route links");
+  for (const p of report.endpoints.proxies)
+    assert.ok(await refused(p.port), `proxy ${p.name} still listening`);
+  for (const n of report.endpoints.nodes)
+    assert.ok(await refused(n.clientPort), `node ${n.name} still listening`);
+}
+
+async function run(name: string, opts: Parameters<typeof runDrill>[1] = {}): Promise<DrillReport> {
+  const reportDir = join(tmpdir(), `jetkit-drill-e2e-${name}-${process.pid}`);
+  dirs.push(reportDir);
+  return runDrill(join(DRILLS, `${name}.yaml`), { reportDir, ...opts });
+}
+
+describe("shipped drills on a real 3-node cluster", () => {
+  after(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  it("leader-kill: no acknowledged message lost, no effect twice, the cluster recovers", async () => {
+    const report = await run("leader-kill");
+    const c = report.check.counts;
+    assert.equal(c.lost, 0, JSON.stringify(report.check.lost));
+    assert.equal(c.duplicatedEffects, 0);
+    assert.ok(c.acked > 300, `acked ${c.acked}; ${report.error ?? report.abortReason ?? ""}`);
+    assert.equal(report.faults[0]?.status, "done");
+    assert.match(report.faults[0]?.detail ?? "", /kill -9 n\d/);
+    assert.notEqual(report.check.recoveries[0]?.recoveryMs, null, "never steady again");
+    assert.equal(report.outcome, "held", await readFile(report.files.markdown, "utf8"));
+    const html = await readFile(report.files.html, "utf8");
+    assert.match(html, /<svg[\s\S]*<rect[^>]*fill="#f4a261"/, "fault window shaded");
+    assert.doesNotMatch(html, /<(script|link|img)\b[^>]*(src|href)=/, "no external assets");
+    assert.match(await readFile(report.files.history, "utf8"), /"kind":"fault_start"/);
+    await assertNothingLeft(report);
+  });
+
+  it("consumer-crash-loop: consumers killed mid-batch, zero duplicated effects with the idempotency store", async () => {
+    const report = await run("consumer-crash-loop");
+    const c = report.check.counts;
+    assert.equal(c.lost, 0);
+    assert.equal(c.duplicatedEffects, 0);
+    assert.ok(report.faults.length >= 3, "several crashes");
+    assert.ok(c.delivered > 0 && report.check.counts.effected > 0);
+    assert.equal(report.outcome, "held", await readFile(report.files.markdown, "utf8"));
+    await assertNothingLeft(report);
+  });
+
+  it("Ctrl-C (abort signal) mid-fault rolls every fault back and leaves nothing running", async () => {
+    const ctl = new AbortController();
+    const phases: string[] = [];
+    const drill = await loadDrill(join(DRILLS, "client-latency.yaml"));
+    const report = await run("client-latency", {
+      signal: ctl.signal,
+      onProgress: (p) => {
+        phases.push(p.phase);
+        if (p.activeFaults.length > 0) ctl.abort();
+      },
+    });
+    assert.equal(drill.name, "client-latency");
+    assert.equal(report.outcome, "aborted");
+    assert.match(report.abortReason ?? "", /signal/);
+    assert.ok(phases.includes("faults"));
+    for (const f of report.faults) assert.ok(f.endedAt !== undefined, `fault ${f.name} was not rolled back`);
+    await assertNothingLeft(report);
+  });
+});
