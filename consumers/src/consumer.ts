@@ -36,6 +36,7 @@ import { ConsumerErrorCodes, isPermanentError, reasonOf } from "./errors.js";
 import { type HealthServer, startHealthServer } from "./health.js";
 import { IdempotencyStore } from "./idempotency.js";
 import { KeyLanes } from "./key-lanes.js";
+import { lazyChild } from "./lazy-logger.js";
 import { type ConsumerOptions, type ResolvedOptions, resolveOptions } from "./options.js";
 import { Slots } from "./slots.js";
 import { createTelemetry, messageAttributes, type Telemetry } from "./telemetry.js";
@@ -497,13 +498,9 @@ class JetkitConsumer implements Consumer {
     const attrs = messageAttributes(this.durable, m.subject);
     if (delivery > 1) this.#tel.redeliveries.add(1, attrs);
     const get = (name: string) => m.headers?.get(name) || undefined;
-    const baseLog = this.#log.child({
-      subject: m.subject,
-      stream: b.stream,
-      seq: m.seq,
-      delivery,
-      msg_id: get(EventHeaders.MSG_ID),
-    });
+    const msgId = get(EventHeaders.MSG_ID);
+    const baseFields = { subject: m.subject, stream: b.stream, seq: m.seq, delivery, msg_id: msgId };
+    const baseLog = lazyChild(this.#log, () => baseFields);
 
     // 1. Wire headers, type and contract: failures here never improve with a retry.
     let wire: ReceivedEventHeaders;
@@ -548,28 +545,26 @@ class JetkitConsumer implements Consumer {
     }
 
     const parent = extractTraceContext(wire.traceparent, wire.tracestate);
-    const span = this.#tel.tracer.startSpan(
-      `process ${m.subject}`,
-      {
-        kind: SpanKind.CONSUMER,
-        attributes: {
-          ...attrs,
-          "messaging.operation.type": "process",
-          "messaging.operation.name": "process",
-          "messaging.message.id": wire.id,
-          "messaging.message.body.size": m.data.length,
-          ...(wire.correlationId ? { "messaging.message.conversation_id": wire.correlationId } : {}),
-          "messaging.nats.stream": b.stream,
-          "messaging.nats.stream.sequence": m.seq,
-          "messaging.nats.delivery_count": delivery,
-        },
-      },
-      parent,
-    );
-    const log = baseLog.child({
+    const span = this.#tel.tracer.startSpan(`process ${m.subject}`, { kind: SpanKind.CONSUMER }, parent);
+    // Attributes cost an object per message: only build them when the span is recorded.
+    if (span.isRecording()) {
+      span.setAttributes({
+        ...attrs,
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.message.id": wire.id,
+        "messaging.message.body.size": m.data.length,
+        ...(wire.correlationId ? { "messaging.message.conversation_id": wire.correlationId } : {}),
+        "messaging.nats.stream": b.stream,
+        "messaging.nats.stream.sequence": m.seq,
+        "messaging.nats.delivery_count": delivery,
+      });
+    }
+    const log = lazyChild(this.#log, () => ({
+      ...baseFields,
       trace_id: span.spanContext().traceId,
       ...(wire.correlationId ? { correlation_id: wire.correlationId } : {}),
-    });
+    }));
     try {
       // 2. Effect already recorded: ack without running the handler.
       if (this.#store) {
@@ -624,7 +619,7 @@ class JetkitConsumer implements Consumer {
         partitionKey: wire.partitionKey,
         replayOf: wire.replayOf,
         headers: wire,
-        logger: attempt === delivery ? log : log.child({ attempt }),
+        logger: attempt === delivery ? log : lazyChild(log, () => ({ attempt })),
         signal: this.#shutdown.signal,
         working: () => m.working(),
       };
