@@ -1,8 +1,21 @@
 import type { CommandDef } from "../command.js";
+import { contractsCommands } from "./contracts.js";
 import { devCommands } from "./dev.js";
+import { dlqCommands } from "./dlq.js";
 import { eventCommands } from "./events.js";
+import { gatewayCommands } from "./gateway.js";
+import { publishCommands } from "./publish.js";
 import { streamCommands } from "./streams.js";
 import { tailCommands } from "./tail.js";
 
 /** Every command of the CLI, in the order help and docs list them. */
-export const commands: CommandDef[] = [...devCommands, ...eventCommands, ...streamCommands, ...tailCommands];
+export const commands: CommandDef[] = [
+  ...devCommands,
+  ...eventCommands,
+  ...streamCommands,
+  ...publishCommands,
+  ...tailCommands,
+  ...dlqCommands,
+  ...gatewayCommands,
+  ...contractsCommands,
+];

@@ -1,0 +1,277 @@
+import { existsSync } from "node:fs";
+import { getCatalog, JetkitError } from "@jetkit/contracts";
+import {
+  type Action,
+  explain,
+  initPki,
+  issueClientCert,
+  loadGatewayConfig,
+  loadPolicyFile,
+  natsAuthorization,
+  startGateway,
+} from "@jetkit/gateway";
+import { pino } from "pino";
+import { type CommandDef, ExitCode } from "../command.js";
+import { serversOf } from "../nats.js";
+
+const pkiInit: CommandDef = {
+  path: ["pki", "init"],
+  summary: "Create a dev CA, a server certificate (127.0.0.1, localhost) and an empty CRL with openssl",
+  args: [{ name: "dir", description: "directory for the PKI (created)", required: true }],
+  options: [
+    {
+      name: "force",
+      type: "boolean",
+      description: "Replace an existing CA (every issued certificate stops being trusted)",
+    },
+    {
+      name: "hosts",
+      type: "string",
+      value: "LIST",
+      description: "Server certificate names, comma-separated (default 127.0.0.1,localhost)",
+    },
+  ],
+  examples: [
+    {
+      command: "jetkit pki init .jetkit/pki",
+      description: "ca.crt, server.crt/.key, crl.pem under .jetkit/pki",
+    },
+  ],
+  async run(ctx) {
+    const paths = await initPki(ctx.args[0]!, {
+      ...(ctx.opts.force ? { force: true } : {}),
+      ...(typeof ctx.opts.hosts === "string" ? { serverHosts: ctx.opts.hosts.split(",") } : {}),
+    });
+    ctx.stdout.write(
+      ctx.json
+        ? `${JSON.stringify(paths, null, 2)}\n`
+        : Object.entries(paths)
+            .map(([k, v]) => `${k.padEnd(11)}${v}`)
+            .join("\n") + "\n",
+    );
+    return ExitCode.OK;
+  },
+};
+
+const pkiIssue: CommandDef = {
+  path: ["pki", "issue"],
+  summary: "Issue a client certificate for a principal (SPIFFE ID as URI SAN, or a subject DN)",
+  args: [
+    { name: "dir", description: "the PKI directory of 'pki init'", required: true },
+    { name: "name", description: "certificate name (file clients/<name>.crt)", required: true },
+  ],
+  options: [
+    {
+      name: "spiffe-id",
+      type: "string",
+      value: "URI",
+      description: "spiffe://trust-domain/path, the principal the gateway reads",
+    },
+    {
+      name: "dn",
+      type: "string",
+      value: "DN",
+      description: "Subject DN like 'CN=bob,OU=ops,O=jetkit' (default CN=<name>)",
+    },
+    { name: "days", type: "string", value: "N", description: "Validity in days (default 30)" },
+  ],
+  examples: [
+    {
+      command: "jetkit pki issue .jetkit/pki checkout --spiffe-id spiffe://jetkit.dev/checkout",
+      description: "an X.509-SVID for the checkout service",
+    },
+    {
+      command: "jetkit pki issue .jetkit/pki bob --dn 'CN=bob,OU=ops,O=jetkit'",
+      description: "a DN-identified operator certificate",
+    },
+  ],
+  async run(ctx) {
+    const dn = typeof ctx.opts.dn === "string" ? parseDn(ctx.opts.dn) : undefined;
+    const cert = await issueClientCert(
+      ctx.args[0]!,
+      {
+        name: ctx.args[1]!,
+        ...(typeof ctx.opts["spiffe-id"] === "string" ? { spiffeId: ctx.opts["spiffe-id"] } : {}),
+        ...(dn ? { dn } : {}),
+      },
+      typeof ctx.opts.days === "string" ? { days: Number(ctx.opts.days) } : {},
+    );
+    ctx.stdout.write(
+      ctx.json
+        ? `${JSON.stringify(cert, null, 2)}\n`
+        : `cert   ${cert.cert}\nkey    ${cert.key}\nserial ${cert.serial}\n`,
+    );
+    return ExitCode.OK;
+  },
+};
+
+function parseDn(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of text.split(",")) {
+    const [k, ...v] = part.split("=");
+    if (!k || v.length === 0)
+      throw new JetkitError("JK_CLI_USAGE", `--dn "${text}" is not like 'CN=bob,OU=ops,O=jetkit'.`);
+    out[k.trim()] = v.join("=").trim();
+  }
+  return out;
+}
+
+const policyCheck: CommandDef = {
+  path: ["policy", "check"],
+  summary: "Validate an RBAC policy file; with --explain, show the decision and the rule that decides it",
+  args: [{ name: "file", description: "policy YAML", required: true }],
+  options: [
+    {
+      name: "explain",
+      type: "string",
+      value: "P,ACTION,SUBJECT",
+      description:
+        "principal,publish|subscribe,subject to decide, e.g. spiffe://jetkit.dev/checkout,publish,order.fulfillment.completed",
+    },
+  ],
+  examples: [
+    {
+      command: "jetkit policy check policy.yaml",
+      description: "exit 0 when valid; errors name the path and line",
+    },
+    {
+      command:
+        "jetkit policy check policy.yaml --explain spiffe://jetkit.dev/checkout,publish,customer.checkout.initiated",
+      description: "allowed or denied, and by which rule",
+    },
+  ],
+  exitCodes: [{ code: 1, meaning: "the policy is invalid, or --explain was denied" }],
+  async run(ctx) {
+    const policy = loadPolicyFile(ctx.args[0]!);
+    if (typeof ctx.opts.explain !== "string") {
+      const summary = {
+        valid: true,
+        roles: policy.roles.size,
+        bindings: policy.bindings.length,
+        denies: policy.deny.length,
+      };
+      ctx.stdout.write(
+        ctx.json
+          ? `${JSON.stringify(summary)}\n`
+          : `${ctx.args[0]}: valid (${summary.roles} roles, ${summary.bindings} bindings, ${summary.denies} deny rules)\n`,
+      );
+      return ExitCode.OK;
+    }
+    const parts = ctx.opts.explain.split(",");
+    if (parts.length !== 3)
+      throw new JetkitError(
+        "JK_CLI_USAGE",
+        "--explain takes principal,action,subject (three values separated by commas).",
+      );
+    const [principal, action, subject] = parts as [string, string, string];
+    const d = explain(policy, principal, action as Action, subject, { catalog: getCatalog() });
+    if (ctx.json) ctx.stdout.write(`${JSON.stringify({ principal, action, subject, ...d })}\n`);
+    else
+      ctx.stdout.write(
+        `${d.allowed ? ctx.color.green("ALLOW") : ctx.color.red("DENY")} ${principal} ${action} ${subject}\n  rule:   ${d.rule}\n  reason: ${d.reason}\n`,
+      );
+    return d.allowed ? ExitCode.OK : ExitCode.FAILED;
+  },
+};
+
+const policyNats: CommandDef = {
+  path: ["policy", "nats-config"],
+  summary: "Print the nats-server authorization (verify_and_map users) equivalent to a policy",
+  args: [{ name: "file", description: "policy YAML", required: true }],
+  options: [
+    {
+      name: "principal",
+      type: "string",
+      value: "LIST",
+      description: "Extra principals to map (those only reached by glob bindings), comma-separated",
+    },
+    {
+      name: "tls-cert",
+      type: "string",
+      value: "FILE",
+      description: "Server certificate for the emitted tls {} block",
+    },
+    { name: "tls-key", type: "string", value: "FILE", description: "Server key for the tls {} block" },
+    { name: "tls-ca", type: "string", value: "FILE", description: "Client CA for the tls {} block" },
+  ],
+  examples: [
+    {
+      command:
+        "jetkit policy nats-config policy.yaml --tls-cert s.crt --tls-key s.key --tls-ca ca.crt > auth.conf",
+      description: "include auth.conf in nats-server.conf",
+    },
+  ],
+  async run(ctx) {
+    const policy = loadPolicyFile(ctx.args[0]!);
+    const o = ctx.opts;
+    const tls =
+      typeof o["tls-cert"] === "string" && typeof o["tls-key"] === "string" && typeof o["tls-ca"] === "string"
+        ? { certFile: o["tls-cert"], keyFile: o["tls-key"], caFile: o["tls-ca"] }
+        : undefined;
+    ctx.stdout.write(
+      `${natsAuthorization(policy, {
+        catalog: getCatalog(),
+        ...(typeof o.principal === "string" ? { principals: o.principal.split(",") } : {}),
+        ...(tls ? { tls } : {}),
+      })}\n`,
+    );
+    return ExitCode.OK;
+  },
+};
+
+const gatewayStart: CommandDef = {
+  path: ["gateway", "start"],
+  summary: "Run the mTLS HTTPS gateway (RBAC, audit) until Ctrl-C",
+  description:
+    "Reads a gateway config file (YAML: listen, tls, identity, policy, nats, limits). SIGHUP reloads the policy and TLS files; they are also watched.",
+  options: [
+    {
+      name: "file",
+      type: "string",
+      short: "f",
+      value: "FILE",
+      description: "Gateway config YAML",
+      env: "JETKIT_GATEWAY_CONFIG",
+      config: "gateway",
+    },
+    {
+      name: "dry-run",
+      type: "boolean",
+      description: "Log and audit what the policy would deny, but allow it",
+    },
+  ],
+  examples: [
+    {
+      command: "jetkit gateway start -f gateway.yaml",
+      description: "serve until Ctrl-C; the URL is printed",
+    },
+  ],
+  async run(ctx) {
+    const file = ctx.opts.file;
+    if (typeof file !== "string" || !existsSync(file)) {
+      throw new JetkitError(
+        "JK_CLI_FILE",
+        `gateway config ${file ?? "(none)"} not found: pass -f gateway.yaml (see gateway/README.md for the format).`,
+      );
+    }
+    const config = loadGatewayConfig(file);
+    if (ctx.opts["dry-run"]) config.policy = { ...config.policy, dryRun: true };
+    const noServers =
+      !config.nats.servers || (Array.isArray(config.nats.servers) && config.nats.servers.length === 0);
+    if (typeof ctx.opts.servers === "string" || noServers) {
+      config.nats = { ...config.nats, servers: serversOf(ctx) };
+    }
+    const gateway = await startGateway({
+      ...config,
+      logger: pino({ level: process.env.JETKIT_LOG_LEVEL ?? "info" }),
+    });
+    ctx.stderr.write(`gateway listening on ${gateway.url} (Ctrl-C to stop)\n`);
+    await new Promise<void>((resolve) =>
+      ctx.signal.addEventListener("abort", () => resolve(), { once: true }),
+    );
+    await gateway.close();
+    return ExitCode.OK;
+  },
+};
+
+export const gatewayCommands = [gatewayStart, pkiInit, pkiIssue, policyCheck, policyNats];
