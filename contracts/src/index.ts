@@ -32,6 +32,7 @@ export {
   DeadLetterHeaders,
   type DeadLetterInput,
   deadLetterHeaders,
+  deadLetterMsgId,
   type EventHeaderInput,
   EventHeaders,
   eventHeaders,

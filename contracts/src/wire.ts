@@ -188,27 +188,37 @@ export interface DeadLetterInput {
   lastFailure: Date | string;
 }
 
+/**
+ * The de-duplication id of a dead letter: one per original message and consumer, so a consumer
+ * dead-lettering the same message twice (after a crash) stores it once, while two services
+ * failing on the same message each keep their dead letter.
+ */
+export function deadLetterMsgId(stream: string, sequence: number, consumer: string): string {
+  return `dlq:${stream}:${sequence}:${consumer}`;
+}
+
 const rfc3339 = (t: Date | string) => (typeof t === "string" ? t : t.toISOString());
 
 /**
  * The headers of a dead letter: the original headers in their order (Nats-Msg-Id replaced by
- * `dlq:<stream>:<seq>`, earlier Jetkit-Dlq-* dropped), then the Jetkit-Dlq-* headers.
+ * `dlq:<stream>:<seq>:<consumer>`, earlier Jetkit-Dlq-* dropped), then the Jetkit-Dlq-* headers.
  */
 export function deadLetterHeaders(
   original: Iterable<[string, string]>,
   input: DeadLetterInput,
 ): [string, string][] {
+  const msgId = deadLetterMsgId(input.stream, input.sequence, input.consumer);
   const dlqNames = new Set<string>(Object.values(DeadLetterHeaders));
   const out: [string, string][] = [];
   let sawMsgId = false;
   for (const [k, v] of original) {
     if (dlqNames.has(k)) continue;
     if (k === EventHeaders.MSG_ID) {
-      out.push([k, `dlq:${input.stream}:${input.sequence}`]);
+      out.push([k, msgId]);
       sawMsgId = true;
     } else out.push([k, v]);
   }
-  if (!sawMsgId) out.push([EventHeaders.MSG_ID, `dlq:${input.stream}:${input.sequence}`]);
+  if (!sawMsgId) out.push([EventHeaders.MSG_ID, msgId]);
   out.push(
     [DeadLetterHeaders.STREAM, input.stream],
     [DeadLetterHeaders.SEQUENCE, String(input.sequence)],

@@ -68,7 +68,7 @@ describe("golden vectors (contracts/vectors/golden.json)", () => {
   test("a dead letter keeps the original headers, swaps the dedup id, cannot carry injected lines", () => {
     const dl = golden.dead_letter;
     const h = new Map(dl.headers);
-    assert.equal(h.get("Nats-Msg-Id"), `dlq:${dl.input.stream}:${dl.input.sequence}`);
+    assert.equal(h.get("Nats-Msg-Id"), `dlq:${dl.input.stream}:${dl.input.sequence}:${dl.input.consumer}`);
     assert.equal(h.get("Jetkit-Dlq-Failure-Class"), "handler_exhausted");
     assert.doesNotMatch(h.get("Jetkit-Dlq-Reason")!, /[\r\n]/);
     const replay = new Map(dl.replay_headers);
