@@ -1,4 +1,5 @@
 import type { CommandDef } from "../command.js";
+import { demoCommands } from "../demo/demo.js";
 import { contractsCommands } from "./contracts.js";
 import { devCommands } from "./dev.js";
 import { dlqCommands } from "./dlq.js";
@@ -10,6 +11,7 @@ import { tailCommands } from "./tail.js";
 
 /** Every command of the CLI, in the order help and docs list them. */
 export const commands: CommandDef[] = [
+  ...demoCommands,
   ...devCommands,
   ...eventCommands,
   ...streamCommands,
