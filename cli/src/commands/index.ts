@@ -3,6 +3,7 @@ import { demoCommands } from "../demo/demo.js";
 import { contractsCommands } from "./contracts.js";
 import { devCommands } from "./dev.js";
 import { dlqCommands } from "./dlq.js";
+import { drillCommands } from "./drill.js";
 import { eventCommands } from "./events.js";
 import { gatewayCommands } from "./gateway.js";
 import { publishCommands } from "./publish.js";
@@ -19,5 +20,6 @@ export const commands: CommandDef[] = [
   ...tailCommands,
   ...dlqCommands,
   ...gatewayCommands,
+  ...drillCommands,
   ...contractsCommands,
 ];
