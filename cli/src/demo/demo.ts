@@ -177,7 +177,8 @@ const demo: CommandDef = {
         what: "nats",
         fn: async () => (natsCluster ? natsCluster.dispose() : server!.dispose()),
       });
-      result({ kind: "step", step: "nats", ok: true, servers }, `NATS up at ${servers.join(", ")}`);
+      const pids = (natsCluster ? natsCluster.nodes : [server!]).map((n) => n.pid);
+      result({ kind: "step", step: "nats", ok: true, servers, pids }, `NATS up at ${servers.join(", ")}`);
       const nc = await connect({ servers, name: "jetkit-demo", maxReconnectAttempts: -1 });
       cleanups.push({ what: "demo connection", fn: () => nc.close() });
       const jsm = await jetstreamManager(nc);
