@@ -3,6 +3,14 @@ import { pathToString } from "@bufbuild/protobuf/reflect";
 import { createValidator, type Validator } from "@bufbuild/protovalidate";
 import type { Catalog, EventSpec } from "./catalog.js";
 import { ContractErrorCodes, JetkitError } from "./errors.js";
+import {
+  compileMessage,
+  type MessageCheck,
+  RULE_EXTENSIONS,
+  type RuleExtensions,
+  type Shape,
+  Undecided,
+} from "./validation/compile.js";
 
 /** One broken field rule. */
 export interface FieldViolation {
@@ -26,16 +34,89 @@ export interface EventType<T> {
   toJSON(message: T): unknown;
 }
 
-/** Validates events against their contract's `buf.validate` rules (protovalidate). */
+/** Options of {@link ContractValidator}. */
+export interface ContractValidatorOptions {
+  /**
+   * Check the standard rules with functions compiled per message type (same rule ids, messages
+   * and order as protovalidate, 50-100x faster); types using rules they do not implement (CEL,
+   * predefined rules, ...) always go through protovalidate. Default: true.
+   */
+  fast?: boolean;
+}
+
+/**
+ * Validates events against their contract's `buf.validate` rules. Standard rules run as
+ * compiled checks (`validation/compile.ts`); protovalidate evaluates every type those do not
+ * cover, and writes every violation error of a ts-proto event ({@link checkEvent}).
+ */
 export class ContractValidator {
   readonly #validator: Validator;
+  readonly #ext: RuleExtensions | undefined;
+  readonly #compiled = new Map<string, MessageCheck | null | undefined>();
 
-  constructor(catalog: Catalog) {
+  constructor(catalog: Catalog, opts: ContractValidatorOptions = {}) {
     this.#validator = createValidator({ registry: catalog.registry });
+    this.#ext = opts.fast === false ? undefined : RULE_EXTENSIONS;
   }
 
   /** Every broken rule of `message` (a protobuf-es message of `schema`). */
   violations(schema: DescMessage, message: Message): FieldViolation[] {
+    const fast = this.#fast(schema, "protobuf-es");
+    if (fast === null) return [];
+    if (fast) {
+      const out: FieldViolation[] = [];
+      try {
+        fast(message, "", out);
+        return out;
+      } catch (err) {
+        if (!(err instanceof Undecided)) throw err;
+      }
+    }
+    return this.#protovalidate(schema, message);
+  }
+
+  /**
+   * Checks a ts-proto event object (the generated interface, e.g. `OrderFulfillmentCompleted`)
+   * without decoding it. `encoded` returns its protobuf bytes, used only when the compiled checks
+   * cannot decide or find a violation: protovalidate then evaluates the bytes and writes the
+   * error. Throws `JK_CONTRACT_VIOLATION` like {@link check}.
+   */
+  checkEvent(spec: EventSpec, event: unknown, encoded: () => Uint8Array): void {
+    const fast = this.#fast(spec.schema, "ts-proto");
+    if (fast === null) return;
+    if (fast) {
+      const out: FieldViolation[] = [];
+      try {
+        fast(event, "", out);
+        if (out.length === 0) return;
+      } catch (err) {
+        if (!(err instanceof Undecided)) throw err;
+      }
+    }
+    this.check(spec, encoded());
+  }
+
+  /**
+   * The compiled check of `schema` in `shape`: null when the type has no rules, undefined when
+   * protovalidate must evaluate it.
+   */
+  #fast(schema: DescMessage, shape: Shape): MessageCheck | null | undefined {
+    if (!this.#ext) return undefined;
+    const key = `${shape} ${schema.typeName}`;
+    let c = this.#compiled.get(key);
+    if (c === undefined && !this.#compiled.has(key)) {
+      c = compileMessage(schema, shape, this.#ext);
+      this.#compiled.set(key, c);
+    }
+    return c;
+  }
+
+  /** Whether the compiled checks cover `schema` (else protovalidate evaluates it). */
+  isCompiled(schema: DescMessage): boolean {
+    return this.#fast(schema, "protobuf-es") !== undefined;
+  }
+
+  #protovalidate(schema: DescMessage, message: Message): FieldViolation[] {
     const result = this.#validator.validate(schema, message as never);
     if (result.kind === "valid") return [];
     if (result.kind === "error") {
