@@ -1,6 +1,21 @@
-// Consume+ack throughput: the SDK against raw @nats-io/jetstream consume() on the same stream in
-// the same run, with and without the idempotency store. Prints medians and ratios; never asserts.
-// Run: cd consumers && tsc -b && node dist/bench/consume.js [events] [rounds]
+/**
+ * Consume+ack throughput (prints figures; not a test): the SDK against raw `@nats-io/jetstream`
+ * `consume()` + `ack()` on the same stream, in the same run. Every mode reads the same 1 KiB events
+ * (OrderFulfillmentCompleted with ce-* headers, as the producer SDK writes them) from the start of
+ * the same stream through a fresh durable with explicit acks and the same `max_messages`, on a
+ * fresh connection with the same options. Rounds interleave the modes (the order rotates each
+ * round) and the figures are medians; the ratio is against the raw median of the same run.
+ *
+ * A run ends when the handler saw every event and the server reports no message pending and none
+ * waiting for its ack, so acks still in a client buffer are not counted as done.
+ *
+ *   cd consumers && tsc -b && node dist/bench/consume.js [events=20000] [rounds=5]
+ *   BENCH_MODES=raw,sdk,store[,novalidate]  modes to run (novalidate: SDK with validate:false, for
+ *                                           reference only: validation is on by default)
+ *   BENCH_CONCURRENCY=16                    SDK handler concurrency (the SDK default)
+ *   BENCH_BATCH=<SDK default>               max_messages of both raw and SDK
+ */
+import { setTimeout as sleep } from "node:timers/promises";
 import { eventHeaders, getCatalog, uuidv7 } from "@jetkit/contracts";
 import { Carrier, OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/events";
 import { applyStreams } from "@jetkit/contracts/streams";
@@ -10,125 +25,180 @@ import { headers } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { createConsumer } from "../src/index.js";
+import { resolveOptions } from "../src/options.js";
 
 const N = Number(process.argv[2] ?? 20_000);
 const ROUNDS = Number(process.argv[3] ?? 5);
-const BATCH = 64;
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+// Raw consume() pulls as many messages ahead as the SDK does with its defaults.
+const BATCH = Number(
+  process.env.BENCH_BATCH ?? resolveOptions({ durable: "bench", concurrency: CONCURRENCY }).batch,
+);
+const MODES = (process.env.BENCH_MODES ?? "raw,sdk,store").split(",");
+const PAYLOAD_BYTES = 1024;
 
 const server = await startServer();
-const nc = await connect({ servers: server.url });
-const js = jetstream(nc);
-const jsm = await jetstreamManager(nc);
+const admin = await connect({ servers: server.url });
+const js = jetstream(admin);
+const jsm = await jetstreamManager(admin);
 await applyStreams(jsm, getCatalog());
 const spec = getCatalog().byType(OrderFulfillmentCompleted.$type);
+
+/** A realistic order with three shipments, padded to exactly 1 KiB encoded. */
+function event(i: number): Uint8Array {
+  const e: OrderFulfillmentCompleted = {
+    orderId: uuidv7(),
+    checkoutId: uuidv7(),
+    shipments: [0, 1, 2].map((s) => ({
+      shipmentId: `shp-${i}-${s}`,
+      carrier: Carrier.CARRIER_UPS,
+      trackingNumber: `1Z${String(i).padStart(10, "0")}${s}`,
+      skus: Array.from({ length: 8 }, (_, k) => `sku-${(i * 7 + s * 13 + k) % 9973}-blue-m`),
+    })),
+    shippingCost: { currencyCode: "EUR", units: 4, nanos: 990_000_000 },
+    completedAt: new Date(),
+  };
+  const size = OrderFulfillmentCompleted.encode(e).finish().length;
+  const pad = PAYLOAD_BYTES - size;
+  if (pad < 0) throw new Error(`event is ${size} bytes, more than ${PAYLOAD_BYTES}`);
+  e.shipments[0]!.trackingNumber += "X".repeat(pad);
+  const bytes = OrderFulfillmentCompleted.encode(e).finish();
+  // A length prefix may grow by a byte when padded: trim the tracking number to land on the size.
+  if (bytes.length !== PAYLOAD_BYTES) {
+    e.shipments[0]!.trackingNumber = e.shipments[0]!.trackingNumber.slice(0, -(bytes.length - PAYLOAD_BYTES));
+    return OrderFulfillmentCompleted.encode(e).finish();
+  }
+  return bytes;
+}
 
 for (let i = 0; i < N; i += 500) {
   const pubs: Promise<unknown>[] = [];
   for (let j = i; j < Math.min(N, i + 500); j++) {
-    const e: OrderFulfillmentCompleted = {
-      orderId: uuidv7(),
-      checkoutId: uuidv7(),
-      shipments: [
-        { shipmentId: "s-1", carrier: Carrier.CARRIER_UPS, trackingNumber: `T${j}`, skus: ["sku-1"] },
-      ],
-      completedAt: new Date(),
-    };
     const h = headers();
-    const id = uuidv7();
+    const data = event(j);
     for (const [k, v] of eventHeaders({
-      id,
+      id: uuidv7(),
       type: spec.type,
-      source: "/bench",
+      source: "/bench/checkout",
       time: new Date(),
-      partitionKey: e.orderId,
+      partitionKey: OrderFulfillmentCompleted.decode(data).orderId,
+      correlationId: uuidv7(),
     }))
       h.set(k, v);
-    pubs.push(js.publish(spec.subject, OrderFulfillmentCompleted.encode(e).finish(), { headers: h }));
+    pubs.push(js.publish(spec.subject, data, { headers: h }));
   }
   await Promise.all(pubs);
+}
+
+/** The same connection options for every mode (the SDK's own connection sets these too). */
+const open = () => connect({ servers: server.url, noAsyncTraces: true });
+
+/** Waits until the durable has nothing left to deliver and nothing waiting for an ack. */
+async function settled(durable: string): Promise<void> {
+  for (;;) {
+    const ci = await jsm.consumers.info("ORDER", durable);
+    if (ci.num_pending === 0 && ci.num_ack_pending === 0 && ci.delivered.stream_seq >= N) return;
+    await sleep(2);
+  }
 }
 
 let run = 0;
 async function raw(): Promise<number> {
   const durable = `raw-${run++}`;
+  const nc = await open();
+  const t0 = performance.now();
   await jsm.consumers.add("ORDER", {
     durable_name: durable,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     filter_subjects: [spec.subject],
   });
-  const conn = await connect({ servers: server.url });
-  const c = await jetstream(conn).consumers.get("ORDER", durable);
-  const t0 = performance.now();
+  const c = await jetstream(nc).consumers.get("ORDER", durable);
   const iter = await c.consume({ max_messages: BATCH });
   let n = 0;
   for await (const m of iter) {
     m.ack();
     if (++n === N) break;
   }
+  await settled(durable);
   const secs = (performance.now() - t0) / 1000;
-  await conn.drain();
+  await nc.drain();
   return N / secs;
 }
 
-async function sdk(idempotency: boolean): Promise<number> {
+async function sdk(opts: { idempotency: boolean; validate: boolean }): Promise<number> {
   const durable = `sdk-${run++}`;
+  const nc = await open();
   let n = 0;
   let done!: () => void;
   const finished = new Promise<void>((r) => {
     done = r;
   });
   const consumer = await createConsumer({
-    servers: server.url,
+    connection: nc,
     durable,
     events: [OrderFulfillmentCompleted],
     concurrency: CONCURRENCY,
     batch: BATCH,
-    idempotency: idempotency ? { bucket: `bench-${durable}` } : false,
+    idempotency: opts.idempotency ? { bucket: `bench-${durable}` } : false,
     deadLetter: { advisories: false },
-    validate: process.env.BENCH_VALIDATE !== "0",
+    validate: opts.validate,
     logger: pino({ level: "silent" }),
   });
   consumer.on(OrderFulfillmentCompleted, () => {
     if (++n === N) done();
   });
   const t0 = performance.now();
-  const cpu0 = process.cpuUsage();
   await consumer.start();
   await finished;
+  await settled(durable);
   const secs = (performance.now() - t0) / 1000;
-  if (process.env.BENCH_CPU) {
-    const cpu = process.cpuUsage(cpu0);
-    console.log(
-      `  (sdk${idempotency ? "+store" : ""}: wall ${secs.toFixed(2)} s, cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s)`,
-    );
-  }
   await consumer.stop({ timeoutMs: 2000 });
+  await nc.drain();
   return N / secs;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
-const results = { raw: [] as number[], sdk: [] as number[], sdkStore: [] as number[] };
-await raw(); // warm-up
-// BENCH_MODES=raw,sdk limits the modes (for profiling one of them).
-const modes = (process.env.BENCH_MODES ?? "raw,sdk,store").split(",");
+const runners: Record<string, () => Promise<number>> = {
+  raw,
+  sdk: () => sdk({ idempotency: false, validate: true }),
+  store: () => sdk({ idempotency: true, validate: true }),
+  novalidate: () => sdk({ idempotency: false, validate: false }),
+};
+const labels: Record<string, string> = {
+  raw: "raw consume() + ack()",
+  sdk: "SDK (defaults: validation on)",
+  store: "SDK + idempotency KV",
+  novalidate: "SDK, validate: false",
+};
+const modes = MODES.filter((m) => runners[m]);
+const results = new Map<string, number[]>(modes.map((m) => [m, []]));
+await raw(); // warm-up (JIT, page cache)
+await sdk({ idempotency: false, validate: true });
 for (let r = 0; r < ROUNDS; r++) {
-  if (modes.includes("raw")) results.raw.push(await raw());
-  if (modes.includes("sdk")) results.sdk.push(await sdk(false));
-  if (modes.includes("store")) results.sdkStore.push(await sdk(true));
+  // Rotate the order so no mode always runs first or last in a round.
+  for (let i = 0; i < modes.length; i++) {
+    const mode = modes[(i + r) % modes.length]!;
+    results.get(mode)!.push(await runners[mode]!());
+  }
 }
-const fmt = (x: number) => `${Math.round(x).toLocaleString("en-US")} msg/s`;
-const mRaw = median(results.raw);
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+const fmt = (x: number) => `${Math.round(x).toLocaleString("en-US")} msg/s`.padStart(14);
+const base = median(results.get("raw") ?? [Number.NaN]);
 console.log(
-  `consume+ack of ${N} events, median of ${ROUNDS} rounds (batch ${BATCH}, SDK concurrency ${CONCURRENCY})`,
+  `consume+ack of ${N} events of ${PAYLOAD_BYTES} B, median of ${ROUNDS} interleaved rounds ` +
+    `(max_messages ${BATCH}, SDK concurrency ${CONCURRENCY}, explicit acks)`,
 );
-console.log(`  raw consume()          ${fmt(mRaw)}`);
-console.log(
-  `  SDK                    ${fmt(median(results.sdk))}  (${(median(results.sdk) / mRaw).toFixed(2)}x raw)`,
-);
-console.log(
-  `  SDK + idempotency KV   ${fmt(median(results.sdkStore))}  (${(median(results.sdkStore) / mRaw).toFixed(2)}x raw)`,
-);
-await nc.close();
+for (const m of modes) {
+  const xs = results.get(m)!;
+  const all = xs.map((x) => Math.round(x)).join(", ");
+  console.log(
+    `  ${labels[m]!.padEnd(30)} ${fmt(median(xs))}  ${(median(xs) / base).toFixed(2)}x raw   [${all}]`,
+  );
+}
+await admin.close();
 await server.dispose();

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Message } from "@bufbuild/protobuf";
 import {
   type Catalog,
   ContractErrorCodes,
@@ -15,6 +16,7 @@ import {
   readEventHeaders,
   subjectMatches,
   subjectsOverlap,
+  violationError,
 } from "@jetkit/contracts";
 import {
   type ConsumerMessages,
@@ -28,17 +30,18 @@ import type { NatsConnection, Subscription } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { type Attributes, context, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { type Logger, pino } from "pino";
+import { AckBatcher } from "./ack-batcher.js";
 import { watchMaxDeliveries } from "./advisories.js";
 import { nakDelay } from "./backoff.js";
 import { type DeadLetter, publishDeadLetter } from "./dead-letter.js";
 import { durableConfig, ensureDurable } from "./durable.js";
 import { ConsumerErrorCodes, isPermanentError, reasonOf } from "./errors.js";
+import { Fifo } from "./fifo.js";
 import { type HealthServer, startHealthServer } from "./health.js";
 import { IdempotencyStore } from "./idempotency.js";
 import { KeyLanes } from "./key-lanes.js";
 import { lazyChild } from "./lazy-logger.js";
 import { type ConsumerOptions, type ResolvedOptions, resolveOptions } from "./options.js";
-import { Slots } from "./slots.js";
 import { createTelemetry, messageAttributes, type Telemetry } from "./telemetry.js";
 import { extractTraceContext } from "./trace-context.js";
 
@@ -113,10 +116,19 @@ interface Binding {
   loop: Promise<void> | undefined;
 }
 
+/** One delivery, from its arrival to its outcome. */
 interface InFlight {
   msg: JsMsg;
+  binding: Binding;
+  /** The handler path began (false while queued for a slot or waiting for its key's turn). */
   started: boolean;
+  /** stop() gave up on it and nak'd it: no ack any more. */
   abandoned: boolean;
+  /** Idempotency lookup started on arrival, for event id `lookupId`. */
+  lookup: Promise<boolean> | undefined;
+  lookupId: string | undefined;
+  /** The protobuf-es message decoded for the partition key, reused for validation. */
+  decoded: { spec: EventSpec; message: Message } | undefined;
 }
 
 type Outcome = "ack" | "nak" | "dead" | "abandoned";
@@ -137,6 +149,8 @@ export async function createConsumer(
       nc = await connect({
         servers: o.servers,
         name: o.name ?? `jetkit-consumer-${o.durable}`,
+        // Async stack traces cost an Error per request (idempotency lookups, records, dead letters).
+        noAsyncTraces: true,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
         pingInterval: 5_000,
@@ -175,10 +189,16 @@ class JetkitConsumer implements Consumer {
   readonly #tel: Telemetry;
   readonly #handlers = new Map<string, Registration>();
   readonly #bindings: Binding[] = [];
-  readonly #slots: Slots;
   readonly #lanes = new KeyLanes();
+  /** Deliveries received and waiting for a handler slot, in arrival order. */
+  readonly #queue = new Fifo<InFlight>();
+  /** Deliveries holding a handler slot (at most `concurrency`). */
   readonly #inFlight = new Set<InFlight>();
-  readonly #tasks = new Set<Promise<void>>();
+  /** Resolves stop()'s wait once nothing holds a slot. */
+  #idle: (() => void) | undefined;
+  readonly #acks: AckBatcher;
+  /** Metric and span attributes per subject, built once (every message would allocate them). */
+  readonly #attrs = new Map<string, { base: Attributes; ok: Attributes; error: Attributes }>();
   readonly #firstFailure = new Map<string, Date>();
   readonly #shutdown = new AbortController();
   readonly #advisorySubs: Subscription[] = [];
@@ -201,7 +221,9 @@ class JetkitConsumer implements Consumer {
       o.logger ?? pino({ name: "jetkit-consumer", level: process.env.JETKIT_LOG_LEVEL ?? "info" })
     ).child({ durable: o.durable });
     this.#tel = createTelemetry(o);
-    this.#slots = new Slots(o.concurrency);
+    this.#acks = new AckBatcher((err, m) =>
+      this.#log.warn({ err, seq: m.seq }, "could not send an ack; the server redelivers after ack wait"),
+    );
     for (const t of o.events ?? []) this.#catalog.byType(t.$type);
   }
 
@@ -343,11 +365,18 @@ class JetkitConsumer implements Consumer {
     this.#log.info({ in_flight: this.#inFlight.size, timeout_ms: timeoutMs }, "consumer stopping");
     for (const t of this.#timers) clearInterval(t);
     for (const sub of this.#advisorySubs) sub.unsubscribe();
-    // Stop pulling; messages already buffered still reach #dispatch, which naks them.
+    // Stop pulling, and hand the messages waiting for a slot back at once (nak) to other processes.
     for (const b of this.#bindings) b.iter?.stop();
-    const settled = Promise.allSettled([...this.#tasks]);
+    for (const f of this.#queue.drain()) f.msg.nak();
+    const settled =
+      this.#inFlight.size === 0
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            this.#idle = resolve;
+          });
     const timer = sleep(timeoutMs, "timeout" as const, { ref: false });
     const outcome = await Promise.race([settled.then(() => "done" as const), timer]);
+    this.#idle = undefined;
     if (outcome === "timeout") {
       this.#shutdown.abort(new Error("consumer stopping"));
       for (const f of this.#inFlight) {
@@ -359,6 +388,7 @@ class JetkitConsumer implements Consumer {
         "in-flight handlers passed the stop deadline; nak'd",
       );
     }
+    this.#acks.flush();
     if (wasRunning) await Promise.race([Promise.allSettled(this.#bindings.map((b) => b.loop)), sleep(2000)]);
     await this.#health?.close();
     if (this.#ownsConnection && !this.#nc.isClosed()) {
@@ -380,14 +410,20 @@ class JetkitConsumer implements Consumer {
         if (!first) await ensureDurable(this.#jsm!, b.stream, config);
         first = false;
         const c = await this.#js.consumers.get(b.stream, this.durable);
-        const iter = await c.consume({ max_messages: this.#o.batch });
+        // Callback mode: each message reaches #receive synchronously as it is parsed, without an
+        // async-iterator hop per message; #receive queues it when every handler slot is busy.
+        const iter = await c.consume({
+          max_messages: this.#o.batch,
+          callback: (m) => this.#receive(b, m),
+        });
         b.iter = iter;
         // stop() may have run while the loop was connecting: it could not stop this iterator.
         if (this.#state !== "running") iter.stop();
         if (failures > 0) log.info({ attempts: failures }, "consume loop recovered");
         failures = 0;
         this.#watchStatus(b, iter, log);
-        for await (const m of iter) await this.#dispatch(b, m);
+        const ended = await iter.closed();
+        if (ended instanceof Error) throw ended;
         if (this.#state === "running") log.warn("consume loop ended; recreating it");
       } catch (err) {
         failures++;
@@ -445,6 +481,7 @@ class JetkitConsumer implements Consumer {
     // Messages waiting for their key's turn must not time out on the server meanwhile.
     const keepAlive = setInterval(
       () => {
+        for (const f of this.#queue) f.msg.working();
         for (const f of this.#inFlight) if (!f.started && !f.abandoned) f.msg.working();
       },
       Math.max(500, this.#o.ackWaitMs / 3),
@@ -453,54 +490,106 @@ class JetkitConsumer implements Consumer {
     this.#timers.push(refresh, keepAlive);
   }
 
-  async #dispatch(b: Binding, m: JsMsg): Promise<void> {
+  /** A message arrived (callback of consume(), synchronous): queue it and start what fits. */
+  #receive(b: Binding, m: JsMsg): void {
     if (this.#state !== "running") {
       m.nak();
       return;
     }
-    const wait = this.#slots.acquire();
-    if (wait) await wait;
-    if (this.#state !== "running") {
-      this.#slots.release();
-      m.nak();
-      return;
+    const f: InFlight = {
+      msg: m,
+      binding: b,
+      started: false,
+      abandoned: false,
+      lookup: undefined,
+      lookupId: undefined,
+      decoded: undefined,
+    };
+    if (this.#store) {
+      // Look the effect record up now, while the message may still wait for a slot: the lookups
+      // of a pulled batch run concurrently instead of one round trip per handler start.
+      const id = m.headers?.get(EventHeaders.ID);
+      if (id) {
+        f.lookupId = id;
+        f.lookup = this.#store.seen(id);
+        f.lookup.catch(() => {}); // awaited (and reported) in #handle
+      }
     }
-    const f: InFlight = { msg: m, started: false, abandoned: false };
-    this.#inFlight.add(f);
-    const key = this.#o.ordering === "per-key" ? this.#partitionKey(m) : undefined;
-    const task = this.#lanes
-      .run(key, () => this.#handle(b, f))
-      .catch((err: unknown) => this.#log.error({ err, seq: m.seq }, "unexpected error handling a message"))
-      .finally(() => {
-        this.#inFlight.delete(f);
-        this.#slots.release();
-        this.#tasks.delete(task);
-      });
-    this.#tasks.add(task);
+    this.#queue.push(f);
+    this.#pump();
   }
 
-  #partitionKey(m: JsMsg): string | undefined {
+  /** Starts queued messages while handler slots are free (FIFO: arrival order). */
+  #pump(): void {
+    while (this.#inFlight.size < this.#o.concurrency && this.#state === "running") {
+      const f = this.#queue.shift();
+      if (!f) return;
+      this.#inFlight.add(f);
+      const key = this.#o.ordering === "per-key" ? this.#partitionKey(f) : undefined;
+      const run = key === undefined ? this.#handle(f) : this.#lanes.run(key, () => this.#handle(f));
+      run.then(
+        () => this.#finish(f),
+        (err: unknown) => {
+          this.#log.error({ err, seq: f.msg.seq }, "unexpected error handling a message");
+          this.#finish(f);
+        },
+      );
+    }
+  }
+
+  #finish(f: InFlight): void {
+    this.#inFlight.delete(f);
+    if (this.#inFlight.size === 0) this.#idle?.();
+    this.#pump();
+  }
+
+  #partitionKey(f: InFlight): string | undefined {
+    const m = f.msg;
     const fromHeader = m.headers?.get(EventHeaders.PARTITION_KEY);
     if (fromHeader) return fromHeader;
     const spec = this.#catalog.findBySubject(m.subject);
     if (!spec?.partitionKey) return undefined;
     try {
-      return partitionKeyOf(spec, this.#catalog.decode(spec, m.data));
+      const message = this.#catalog.decode(spec, m.data);
+      f.decoded = { spec, message };
+      return partitionKeyOf(spec, message);
     } catch {
       return undefined;
     }
   }
 
-  async #handle(b: Binding, f: InFlight): Promise<void> {
+  #attributes(subject: string): { base: Attributes; ok: Attributes; error: Attributes } {
+    let a = this.#attrs.get(subject);
+    if (!a) {
+      const base = messageAttributes(this.durable, subject);
+      a = {
+        base,
+        ok: { ...base, "jetkit.outcome": "ok" },
+        error: { ...base, "jetkit.outcome": "error" },
+      };
+      // Wildcard consumers see open-ended subjects: keep the cache bounded.
+      if (this.#attrs.size >= 1000) this.#attrs.clear();
+      this.#attrs.set(subject, a);
+    }
+    return a;
+  }
+
+  async #handle(f: InFlight): Promise<void> {
     f.started = true;
     const m = f.msg;
+    const b = f.binding;
     const delivery = m.info.deliveryCount;
-    const attrs = messageAttributes(this.durable, m.subject);
+    const attrs = this.#attributes(m.subject).base;
     if (delivery > 1) this.#tel.redeliveries.add(1, attrs);
-    const get = (name: string) => m.headers?.get(name) || undefined;
-    const msgId = get(EventHeaders.MSG_ID);
-    const baseFields = { subject: m.subject, stream: b.stream, seq: m.seq, delivery, msg_id: msgId };
-    const baseLog = lazyChild(this.#log, () => baseFields);
+    const hdrs = m.headers;
+    const get = (name: string) => hdrs?.get(name) || undefined;
+    const baseFields = () => ({
+      subject: m.subject,
+      stream: b.stream,
+      seq: m.seq,
+      delivery,
+      msg_id: get(EventHeaders.MSG_ID),
+    });
 
     // 1. Wire headers, type and contract: failures here never improve with a retry.
     let wire: ReceivedEventHeaders;
@@ -509,11 +598,10 @@ class JetkitConsumer implements Consumer {
     } catch (err) {
       const header = isJetkitError(err) ? err.details.header : undefined;
       return this.#poison(
-        b,
         f,
         header === EventHeaders.TYPE ? "unknown_type" : "undecodable",
         reasonOf(err),
-        baseLog,
+        lazyChild(this.#log, baseFields),
       );
     }
     const spec = this.#catalog.findByType(wire.type);
@@ -521,28 +609,36 @@ class JetkitConsumer implements Consumer {
       const why = spec
         ? `ce-type ${wire.type} belongs to subject ${spec.subject}, not ${m.subject}`
         : `ce-type ${wire.type} is not an event of the contracts`;
-      return this.#poison(b, f, "unknown_type", why, baseLog);
+      return this.#poison(f, "unknown_type", why, lazyChild(this.#log, baseFields));
     }
     const reg = this.#handlers.get(spec.type);
     if (!reg) {
       return this.#poison(
-        b,
         f,
         "unknown_type",
         `durable ${this.durable} has no handler for ${spec.type}`,
-        baseLog,
+        lazyChild(this.#log, baseFields),
       );
     }
     let event: unknown;
     try {
-      this.#validator?.check(spec, m.data);
+      if (this.#validator) {
+        // The rules run on a protobuf-es message: reuse the one decoded for the partition key.
+        if (f.decoded?.spec === spec) {
+          const violations = this.#validator.violations(spec.schema, f.decoded.message);
+          if (violations.length > 0) throw violationError(spec, violations);
+        } else {
+          this.#validator.check(spec, m.data);
+        }
+      }
       event = reg.type.decode(m.data);
     } catch (err) {
       const cls: FailureClass = isJetkitError(err, ContractErrorCodes.VIOLATION)
         ? "contract_violation"
         : "undecodable";
-      return this.#poison(b, f, cls, reasonOf(err), baseLog);
+      return this.#poison(f, cls, reasonOf(err), lazyChild(this.#log, baseFields));
     }
+    f.decoded = undefined;
 
     const parent = extractTraceContext(wire.traceparent, wire.tracestate);
     const span = this.#tel.tracer.startSpan(`process ${m.subject}`, { kind: SpanKind.CONSUMER }, parent);
@@ -561,7 +657,7 @@ class JetkitConsumer implements Consumer {
       });
     }
     const log = lazyChild(this.#log, () => ({
-      ...baseFields,
+      ...baseFields(),
       trace_id: span.spanContext().traceId,
       ...(wire.correlationId ? { correlation_id: wire.correlationId } : {}),
     }));
@@ -570,7 +666,9 @@ class JetkitConsumer implements Consumer {
       if (this.#store) {
         let seen: boolean;
         try {
-          seen = await this.#store.seen(wire.id);
+          const lookup = f.lookupId === wire.id && f.lookup ? f.lookup : this.#store.seen(wire.id);
+          // A record this process wrote after the lookup started counts too.
+          seen = (await lookup) || this.#store.recordedLately(wire.id);
         } catch (err) {
           log.warn({ err }, "idempotency store unavailable; retrying the message later");
           this.#nak(f, nakDelay(delivery, this.#o.backoff), attrs);
@@ -586,7 +684,7 @@ class JetkitConsumer implements Consumer {
         }
       }
       // 3. The handler, retried in place when per-key ordering must hold the key.
-      const outcome = await this.#runHandler(b, f, reg, event, wire, delivery, span, log);
+      const outcome = await this.#runHandler(f, reg, event, wire, delivery, span, log);
       span.setAttribute("jetkit.outcome", outcome);
     } finally {
       span.end();
@@ -594,7 +692,6 @@ class JetkitConsumer implements Consumer {
   }
 
   async #runHandler(
-    b: Binding,
     f: InFlight,
     reg: Registration,
     event: unknown,
@@ -604,8 +701,11 @@ class JetkitConsumer implements Consumer {
     log: Logger,
   ): Promise<Outcome> {
     const m = f.msg;
-    const attrs = messageAttributes(this.durable, m.subject);
+    const b = f.binding;
+    const attrs = this.#attributes(m.subject);
     const inPlace = this.#o.ordering === "per-key";
+    // The handler runs with the process span active, so its spans and logs join the trace.
+    const active = trace.setSpan(context.active(), span);
     for (let attempt = delivery; ; attempt++) {
       const ctx: HandlerContext = {
         subject: m.subject,
@@ -627,13 +727,15 @@ class JetkitConsumer implements Consumer {
       let error: unknown;
       let failed = false;
       try {
-        await runInSpan(span, () => reg.handler(event, ctx));
+        const result = context.with(active, reg.handler, undefined, event, ctx);
+        // A synchronous handler is not awaited: no extra turn per message.
+        if (result) await result;
       } catch (err) {
         failed = true;
         error = err;
       }
       const seconds = (performance.now() - t0) / 1000;
-      this.#tel.duration.record(seconds, { ...attrs, "jetkit.outcome": failed ? "error" : "ok" });
+      this.#tel.duration.record(seconds, failed ? attrs.error : attrs.ok);
       if (f.abandoned) return "abandoned";
       if (!failed) {
         if (this.#store) {
@@ -644,8 +746,8 @@ class JetkitConsumer implements Consumer {
             log.warn({ err }, "could not record the effect in the idempotency store");
           }
         }
-        this.#firstFailure.delete(`${b.stream}:${m.seq}`);
-        this.#ack(f, attrs);
+        if (this.#firstFailure.size > 0) this.#firstFailure.delete(`${b.stream}:${m.seq}`);
+        this.#ack(f, attrs.base);
         return "ack";
       }
       span.recordException(error instanceof Error ? error : new Error(String(error)));
@@ -664,7 +766,6 @@ class JetkitConsumer implements Consumer {
           permanent ? "handler failed permanently" : "handler failed on the last delivery",
         );
         await this.#deadLetterAndTerm(
-          b,
           f,
           permanent ? "handler_permanent" : "handler_exhausted",
           reasonOf(error),
@@ -675,17 +776,17 @@ class JetkitConsumer implements Consumer {
       }
       const delay = nakDelay(attempt, this.#o.backoff);
       if (this.#state !== "running") {
-        this.#nak(f, 0, attrs);
+        this.#nak(f, 0, attrs.base);
         return "nak";
       }
       if (!inPlace) {
         log.info({ err: error, delay_ms: delay }, "handler failed; nak'd for a later retry");
-        this.#nak(f, delay, attrs);
+        this.#nak(f, delay, attrs.base);
         return "nak";
       }
       log.info({ err: error, delay_ms: delay }, "handler failed; retrying in place to keep the key's order");
       if (!(await this.#holdFor(f, delay))) {
-        this.#nak(f, 0, attrs);
+        this.#nak(f, 0, attrs.base);
         return "nak";
       }
     }
@@ -703,13 +804,12 @@ class JetkitConsumer implements Consumer {
     return this.#state === "running";
   }
 
-  async #poison(b: Binding, f: InFlight, cls: FailureClass, reason: string, log: Logger): Promise<void> {
+  async #poison(f: InFlight, cls: FailureClass, reason: string, log: Logger): Promise<void> {
     log.warn({ failure_class: cls, reason }, "poison message; dead-lettering it without retries");
-    await this.#deadLetterAndTerm(b, f, cls, reason, f.msg.info.deliveryCount, log);
+    await this.#deadLetterAndTerm(f, cls, reason, f.msg.info.deliveryCount, log);
   }
 
   async #deadLetterAndTerm(
-    b: Binding,
     f: InFlight,
     cls: FailureClass,
     reason: string,
@@ -717,6 +817,7 @@ class JetkitConsumer implements Consumer {
     log: Logger,
   ): Promise<void> {
     const m = f.msg;
+    const b = f.binding;
     const now = new Date();
     const key = `${b.stream}:${m.seq}`;
     const attrs = messageAttributes(this.durable, m.subject);
@@ -756,7 +857,7 @@ class JetkitConsumer implements Consumer {
   }
 
   #ack(f: InFlight, attrs: Attributes): void {
-    f.msg.ack();
+    this.#acks.ack(f.msg);
     this.#tel.acks.add(1, attrs);
   }
 
@@ -764,9 +865,4 @@ class JetkitConsumer implements Consumer {
     f.msg.nak(delayMs);
     this.#tel.naks.add(1, attrs);
   }
-}
-
-/** Runs `fn` with `span` as the active span, so spans and logs the handler creates join the trace. */
-async function runInSpan<T>(span: Span, fn: () => Promise<T> | T): Promise<T> {
-  return await context.with(trace.setSpan(context.active(), span), fn);
 }

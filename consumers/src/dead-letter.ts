@@ -1,10 +1,10 @@
 import {
-  DeadLetterHeaders,
+  deadLetterHeaders,
   deadLetterSubject,
-  EventHeaders,
   type FailureClass,
   headerValue,
   JetkitError,
+  deadLetterMsgId as wireDeadLetterMsgId,
 } from "@jetkit/contracts";
 import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
 import { type MsgHdrs, headers as natsHeaders } from "@nats-io/nats-core";
@@ -29,25 +29,34 @@ export interface DeadLetter {
 }
 
 /**
- * The `Nats-Msg-Id` of a dead letter: one per original message and durable, so a repeat after a
- * crash (or the advisory path after the SDK's own) is deduplicated, while two services failing on
- * the same message each keep their dead letter.
+ * The `Nats-Msg-Id` of a dead letter (contracts/WIRE.md §5): one per original message and durable,
+ * so a repeat after a crash (or the advisory path after the SDK's own) is deduplicated, while two
+ * services failing on the same message each keep their dead letter.
  */
 export function deadLetterMsgId(stream: string, seq: number, durable: string): string {
-  return `dlq:${stream}:${seq}:${durable}`;
+  return wireDeadLetterMsgId(stream, seq, durable);
 }
 
 /**
- * Headers a copy keeps from the original: everything except the server's `Nats-*` headers
- * (message id, expectations, direct-get metadata), which belong to the original's own publish.
+ * The headers of `h` as ordered pairs, without the server's `Nats-*` headers other than
+ * `Nats-Msg-Id`: expectations (`Nats-Expected-*`), `Nats-TTL`, `Nats-Rollup` or direct-get
+ * metadata belong to the original's own publish or read, and would make the copy's publish fail,
+ * expire or purge. The wire helpers then replace `Nats-Msg-Id` themselves.
  */
-export function copyEventHeaders(from: MsgHdrs | undefined, skip: (name: string) => boolean): MsgHdrs {
-  const h = natsHeaders();
-  if (!from) return h;
-  for (const key of from.keys()) {
-    if (/^nats-/i.test(key) || skip(key)) continue;
-    for (const v of from.values(key)) h.append(key, v);
+export function headerPairs(h: MsgHdrs | undefined): [string, string][] {
+  const out: [string, string][] = [];
+  if (!h) return out;
+  for (const key of h.keys()) {
+    if (/^nats-/i.test(key) && key.toLowerCase() !== "nats-msg-id") continue;
+    for (const v of h.values(key)) out.push([key, v]);
   }
+  return out;
+}
+
+/** Header pairs as NATS headers, in order. */
+export function toNatsHeaders(pairs: Iterable<[string, string]>): MsgHdrs {
+  const h = natsHeaders();
+  for (const [k, v] of pairs) h.append(k, v);
   return h;
 }
 
@@ -57,17 +66,20 @@ export async function publishDeadLetter(
   dlqStream: string,
   dl: DeadLetter,
 ): Promise<PubAck> {
-  const h = copyEventHeaders(dl.headers, (k) => k.toLowerCase().startsWith("jetkit-dlq-"));
-  h.set(DeadLetterHeaders.STREAM, dl.stream);
-  h.set(DeadLetterHeaders.SEQUENCE, String(dl.seq));
-  h.set(DeadLetterHeaders.SUBJECT, dl.subject);
-  h.set(DeadLetterHeaders.CONSUMER, headerValue(dl.consumer));
-  h.set(DeadLetterHeaders.DELIVERIES, String(dl.deliveries));
-  h.set(DeadLetterHeaders.FAILURE_CLASS, dl.failureClass);
-  h.set(DeadLetterHeaders.REASON, headerValue(dl.reason) || "(no reason)");
-  h.set(DeadLetterHeaders.FIRST_FAILURE, dl.firstFailure.toISOString());
-  h.set(DeadLetterHeaders.LAST_FAILURE, dl.lastFailure.toISOString());
-  h.set(EventHeaders.MSG_ID, deadLetterMsgId(dl.stream, dl.seq, dl.consumer));
+  // contracts/WIRE.md §5: original headers in their order, Nats-Msg-Id replaced, then Jetkit-Dlq-*.
+  const h = toNatsHeaders(
+    deadLetterHeaders(headerPairs(dl.headers), {
+      stream: dl.stream,
+      sequence: dl.seq,
+      subject: dl.subject,
+      consumer: dl.consumer,
+      deliveries: dl.deliveries,
+      failureClass: dl.failureClass,
+      reason: headerValue(dl.reason) || "(no reason)",
+      firstFailure: dl.firstFailure,
+      lastFailure: dl.lastFailure,
+    }),
+  );
   try {
     return await js.publish(deadLetterSubject(dl.subject), dl.data, {
       headers: h,

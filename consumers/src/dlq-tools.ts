@@ -7,12 +7,12 @@ import {
   type FailureClass,
   getCatalog,
   JetkitError,
-  uuidv7,
+  replayHeaders,
 } from "@jetkit/contracts";
 import { DeliverPolicy, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { MsgHdrs, NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { copyEventHeaders } from "./dead-letter.js";
+import { headerPairs, toNatsHeaders } from "./dead-letter.js";
 import { ConsumerErrorCodes } from "./errors.js";
 
 /** Where the dead letters are. Pass `connection` or `servers`. */
@@ -193,15 +193,22 @@ export interface ReplayResult {
   stream: string;
   /** Sequence of the new message in the original stream. */
   seq: number;
-  /** The new Nats-Msg-Id (the ce-id stays the same: it is the same event). */
+  /**
+   * True when the stream already held this replay (same dead letter replayed again within the
+   * duplicate window): nothing new was stored, `seq` is the earlier replay's.
+   */
+  duplicate: boolean;
+  /** `replay:<DLQ seq>:<ce-id>` (the ce-id stays the same: it is the same event). */
   msgId: string;
   eventId: string;
 }
 
 /**
  * Publishes dead letters again to their original subjects: original headers and payload (same
- * ce-id, so it stays the same event), a new `Nats-Msg-Id`, and `Jetkit-Replay-Of: <DLQ>:<seq>` so
- * the new delivery is traceable to the dead letter. The dead letters stay in the DLQ until purged.
+ * ce-id, so it stays the same event), `Jetkit-Replay-Of: <DLQ>:<seq>` so the new delivery is
+ * traceable to the dead letter, and `Nats-Msg-Id: replay:<DLQ seq>:<ce-id>` (WIRE.md §6):
+ * replaying the same dead letter twice within the stream's duplicate window stores it once. The
+ * dead letters stay in the DLQ until purged.
  */
 export async function replayDeadLetters(
   o: DeadLetterToolOptions & { seqs: number[] },
@@ -220,16 +227,20 @@ export async function replayDeadLetters(
           { details: { stream, seq } },
         );
       }
-      const h = copyEventHeaders(m.header, (k) => /^jetkit-(dlq-|replay-of$)/i.test(k));
-      const msgId = `replay-${uuidv7()}`;
-      h.set(EventHeaders.REPLAY_OF, `${stream}:${seq}`);
-      h.set(EventHeaders.MSG_ID, msgId);
-      const ack = await js.publish(subject, m.data, { headers: h, expect: { streamName: originalStream } });
+      // contracts/WIRE.md §6: ce-* headers as they were, Jetkit-Replay-Of, and the deterministic
+      // Nats-Msg-Id replay:<DLQ seq>:<ce-id>, so a second replay within the window stores nothing.
+      const pairs = replayHeaders(headerPairs(m.header), seq, stream);
+      const msgId = pairs.find(([k]) => k === EventHeaders.MSG_ID)?.[1] ?? "";
+      const ack = await js.publish(subject, m.data, {
+        headers: toNatsHeaders(pairs),
+        expect: { streamName: originalStream },
+      });
       out.push({
         dlqSeq: seq,
         subject,
         stream: ack.stream,
         seq: ack.seq,
+        duplicate: ack.duplicate,
         msgId,
         eventId: m.header?.get(EventHeaders.ID) ?? "",
       });

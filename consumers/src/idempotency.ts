@@ -4,6 +4,8 @@ import { type KV, Kvm } from "@nats-io/kv";
 import { ConsumerErrorCodes } from "./errors.js";
 import type { IdempotencyOptions } from "./options.js";
 
+const RECENT = 10_000;
+
 /**
  * Effect records in a JetStream KV bucket with a TTL, one per (durable, ce-id). A record is
  * written only after the handler succeeded, so a message whose record exists already had its effect.
@@ -11,6 +13,8 @@ import type { IdempotencyOptions } from "./options.js";
 export class IdempotencyStore {
   readonly #kv: KV;
   readonly #prefix: string;
+  /** Event ids this process recorded lately, newest last (bounded). */
+  readonly #recent = new Set<string>();
 
   private constructor(kv: KV, durable: string) {
     this.#kv = kv;
@@ -45,5 +49,15 @@ export class IdempotencyStore {
   /** Records that the effect of `eventId` happened (stream/seq kept for operators). */
   async record(eventId: string, stream: string, seq: number): Promise<void> {
     await this.#kv.put(this.key(eventId), JSON.stringify({ stream, seq, at: new Date().toISOString() }));
+    if (this.#recent.size >= RECENT) this.#recent.delete(this.#recent.values().next().value!);
+    this.#recent.add(eventId);
+  }
+
+  /**
+   * True when this process recorded `eventId` lately. Lookups start when a message arrives, before
+   * it waits for a handler slot; a record this process wrote meanwhile is caught here.
+   */
+  recordedLately(eventId: string): boolean {
+    return this.#recent.has(eventId);
   }
 }

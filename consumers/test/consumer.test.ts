@@ -190,6 +190,51 @@ describe("consumer: delivery, failures, dead letters", () => {
     assert.equal(calls, 1);
   });
 
+  it("writes dead letters per WIRE.md §5; replaying one twice stores it once and handles it once", async () => {
+    const c = await consumer("replay-twice", { maxDeliver: 5 });
+    let permanent = true;
+    const handled: { replayOf: string | undefined; msgId: string }[] = [];
+    c.on(OrderFulfillmentCompleted, (_e, ctx) => {
+      if (permanent) throw new PermanentError("address unknown");
+      handled.push({ replayOf: ctx.replayOf, msgId: ctx.msgId });
+    });
+    await c.start();
+    const { id, seq } = await publishRaw(env.js, OrderFulfillmentCompleted, completed(), {
+      key: "order-7",
+    });
+    await until(async () => (await deadLettersOf(env, seq)).length === 1, 5000, "dead letter");
+    const [dl] = await deadLettersOf(env, seq);
+    // Original headers in their order, Nats-Msg-Id per durable, then the Jetkit-Dlq-* block.
+    const stored = await env.jsm.streams.getMessage("DLQ", { seq: dl!.seq });
+    // Nats-* other than Nats-Msg-Id are publish/read machinery (Nats-Expected-Stream, direct get).
+    const names = [...stored!.header!.keys()].filter((k) => !/^Nats-/.test(k) || k === "Nats-Msg-Id");
+    assert.deepEqual(names, [
+      ...["ce-id", "ce-specversion", "ce-type", "ce-source", "ce-time", "ce-datacontenttype"],
+      ...["ce-partitionkey", "Nats-Msg-Id"],
+      ...Object.values(DeadLetterHeaders),
+    ]);
+    assert.equal(stored!.header!.get(EventHeaders.MSG_ID), `dlq:ORDER:${seq}:replay-twice`);
+
+    permanent = false;
+    const [first] = await replayDeadLetters({ connection: env.nc, seqs: [dl!.seq] });
+    assert.equal(first!.duplicate, false);
+    assert.equal(first!.msgId, `replay:${dl!.seq}:${id}`);
+    await until(() => handled.length === 1, 5000, "replay handled");
+    const [second] = await replayDeadLetters({ connection: env.nc, seqs: [dl!.seq] });
+    assert.equal(second!.duplicate, true, "the second replay is a duplicate within the window");
+    assert.equal(second!.seq, first!.seq);
+    // Nothing left to deliver or to ack: the duplicate was never stored, so it cannot run again.
+    await until(
+      async () => {
+        const lag = await c.lag();
+        return lag.pending === 0 && lag.ackPending === 0;
+      },
+      5000,
+      "no lag",
+    );
+    assert.deepEqual(handled, [{ replayOf: `DLQ:${dl!.seq}`, msgId: `replay:${dl!.seq}:${id}` }]);
+  });
+
   it("dead-letters from the MAX_DELIVERIES advisory when the handler never finishes", async () => {
     const c = await consumer("stuck", { maxDeliver: 2, ackWaitMs: 1000 });
     let calls = 0;
