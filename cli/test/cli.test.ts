@@ -17,7 +17,10 @@ interface Run {
 /** Runs `jetkit <args>` as a user would: a separate process, real server, exit code and output. */
 function jetkit(args: string[], env: Record<string, string> = {}, input?: string): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [main, ...args], { cwd: repo, env: { ...process.env, NO_COLOR: "1", ...env } });
+    const child = spawn(process.execPath, [main, ...args], {
+      cwd: repo,
+      env: { ...process.env, NO_COLOR: "1", ...env },
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => void (stdout += c.toString()));
@@ -62,14 +65,24 @@ describe("jetkit CLI against a local dev server", () => {
 
   test("publish validates by contract: a good event is stored once, a bad one names the field and stores nothing", async () => {
     const event = JSON.stringify({ sku: "SKU-CLI", warehouseId: "wh-1", depletedAt: "2026-11-21T10:00:00Z" });
-    const ok = await jetkit(["publish", "inventory.stock.depleted", "--data", event, "--msg-id", "cli-1", "--json"], env);
+    const ok = await jetkit(
+      ["publish", "inventory.stock.depleted", "--data", event, "--msg-id", "cli-1", "--json"],
+      env,
+    );
     assert.equal(ok.code, 0, ok.stderr);
     const ack = JSON.parse(ok.stdout) as { stream: string; seq: number; duplicate: boolean };
     assert.equal(ack.stream, "INVENTORY");
     assert.equal(ack.duplicate, false);
-    const again = await jetkit(["publish", "inventory.stock.depleted", "--data", "-", "--msg-id", "cli-1", "--json"], env, event);
+    const again = await jetkit(
+      ["publish", "inventory.stock.depleted", "--data", "-", "--msg-id", "cli-1", "--json"],
+      env,
+      event,
+    );
     assert.equal((JSON.parse(again.stdout) as { duplicate: boolean }).duplicate, true);
-    const bad = await jetkit(["publish", "inventory.stock.depleted", "--data", JSON.stringify({ sku: "", warehouseId: "wh-1" })], env);
+    const bad = await jetkit(
+      ["publish", "inventory.stock.depleted", "--data", JSON.stringify({ sku: "", warehouseId: "wh-1" })],
+      env,
+    );
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /error\[JK_CONTRACT_VIOLATION\].*sku.*string\.min_len/);
     const unknown = await jetkit(["publish", "inventory.stock.gone", "--data", "{}"], env);
@@ -77,7 +90,10 @@ describe("jetkit CLI against a local dev server", () => {
     assert.match(unknown.stderr, /JK_CONTRACT_UNKNOWN_SUBJECT.*inventory\.stock\.depleted/);
     const tail = await jetkit(["tail", "inventory.>", "--all", "--count", "5", "--json"], env);
     assert.equal(tail.code, 0, tail.stderr);
-    const lines = tail.stdout.trim().split("\n").map((l) => JSON.parse(l) as { event: { sku: string }; id: string });
+    const lines = tail.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { event: { sku: string }; id: string });
     assert.deepEqual(
       lines.map((l) => l.event.sku),
       ["SKU-CLI"],
@@ -105,8 +121,13 @@ describe("jetkit CLI against a local dev server", () => {
     const fromFile = await jetkit(["streams", "plan", "--config", cfg], env);
     assert.equal(fromFile.code, 3, "the config file's (dead) server is used");
     assert.match(fromFile.stderr, /JK_CLI_NATS_UNAVAILABLE.*127\.0\.0\.1:1/);
-    const status = JSON.parse((await jetkit(["dev", "status", "--json"], env)).stdout) as { nodes: { url: string }[] };
-    const envWins = await jetkit(["streams", "plan", "--config", cfg], { ...env, JETKIT_SERVERS: status.nodes[0]!.url });
+    const status = JSON.parse((await jetkit(["dev", "status", "--json"], env)).stdout) as {
+      nodes: { url: string }[];
+    };
+    const envWins = await jetkit(["streams", "plan", "--config", cfg], {
+      ...env,
+      JETKIT_SERVERS: status.nodes[0]!.url,
+    });
     assert.equal(envWins.code, 0, envWins.stderr);
     rmSync(dir, { recursive: true, force: true });
   });
@@ -116,7 +137,19 @@ describe("jetkit CLI without a server", () => {
   test("--help lists every command; each command's help has examples", async () => {
     const r = await jetkit(["--help"]);
     assert.equal(r.code, 0);
-    for (const c of ["demo", "dev up", "streams apply", "publish", "tail", "dlq replay", "gateway start", "pki issue", "policy check", "drill run", "contracts check"]) {
+    for (const c of [
+      "demo",
+      "dev up",
+      "streams apply",
+      "publish",
+      "tail",
+      "dlq replay",
+      "gateway start",
+      "pki issue",
+      "policy check",
+      "drill run",
+      "contracts check",
+    ]) {
       assert.match(r.stdout, new RegExp(`\\n  ${c} `), c);
     }
     const h = await jetkit(["drill", "run", "--help"]);
@@ -126,11 +159,26 @@ describe("jetkit CLI without a server", () => {
   test("policy check explains the deciding rule; drill validate names bad fields", async () => {
     const dir = mkdtempSync(join(tmpdir(), "jetkit-pol-"));
     const file = join(dir, "policy.yaml");
-    writeFileSync(file, "version: 1\nroles:\n  writer:\n    publish: [order.fulfillment.*]\nbindings:\n  - principal: spiffe://jetkit.dev/fulfillment\n    roles: [writer]\n");
-    const allow = await jetkit(["policy", "check", file, "--explain", "spiffe://jetkit.dev/fulfillment,publish,order.fulfillment.completed"]);
+    writeFileSync(
+      file,
+      "version: 1\nroles:\n  writer:\n    publish: [order.fulfillment.*]\nbindings:\n  - principal: spiffe://jetkit.dev/fulfillment\n    roles: [writer]\n",
+    );
+    const allow = await jetkit([
+      "policy",
+      "check",
+      file,
+      "--explain",
+      "spiffe://jetkit.dev/fulfillment,publish,order.fulfillment.completed",
+    ]);
     assert.equal(allow.code, 0, allow.stderr);
     assert.match(allow.stdout, /ALLOW.*\n\s+rule:\s+role writer publish\[0\]/);
-    const deny = await jetkit(["policy", "check", file, "--explain", "spiffe://jetkit.dev/fulfillment,publish,order.lifecycle.cancelled"]);
+    const deny = await jetkit([
+      "policy",
+      "check",
+      file,
+      "--explain",
+      "spiffe://jetkit.dev/fulfillment,publish,order.lifecycle.cancelled",
+    ]);
     assert.equal(deny.code, 1);
     assert.match(deny.stdout, /DENY[\s\S]*default-deny/);
     const badDrill = join(dir, "bad.yaml");

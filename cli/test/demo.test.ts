@@ -16,20 +16,39 @@ function alive(pid: number): boolean {
   }
 }
 
-test("the demo (short mode) shows the whole platform working and leaves nothing running", { timeout: 240_000 }, async () => {
+test("the demo (short mode) shows the whole platform working and leaves nothing running", {
+  timeout: 240_000,
+}, async () => {
   const home = mkdtempSync(join(tmpdir(), "jetkit-demo-"));
-  const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [main, "demo", "--short", "--json"], { env: { ...process.env, JETKIT_HOME: home } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => void (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => void (stderr += c.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-  const records = out.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown> & { kind: string; step?: string; ok?: boolean });
+  const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+    (resolve, reject) => {
+      const child = spawn(process.execPath, [main, "demo", "--short", "--json"], {
+        env: { ...process.env, JETKIT_HOME: home },
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (c: Buffer) => void (stdout += c.toString()));
+      child.stderr.on("data", (c: Buffer) => void (stderr += c.toString()));
+      child.on("error", reject);
+      child.on("close", (code) => resolve({ code, stdout, stderr }));
+    },
+  );
+  const records = out.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, unknown> & { kind: string; step?: string; ok?: boolean });
   const step = (name: string) => records.find((r) => r.kind === "step" && r.step === name);
-  for (const name of ["nats", "streams", "gateway", "services", "gateway-allowed", "gateway-denied", "poison-dead-lettered", "refund-dead-lettered", "dead-letter-replayed"]) {
+  for (const name of [
+    "nats",
+    "streams",
+    "gateway",
+    "services",
+    "gateway-allowed",
+    "gateway-denied",
+    "poison-dead-lettered",
+    "refund-dead-lettered",
+    "dead-letter-replayed",
+  ]) {
     assert.equal(step(name)?.ok, true, `step ${name}: ${JSON.stringify(step(name))}\n${out.stderr}`);
   }
   assert.equal(step("gateway-allowed")?.status, 201);
@@ -39,9 +58,18 @@ test("the demo (short mode) shows the whole platform working and leaves nothing 
   assert.match(String(step("dead-letter-replayed")?.replayOf), /^DLQ:\d+$/);
   const stats = records.filter((r) => r.kind === "stats");
   assert.ok(stats.length >= 2, "live stats were printed");
-  const summary = records.find((r) => r.kind === "summary") as { checkoutsAcked: number; fulfilled: number; notified: number; lagLeft: number; ok: boolean };
+  const summary = records.find((r) => r.kind === "summary") as unknown as {
+    checkoutsAcked: number;
+    fulfilled: number;
+    notified: number;
+    lagLeft: number;
+    ok: boolean;
+  };
   assert.ok(summary.checkoutsAcked > 10, `events flowed: ${JSON.stringify(summary)}`);
-  assert.ok(summary.fulfilled >= summary.checkoutsAcked, "every acked checkout was fulfilled (plus the gateway's)");
+  assert.ok(
+    summary.fulfilled >= summary.checkoutsAcked,
+    "every acked checkout was fulfilled (plus the gateway's)",
+  );
   assert.ok(summary.notified >= summary.checkoutsAcked, "and notified");
   assert.equal(summary.lagLeft, 0);
   assert.equal(out.code, 0, out.stderr);
@@ -49,10 +77,6 @@ test("the demo (short mode) shows the whole platform working and leaves nothing 
   assert.equal(stopped?.ok, true);
   const pids = step("nats")?.pids as number[];
   assert.ok(pids.length > 0);
-  assert.deepEqual(
-    pids.filter(alive),
-    [],
-    "no nats-server the demo started is left running",
-  );
+  assert.deepEqual(pids.filter(alive), [], "no nats-server the demo started is left running");
   rmSync(home, { recursive: true, force: true });
 });
