@@ -8,6 +8,7 @@ import {
   type MessageCheck,
   RULE_EXTENSIONS,
   type RuleExtensions,
+  runCheck,
   type Shape,
   Undecided,
 } from "./validation/compile.js";
@@ -64,10 +65,8 @@ export class ContractValidator {
     const fast = this.#fast(schema, "protobuf-es");
     if (fast === null) return [];
     if (fast) {
-      const out: FieldViolation[] = [];
       try {
-        fast(message, "", out);
-        return out;
+        return runCheck(fast, message);
       } catch (err) {
         if (!(err instanceof Undecided)) throw err;
       }
@@ -85,10 +84,8 @@ export class ContractValidator {
     const fast = this.#fast(spec.schema, "ts-proto");
     if (fast === null) return;
     if (fast) {
-      const out: FieldViolation[] = [];
       try {
-        fast(event, "", out);
-        if (out.length === 0) return;
+        if (runCheck(fast, event).length === 0) return;
       } catch (err) {
         if (!(err instanceof Undecided)) throw err;
       }

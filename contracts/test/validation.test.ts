@@ -27,7 +27,7 @@ import {
   getCatalog,
   isJetkitError,
 } from "../src/index.js";
-import { compileMessage, RULE_EXTENSIONS } from "../src/validation/compile.js";
+import { compileMessage, RULE_EXTENSIONS, runCheck } from "../src/validation/compile.js";
 import { translatePattern } from "../src/validation/pattern.js";
 import { readGolden } from "../tools/vectors.js";
 
@@ -190,8 +190,7 @@ describe("compiled validator agrees with protovalidate", () => {
       const rules = new Set<string>();
       for (const m of all) {
         const expected = fmt(reference.violations(spec.schema, m));
-        const gotEs: FieldViolation[] = [];
-        es(m, "", gotEs);
+        const gotEs = runCheck(es, m);
         assert.deepEqual(
           fmt(gotEs),
           expected,
@@ -199,8 +198,7 @@ describe("compiled validator agrees with protovalidate", () => {
         );
         const bytes = toBinary(spec.schema, m);
         const obj: unknown = codec.decode(bytes);
-        const gotTs: FieldViolation[] = [];
-        ts(obj, "", gotTs);
+        const gotTs = runCheck(ts, obj);
         assert.deepEqual(fmt(gotTs), expected, `ts-proto shape: ${JSON.stringify(obj)}`);
         if (expected.length > 0) broken++;
         for (const v of gotEs) rules.add(v.rule);

@@ -24,8 +24,35 @@ import { translatePattern } from "./pattern.js";
  */
 export type Shape = "protobuf-es" | "ts-proto";
 
-/** Appends the violations of one message (at field path prefix `prefix`) to `out`. */
-export type MessageCheck = (message: unknown, prefix: string, out: FieldViolation[]) => void;
+/**
+ * Where checks report: `path` is the field path of the value being checked, kept as a stack
+ * of names and indexes (pushed and popped while walking) and turned into a string only when a
+ * rule is broken, so a valid event costs no string building.
+ */
+export interface CheckContext {
+  out: FieldViolation[];
+  path: (string | number)[];
+}
+
+/** Appends the violations of one message to `ctx.out`. */
+export type MessageCheck = (message: unknown, ctx: CheckContext) => void;
+
+/** Runs a compiled check on a message and returns its violations. */
+export function runCheck(check: MessageCheck, message: unknown): FieldViolation[] {
+  const ctx: CheckContext = { out: [], path: [] };
+  check(message, ctx);
+  return ctx.out;
+}
+
+/** The path as protovalidate prints it: `items[0].unit_price.currency_code`. */
+function at(ctx: CheckContext): string {
+  let s = "";
+  for (const seg of ctx.path) {
+    if (typeof seg === "number") s += `[${seg}]`;
+    else s += s === "" ? seg : `.${seg}`;
+  }
+  return s;
+}
 
 /** Thrown by a check that cannot decide (e.g. a ts-proto string with lone surrogates): use protovalidate. */
 export class Undecided extends Error {}
@@ -33,7 +60,7 @@ export class Undecided extends Error {}
 /** Thrown while compiling a message that uses a rule the fast path does not implement. */
 class Unsupported extends Error {}
 
-type ValueCheck = (value: unknown, path: string, out: FieldViolation[]) => void;
+type ValueCheck = (value: unknown, ctx: CheckContext) => void;
 type AnyRules = Message & Record<string, unknown> & { $unknown?: unknown[] };
 
 /** The `buf.validate` extensions. */
@@ -118,13 +145,15 @@ class Compiler {
       if (!rules.required) continue;
       const get = this.#oneofCase(oneof.localName);
       const name = oneof.name;
-      checks.push((m, prefix, out) => {
+      checks.push((m, ctx) => {
         if (get(m) === undefined) {
-          out.push({
-            field: prefix + name,
+          ctx.path.push(name);
+          ctx.out.push({
+            field: at(ctx),
             rule: "required",
             message: "exactly one field is required in oneof",
           });
+          ctx.path.pop();
         }
       });
     }
@@ -155,13 +184,19 @@ class Compiler {
         field.oneof === undefined &&
         (field.presence as number) === 2); // IMPLICIT
     const name = field.name;
-    return (m, prefix, out) => {
+    return (m, ctx) => {
       const v = get(m);
       if (required && !isSet(v)) {
-        out.push({ field: prefix + name, rule: "required", message: "value is required" });
+        ctx.path.push(name);
+        ctx.out.push({ field: at(ctx), rule: "required", message: "value is required" });
+        ctx.path.pop();
         return;
       }
-      if (pass && (always || isSet(v))) pass(v, prefix + name, out);
+      if (pass && (always || isSet(v))) {
+        ctx.path.push(name);
+        pass(v, ctx);
+        ctx.path.pop();
+      }
     };
   }
 
@@ -177,8 +212,7 @@ class Compiler {
         if (type.case !== undefined)
           throw new Unsupported(`${type.case} rules on message field ${field.name}`);
         const nested = this.message(field.message);
-        if (!nested) return null;
-        return (v, path, out) => nested(v, `${path}.`, out);
+        return nested;
       }
       case "list": {
         if (type.case !== undefined && type.case !== "repeated")
@@ -207,16 +241,18 @@ class Compiler {
         const min = rules.minItems as bigint;
         const lo = Number(min);
         const message = `must contain at least ${min} item(s)`;
-        checks.push((v, path, out) => {
-          if ((v as unknown[]).length < lo) out.push({ field: path, rule: "repeated.min_items", message });
+        checks.push((v, ctx) => {
+          if ((v as unknown[]).length < lo)
+            ctx.out.push({ field: at(ctx), rule: "repeated.min_items", message });
         });
       }
       if (names.includes("maxItems")) {
         const max = rules.maxItems as bigint;
         const hi = Number(max);
         const message = `must contain no more than ${max} item(s)`;
-        checks.push((v, path, out) => {
-          if ((v as unknown[]).length > hi) out.push({ field: path, rule: "repeated.max_items", message });
+        checks.push((v, ctx) => {
+          if ((v as unknown[]).length > hi)
+            ctx.out.push({ field: at(ctx), rule: "repeated.max_items", message });
         });
       }
       if (names.includes("items")) {
@@ -235,7 +271,7 @@ class Compiler {
     if (field.listKind === "message") {
       if (type.case !== undefined) throw new Unsupported("message item rules");
       const nested = this.message(field.message);
-      if (nested) item = (v, path, out) => nested(v, `${path}.`, out);
+      item = nested;
     } else if (field.listKind === "scalar") {
       item = this.#scalar(field.scalar, type);
     } else {
@@ -243,9 +279,13 @@ class Compiler {
     }
     if (item) {
       const each = item;
-      checks.push((v, path, out) => {
+      checks.push((v, ctx) => {
         const list = v as unknown[];
-        for (let i = 0; i < list.length; i++) each(list[i], `${path}[${i}]`, out);
+        for (let i = 0; i < list.length; i++) {
+          ctx.path.push(i);
+          each(list[i], ctx);
+          ctx.path.pop();
+        }
       });
     }
     return combineValue(checks);
@@ -263,10 +303,10 @@ class Compiler {
     }
     if (r.definedOnly === true) {
       const defined = new Set(desc.values.map((v) => v.number));
-      checks.push((v, path, out) => {
+      checks.push((v, ctx) => {
         if (!defined.has(v as number)) {
-          out.push({
-            field: path,
+          ctx.out.push({
+            field: at(ctx),
             rule: "enum.defined_only",
             message: "value must be one of the defined enum values",
           });
@@ -275,22 +315,22 @@ class Compiler {
     }
     if (names.includes("const")) {
       const c = r.const as number;
-      checks.push((v, path, out) => {
-        if (v !== c) out.push({ field: path, rule: "enum.const", message: `must equal ${c}` });
+      checks.push((v, ctx) => {
+        if (v !== c) ctx.out.push({ field: at(ctx), rule: "enum.const", message: `must equal ${c}` });
       });
     }
     const inList = r.in as number[];
     if (inList.length > 0) {
       const msg = `must be in list ${formatList(inList, String)}`;
-      checks.push((v, path, out) => {
-        if (!inList.includes(v as number)) out.push({ field: path, rule: "enum.in", message: msg });
+      checks.push((v, ctx) => {
+        if (!inList.includes(v as number)) ctx.out.push({ field: at(ctx), rule: "enum.in", message: msg });
       });
     }
     const notIn = r.notIn as number[];
     if (notIn.length > 0) {
       const msg = `must not be in list ${formatList(notIn, String)}`;
-      checks.push((v, path, out) => {
-        if (notIn.includes(v as number)) out.push({ field: path, rule: "enum.not_in", message: msg });
+      checks.push((v, ctx) => {
+        if (notIn.includes(v as number)) ctx.out.push({ field: at(ctx), rule: "enum.not_in", message: msg });
       });
     }
     return combineValue(checks);
@@ -326,16 +366,16 @@ class Compiler {
     }
     if (names.has("const")) {
       const c = r.const as string;
-      checks.push((v, path, out) => {
-        if (v !== c) out.push({ field: path, rule: "string.const", message: `must equal \`${c}\`` });
+      checks.push((v, ctx) => {
+        if (v !== c) ctx.out.push({ field: at(ctx), rule: "string.const", message: `must equal \`${c}\`` });
       });
     }
     const lenRule = (name: string, rule: string, bad: (len: number, x: number) => boolean, msg: string) => {
       if (!names.has(name)) return;
       const x = Number(r[name] as bigint);
       const message = msg.replace("#", String(r[name]));
-      checks.push((v, path, out) => {
-        if (bad(codepointLength(v as string), x)) out.push({ field: path, rule, message });
+      checks.push((v, ctx) => {
+        if (bad(codepointLength(v as string), x)) ctx.out.push({ field: at(ctx), rule, message });
       });
     };
     lenRule("len", "string.len", (l, x) => l !== x, "must be # characters");
@@ -345,8 +385,8 @@ class Compiler {
       if (!names.has(name)) return;
       const x = Number(r[name] as bigint);
       const message = msg.replace("#", String(r[name]));
-      checks.push((v, path, out) => {
-        if (bad(Buffer.byteLength(v as string), x)) out.push({ field: path, rule, message });
+      checks.push((v, ctx) => {
+        if (bad(Buffer.byteLength(v as string), x)) ctx.out.push({ field: at(ctx), rule, message });
       });
     };
     byteRule("lenBytes", "string.len_bytes", (l, x) => l !== x, "must be # bytes");
@@ -357,16 +397,16 @@ class Compiler {
       const re = translatePattern(src);
       if (!re) throw new Unsupported(`pattern ${src}`);
       const message = `does not match regex pattern \`${src}\``;
-      checks.push((v, path, out) => {
-        if (!re.test(v as string)) out.push({ field: path, rule: "string.pattern", message });
+      checks.push((v, ctx) => {
+        if (!re.test(v as string)) ctx.out.push({ field: at(ctx), rule: "string.pattern", message });
       });
     }
     const strRule = (name: string, rule: string, bad: (v: string, x: string) => boolean, msg: string) => {
       if (!names.has(name)) return;
       const x = r[name] as string;
       const message = `${msg} \`${x}\``;
-      checks.push((v, path, out) => {
-        if (bad(v as string, x)) out.push({ field: path, rule, message });
+      checks.push((v, ctx) => {
+        if (bad(v as string, x)) ctx.out.push({ field: at(ctx), rule, message });
       });
     };
     strRule("prefix", "string.prefix", (v, x) => !v.startsWith(x), "does not have prefix");
@@ -376,23 +416,23 @@ class Compiler {
     const inList = r.in as string[];
     if (inList.length > 0) {
       const message = `must be in list ${formatList(inList, (s) => s)}`;
-      checks.push((v, path, out) => {
-        if (!inList.includes(v as string)) out.push({ field: path, rule: "string.in", message });
+      checks.push((v, ctx) => {
+        if (!inList.includes(v as string)) ctx.out.push({ field: at(ctx), rule: "string.in", message });
       });
     }
     const notIn = r.notIn as string[];
     if (notIn.length > 0) {
       const message = `must not be in list ${formatList(notIn, (s) => s)}`;
-      checks.push((v, path, out) => {
-        if (notIn.includes(v as string)) out.push({ field: path, rule: "string.not_in", message });
+      checks.push((v, ctx) => {
+        if (notIn.includes(v as string)) ctx.out.push({ field: at(ctx), rule: "string.not_in", message });
       });
     }
     if (wk.case !== undefined) {
       const spec = WELL_KNOWN[wk.case]!;
       const rule = `string.${snake(wk.case)}`;
-      checks.push((v, path, out) => {
-        if (v === "") out.push({ field: path, rule: `${rule}_empty`, message: spec.empty });
-        else if (!spec.re.test(v as string)) out.push({ field: path, rule, message: spec.msg });
+      checks.push((v, ctx) => {
+        if (v === "") ctx.out.push({ field: at(ctx), rule: `${rule}_empty`, message: spec.empty });
+        else if (!spec.re.test(v as string)) ctx.out.push({ field: at(ctx), rule, message: spec.msg });
       });
     }
     return combineValue(checks);
@@ -422,8 +462,8 @@ class Compiler {
     if (names.includes("const")) {
       const c = r.const as number | bigint;
       const message = `must equal ${fmt(c)}`;
-      checks.push((v, path, out) => {
-        if (toValue(v) !== c) out.push({ field: path, rule: `${kind}.const`, message });
+      checks.push((v, ctx) => {
+        if (toValue(v) !== c) ctx.out.push({ field: at(ctx), rule: `${kind}.const`, message });
       });
     }
     const gt = r.greaterThan as { case: "gt" | "gte" | undefined; value: number | bigint };
@@ -440,44 +480,44 @@ class Compiler {
       const normal = lt.value >= gt.value;
       const rule = `${kind}.${gt.case}_${lt.case}${normal ? "" : "_exclusive"}`;
       const message = `must be ${loMsg} ${normal ? "and" : "or"} ${hiMsg}`;
-      checks.push((raw, path, out) => {
+      checks.push((raw, ctx) => {
         const v = toValue(raw);
         const fail = normal ? nan(v) || above(v) || below(v) : nan(v) || (above(v) && below(v));
-        if (fail) out.push({ field: path, rule, message });
+        if (fail) ctx.out.push({ field: at(ctx), rule, message });
       });
     } else if (gt.case) {
       const rule = `${kind}.${gt.case}`;
       const message = `must be ${loMsg}`;
-      checks.push((raw, path, out) => {
+      checks.push((raw, ctx) => {
         const v = toValue(raw);
-        if (nan(v) || below(v)) out.push({ field: path, rule, message });
+        if (nan(v) || below(v)) ctx.out.push({ field: at(ctx), rule, message });
       });
     } else if (lt.case) {
       const rule = `${kind}.${lt.case}`;
       const message = `must be ${hiMsg}`;
-      checks.push((raw, path, out) => {
+      checks.push((raw, ctx) => {
         const v = toValue(raw);
-        if (nan(v) || above(v)) out.push({ field: path, rule, message });
+        if (nan(v) || above(v)) ctx.out.push({ field: at(ctx), rule, message });
       });
     }
     const inList = r.in as (number | bigint)[];
     if (inList.length > 0) {
       const message = `must be in list ${formatList(inList, fmt)}`;
-      checks.push((v, path, out) => {
-        if (!inList.includes(toValue(v))) out.push({ field: path, rule: `${kind}.in`, message });
+      checks.push((v, ctx) => {
+        if (!inList.includes(toValue(v))) ctx.out.push({ field: at(ctx), rule: `${kind}.in`, message });
       });
     }
     const notIn = r.notIn as (number | bigint)[];
     if (notIn.length > 0) {
       const message = `must not be in list ${formatList(notIn, fmt)}`;
-      checks.push((v, path, out) => {
-        if (notIn.includes(toValue(v))) out.push({ field: path, rule: `${kind}.not_in`, message });
+      checks.push((v, ctx) => {
+        if (notIn.includes(toValue(v))) ctx.out.push({ field: at(ctx), rule: `${kind}.not_in`, message });
       });
     }
     if (float && r.finite === true) {
-      checks.push((v, path, out) => {
+      checks.push((v, ctx) => {
         if (!Number.isFinite(toValue(v)))
-          out.push({ field: path, rule: `${kind}.finite`, message: "must be finite" });
+          ctx.out.push({ field: at(ctx), rule: `${kind}.finite`, message: "must be finite" });
       });
     }
     return combineValue(checks);
@@ -612,16 +652,16 @@ function hasUnknown(m: AnyRules): boolean {
 function combine(checks: MessageCheck[]): MessageCheck | null {
   if (checks.length === 0) return null;
   if (checks.length === 1) return checks[0]!;
-  return (m, prefix, out) => {
-    for (let i = 0; i < checks.length; i++) checks[i]!(m, prefix, out);
+  return (m, ctx) => {
+    for (let i = 0; i < checks.length; i++) checks[i]!(m, ctx);
   };
 }
 
 function combineValue(checks: ValueCheck[]): ValueCheck | null {
   if (checks.length === 0) return null;
   if (checks.length === 1) return checks[0]!;
-  return (v, path, out) => {
-    for (let i = 0; i < checks.length; i++) checks[i]!(v, path, out);
+  return (v, ctx) => {
+    for (let i = 0; i < checks.length; i++) checks[i]!(v, ctx);
   };
 }
 
