@@ -80,6 +80,12 @@ export interface CheckResult {
     recovered: number;
     repeatsAcked: number;
     publishErrors: number;
+    /**
+     * Handler runs that found their effect already recorded (skip `effect_exists`): the consumer
+     * died between the effect and the SDK's idempotency record, and the idempotent effect absorbed
+     * the re-run. Not a violation; without an idempotent effect each would be a duplicate.
+     */
+    rerunsAbsorbed: number;
   };
   lost: { id: string; key: string; seq: number; reason: string }[];
   duplicatedEffects: { id: string; effects: number }[];
@@ -143,6 +149,7 @@ export function checkHistory(events: readonly HistoryEvent[], opts: CheckOptions
   const effectOrder = new Map<string, number[]>();
   let publishErrors = 0;
   let repeatsAcked = 0;
+  let rerunsAbsorbed = 0;
   const faults: { fault: string; action: string; startedAt: number; endedAt: number }[] = [];
   const openFaults = new Map<string, { action: string; t: number }>();
 
@@ -199,6 +206,7 @@ export function checkHistory(events: readonly HistoryEvent[], opts: CheckOptions
       }
       case "skip":
         facts(e.id, e.key, e.t).skips++;
+        if (e.reason === "effect_exists") rerunsAbsorbed++;
         break;
       case "dlq":
         facts(e.id, e.key, e.t).dlq++;
@@ -392,6 +400,7 @@ export function checkHistory(events: readonly HistoryEvent[], opts: CheckOptions
       recovered: recovered.length,
       repeatsAcked,
       publishErrors,
+      rerunsAbsorbed,
     },
     lost,
     duplicatedEffects,

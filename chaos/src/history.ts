@@ -47,14 +47,21 @@ export type PoisonKind = "undecodable" | "contract_violation";
 export class History {
   readonly events: HistoryEvent[] = [];
   #out: WriteStream | undefined;
+  #keys = new Map<string, string>();
 
   constructor(path?: string) {
     if (path) this.#out = createWriteStream(path, { flags: "w" });
   }
 
   add(event: HistoryEvent): void {
+    if (event.kind === "publish") this.#keys.set(event.id, event.key);
     this.events.push(event);
     this.#out?.write(`${JSON.stringify(event)}\n`);
+  }
+
+  /** The partition key a message id was published under. */
+  keyOf(id: string): string | undefined {
+    return this.#keys.get(id);
   }
 
   /** Flushes and closes the file. */

@@ -57,6 +57,16 @@ describe("checkHistory", () => {
     assert.deepEqual(r.duplicatedEffects, [{ id: "m3", effects: 2 }]);
   });
 
+  it("counts a handler re-run absorbed by the idempotent effect, without calling it a duplicate", () => {
+    const h = clean(10);
+    h.push({ t: 2_000_000, kind: "delivery", id: "m4", key: "a", seq: 4, delivery: 2, consumer: "c" });
+    h.push({ t: 2_000_001, kind: "skip", id: "m4", key: "a", seq: 4, reason: "effect_exists" });
+    const r = checkHistory(h);
+    assert.equal(r.counts.rerunsAbsorbed, 1);
+    assert.equal(r.counts.duplicatedEffects, 0);
+    assert.equal(r.held, true);
+  });
+
   it("finds a per-key order violation and ignores order across keys", () => {
     const h = clean(10).map((e) => (e.kind === "effect" && idOf(e) === "m4" ? { ...e, t: e.t + 1000 } : e));
     const r = checkHistory(h);

@@ -54,12 +54,12 @@ describe("drill files", () => {
       [
         "name: Bad Name",
         "description: x",
-        "workload: { duration: 10 parsecs, rate: -1 }",
+        "workload: { duration: 10 parsecs, rate: -1, consumer: { ackWait: 500ms } }",
         "faults:",
         "  - { action: explode, at: 5s }",
         "  - { action: toxic, at: 1s, for: 2s, toxic: { type: latency, attributes: { latncy: 5 } } }",
         "  - { action: partition, at: 5s, for: 2s, nodes: [n1, n2] }",
-        "invariants: [no_acked_lost, everything_fine]",
+        "invariants: [no_acked_lost, everything_fine, per_key_order]",
         "extra: 1",
       ].join("\n"),
     );
@@ -76,6 +76,8 @@ describe("drill files", () => {
       "faults[2].nodes",
       "invariants[1]",
       "extra",
+      "workload.consumer.ordering",
+      "workload.consumer.ackWait",
     ]) {
       assert.ok(paths.includes(p), `missing problem at ${p}: ${JSON.stringify(res.problems)}`);
     }

@@ -71,7 +71,7 @@ describe("shipped drills on a real 3-node cluster", () => {
     const c = report.check.counts;
     assert.equal(c.lost, 0);
     assert.equal(c.duplicatedEffects, 0);
-    assert.ok(report.faults.length >= 3, "several crashes");
+    assert.ok(report.faults.length >= 3, `several crashes; ${report.error ?? report.abortReason ?? ""}`);
     assert.ok(c.delivered > 0 && report.check.counts.effected > 0);
     assert.equal(report.outcome, "held", await readFile(report.files.markdown, "utf8"));
     await assertNothingLeft(report);

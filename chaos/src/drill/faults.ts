@@ -34,8 +34,13 @@ export function unsupportedReason(spec: FaultSpec, target: ChaosTarget): string 
     return "partitions need the local cluster's route links";
   if (spec.action === "toxic" && spec.link === "route" && target.kind !== "local")
     return "route toxics need the local cluster";
+  if (spec.action === "toxic" && spec.link === "route" && target.netns)
+    return "route toxics need the route proxies; this cluster runs in network namespaces (use action netem)";
   if (spec.action === "netem") {
-    return "netem between nodes is not implemented in this build (nodes do not run in network namespaces); use action toxic with link route, or partition (proxy layer)";
+    if (!target.netns) {
+      return `netem needs the nodes in network namespaces (target network: auto, root on Linux)${target.network.note ? `: ${target.network.note}` : ""}`;
+    }
+    if (!target.network.support?.netem) return target.network.support?.netemReason ?? "netem unavailable";
   }
   return undefined;
 }
@@ -143,6 +148,7 @@ export async function startFault(spec: FaultSpec, ctx: FaultContext): Promise<St
     case "partition": {
       const minority = new Set<string>();
       for (const sel of spec.nodes ?? []) for (const n of await resolveNode(sel, ctx)) minority.add(n);
+      if (target.netns) return partitionNamespaces(target, [...minority], spec.isolateClients !== false);
       const cut = target.routeLinks.filter((l) => minority.has(l.from) !== minority.has(l.to));
       const ids = cut.map(
         (l) => [l.proxy, l.proxy.addToxic({ type: "timeout", attributes: { timeout: 0 } })] as const,
@@ -158,7 +164,7 @@ export async function startFault(spec: FaultSpec, ctx: FaultContext): Promise<St
         }
       }
       return {
-        detail: `routes cut between {${[...minority].join(", ")}} and {${target.nodeNames.filter((n) => !minority.has(n)).join(", ")}}${clientIds.length ? "; clients refused by the minority" : ""}`,
+        detail: `route proxies cut between {${[...minority].join(", ")}} and {${target.nodeNames.filter((n) => !minority.has(n)).join(", ")}} (proxy layer)${clientIds.length ? "; clients refused by the minority" : ""}`,
         rollback: once(async () => {
           for (const [p, id] of [...ids, ...clientIds]) p.removeToxic(id);
         }),
@@ -190,7 +196,57 @@ export async function startFault(spec: FaultSpec, ctx: FaultContext): Promise<St
         detail: `${Math.round((spec.rate ?? 0.2) * 100)}% of acked messages published again with the same id`,
         rollback: once(async () => producer.setDuplicateRate(ctx.baseDuplicateRate)),
       };
-    case "netem":
-      throw new Error("netem is not supported");
+    case "netem": {
+      const net = target.netns;
+      if (!net) throw new Error("netem needs the nodes in network namespaces");
+      const names = new Set<string>();
+      for (const sel of spec.nodes ?? []) for (const n of await resolveNode(sel, ctx)) names.add(n);
+      const rollbacks: (() => Promise<void>)[] = [];
+      const netem = {
+        ...(spec.delayMs !== undefined ? { delayMs: spec.delayMs } : {}),
+        ...(spec.jitterMs !== undefined ? { jitterMs: spec.jitterMs } : {}),
+        ...(spec.lossPct !== undefined ? { lossPct: spec.lossPct } : {}),
+      };
+      try {
+        for (const n of names) rollbacks.push(await net.netem(n, netem));
+      } catch (err) {
+        for (const r of rollbacks) await r().catch(() => {});
+        throw err;
+      }
+      return {
+        detail: `netem ${JSON.stringify(netem)} on the cluster links of ${[...names].join(", ")} (network namespaces)`,
+        rollback: once(async () => {
+          for (const r of rollbacks) await r();
+        }),
+      };
+    }
   }
+}
+
+/** A real partition: the minority's bridge ports move to an isolated bridge; clients are refused by the minority. */
+async function partitionNamespaces(
+  target: ChaosTarget,
+  minority: string[],
+  isolateClients: boolean,
+): Promise<StartedFault> {
+  const net = target.netns;
+  if (!net) throw new Error("no namespace network");
+  const heal = await net.partition(minority);
+  const clientIds: (readonly [FaultProxy, number])[] = [];
+  if (isolateClients) {
+    for (const n of minority) {
+      const p = target.clientProxies.get(n);
+      if (!p) continue;
+      clientIds.push([p, p.addToxic({ type: "reset_peer", attributes: { timeout: 0 } })]);
+      p.dropConnections(true);
+    }
+  }
+  const majority = target.nodeNames.filter((n) => !minority.includes(n));
+  return {
+    detail: `network partition between {${minority.join(", ")}} and {${majority.join(", ")}} (network namespaces ${net.bridgeNs}: bridge ports moved to an isolated bridge)${clientIds.length ? "; clients refused by the minority" : ""}`,
+    rollback: once(async () => {
+      await heal();
+      for (const [p, id] of clientIds) p.removeToxic(id);
+    }),
+  };
 }

@@ -3,22 +3,23 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { EventHeaders } from "@jetkit/contracts";
+import { keyUuid } from "@jetkit/producers/services";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { type CheckResult, checkHistory, type StreamContents, sequencesToVerify } from "../checker.js";
-import { type ChaosTarget, openTarget, waitFor } from "../cluster/target.js";
+import { type ChaosTarget, type NetworkInfo, openTarget, waitFor } from "../cluster/target.js";
 import { ChaosError, ChaosErrorCodes } from "../errors.js";
 import { History } from "../history.js";
 import { createRng } from "../prng.js";
 import { writeReports } from "../report/write.js";
 import { ConsumerProcess } from "../workload/consumer-process.js";
-import { seededUuid, WORKLOAD_STREAM } from "../workload/events.js";
+import { ORDER_NAMESPACE, WORKLOAD_STREAM } from "../workload/events.js";
 import { WorkloadProducer } from "../workload/producer.js";
 import { type FaultContext, startFault, unsupportedReason } from "./faults.js";
 import { loadDrill } from "./files.js";
 import { type ProbeResult, runProbes } from "./probes.js";
-import { IDEMPOTENCY_BUCKET, provision } from "./setup.js";
+import { EFFECTS_BUCKET, IDEMPOTENCY_BUCKET, provision } from "./setup.js";
 import type { Drill, FaultSpec } from "./spec.js";
 
 /** Options of {@link runDrill}. */
@@ -66,6 +67,8 @@ export type DrillOutcome = "held" | "violated" | "aborted" | "not_steady" | "err
 /** What a drill run proves (also written as report.json). */
 export interface DrillReport {
   drill: { name: string; description: string; file: string; seed: string; target: string };
+  /** How the cluster's network was built: route proxies, network namespaces, or a URL target; and why. */
+  network?: { mode: string; note?: string };
   outcome: DrillOutcome;
   /** True when the steady state held before and after and every invariant held. */
   held: boolean;
@@ -123,6 +126,7 @@ export async function runDrill(
   const activeFaults = new Set<string>();
   const records: FaultRecord[] = [];
   let target: ChaosTarget | undefined;
+  let network: NetworkInfo | undefined;
   let admin: NatsConnection | undefined;
   let producer: WorkloadProducer | undefined;
   let consumer: ConsumerProcess | undefined;
@@ -140,6 +144,13 @@ export async function runDrill(
       nodes: drill.target.nodes,
       ...(urls ? { urls } : {}),
       ...(drill.target.syncInterval ? { syncInterval: drill.target.syncInterval } : {}),
+      network: drill.target.network,
+    });
+    network = target.network;
+    history.add({
+      t: Date.now(),
+      kind: "phase",
+      phase: `network: ${network.mode}${network.note ? ` (${network.note})` : ""}`,
     });
     for (const p of target.proxies) endpoints.proxies.push({ name: p.name, port: p.port });
     for (const n of target.cluster?.nodes ?? []) {
@@ -148,24 +159,19 @@ export async function runDrill(
     admin = await connect({ servers: target.directUrls, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
     const jsm = await jetstreamManager(admin, { timeout: 10_000 });
     const durable = `chaos_${drill.name.replace(/-/g, "_")}_${startedAt}`;
-    await provision(jsm, {
-      replicas: Math.min(3, target.nodeNames.length),
-      durable,
-      ackWaitMs: drill.workload.consumer.ackWaitMs,
-      maxDeliver: drill.workload.consumer.maxDeliver,
-      maxAckPending: drill.workload.consumer.maxAckPending,
-    });
+    await provision(jsm, { replicas: Math.min(3, target.nodeNames.length) });
     const w = drill.workload;
-    const keyRng = rng.fork("keys");
-    const keys = Array.from({ length: w.keys }, () => seededUuid(keyRng));
+    // The fulfillment example service's key space: order ids keyUuid(i, ORDER_NAMESPACE).
+    const keys = Array.from({ length: w.keys }, (_, i) => keyUuid(i, ORDER_NAMESPACE));
     producer = new WorkloadProducer({
       servers: target.clientUrls,
       ratePerSec: w.ratePerSec,
       keys,
       keyDistribution: w.keyDistribution,
       maxInFlight: w.maxInFlight,
-      attempts: w.attempts,
       timeoutMs: w.publishTimeoutMs,
+      deadlineMs: w.publishDeadlineMs,
+      breaker: w.breaker,
       duplicateRate: w.duplicateRate,
       rng: rng.fork("producer"),
       history,
@@ -174,13 +180,18 @@ export async function runDrill(
     consumer = new ConsumerProcess(
       {
         servers: target.clientUrls,
-        stream: WORKLOAD_STREAM,
         durable,
         name: "consumer",
         idempotency: w.consumer.idempotency,
         bucket: IDEMPOTENCY_BUCKET,
+        effectsBucket: EFFECTS_BUCKET,
+        ordering: w.consumer.ordering,
+        concurrency: w.consumer.concurrency,
         handlerDelayMs: w.consumer.handlerDelayMs,
         batch: w.consumer.batch,
+        ackWaitMs: w.consumer.ackWaitMs,
+        maxDeliver: w.consumer.maxDeliver,
+        maxAckPending: w.consumer.maxAckPending,
       },
       history,
       w.consumer.restartDelayMs,
@@ -363,8 +374,9 @@ export async function runDrill(
       seed: drill.seed,
       target: urls
         ? `url: ${urls.join(", ")}`
-        : `local ${drill.target.nodes}-node cluster${drill.target.syncInterval ? `, sync_interval ${drill.target.syncInterval}` : ""}`,
+        : `local ${drill.target.nodes}-node cluster${drill.target.syncInterval ? `, sync_interval ${drill.target.syncInterval}` : ""}, network: ${network?.mode ?? drill.target.network}`,
     },
+    ...(network ? { network: { mode: network.mode, ...(network.note ? { note: network.note } : {}) } } : {}),
     outcome,
     held: outcome === "held",
     ...(abortReason ? { abortReason } : {}),

@@ -1,9 +1,11 @@
 import { getCatalog } from "@jetkit/contracts";
-import { AckPolicy, DeliverPolicy, type JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { WORKLOAD_STREAM, WORKLOAD_SUBJECT } from "../workload/events.js";
 
+/** The consumer SDK's idempotency store (R3, created here so that it is replicated). */
 export const IDEMPOTENCY_BUCKET = "jetkit_chaos_idempotency";
+/** Where the workload handler records its effects (one key per event id, KV create). */
+export const EFFECTS_BUCKET = "jetkit_chaos_effects";
 
 /** Retries a cluster API call: right after start (or on a busy machine) the meta leader may still be settling. */
 async function retry<T>(what: string, fn: () => Promise<T>, attempts = 4): Promise<T> {
@@ -26,12 +28,10 @@ const RETENTION = { limits: "limits", interest: "interest", workqueue: "workqueu
 
 /**
  * Creates the domain streams from the contracts catalog with `replicas` copies (existing streams
- * are left as they are), the idempotency bucket and the drill's durable consumer.
+ * are left as they are), the idempotency and effects buckets. The durable consumer is created by
+ * the consumer SDK when the workload consumer starts.
  */
-export async function provision(
-  jsm: JetStreamManager,
-  opts: { replicas: number; durable: string; ackWaitMs: number; maxDeliver: number; maxAckPending: number },
-): Promise<void> {
+export async function provision(jsm: JetStreamManager, opts: { replicas: number }): Promise<void> {
   const catalog = getCatalog();
   for (const s of catalog.streams) {
     const exists = await jsm.streams.info(s.name).then(
@@ -54,22 +54,9 @@ export async function provision(
       }),
     );
   }
-  await retry("creating the idempotency bucket", () =>
-    new Kvm(jsm.jetstream()).create(IDEMPOTENCY_BUCKET, {
-      replicas: opts.replicas,
-      history: 1,
-      ttl: 3_600_000,
-    }),
-  );
-  await retry("creating the drill consumer", () =>
-    jsm.consumers.add(WORKLOAD_STREAM, {
-      durable_name: opts.durable,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.New,
-      filter_subject: WORKLOAD_SUBJECT,
-      ack_wait: opts.ackWaitMs * 1_000_000,
-      max_deliver: opts.maxDeliver,
-      max_ack_pending: opts.maxAckPending,
-    }),
-  );
+  for (const bucket of [IDEMPOTENCY_BUCKET, EFFECTS_BUCKET]) {
+    await retry(`creating KV bucket ${bucket}`, () =>
+      new Kvm(jsm.jetstream()).create(bucket, { replicas: opts.replicas, history: 1, ttl: 3_600_000 }),
+    );
+  }
 }

@@ -11,6 +11,8 @@ export interface TargetSpec {
   nodes: number;
   syncInterval?: string;
   urls: string[];
+  /** `proxies` (default), or `auto`: nodes in network namespaces where root on Linux, else proxies. */
+  network: "proxies" | "auto";
 }
 
 export interface WorkloadSpec {
@@ -20,12 +22,19 @@ export interface WorkloadSpec {
   ratePerSec: number;
   keys: number;
   keyDistribution: "uniform" | "hot";
+  /** The producer SDK's maxInFlight. */
   maxInFlight: number;
-  attempts: number;
+  /** The producer SDK's retry.attemptTimeoutMs. */
   publishTimeoutMs: number;
+  /** The producer SDK's retry.deadlineMs: an event not acked this long after its first attempt fails. */
+  publishDeadlineMs: number;
+  /** The producer SDK's circuit breaker. */
+  breaker: { failureThreshold: number; coolDownMs: number };
   duplicateRate: number;
   consumer: {
     idempotency: boolean;
+    ordering: "per-key" | "none";
+    concurrency: number;
     handlerDelayMs: number;
     ackWaitMs: number;
     maxDeliver: number;
@@ -80,6 +89,10 @@ export interface FaultSpec {
   gapMs?: number;
   rate?: number;
   delayMs?: number;
+  /** netem: jitter around `delayMs`. */
+  jitterMs?: number;
+  /** netem: packet loss, percent. */
+  lossPct?: number;
   isolateClients?: boolean;
 }
 

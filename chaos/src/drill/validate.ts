@@ -148,7 +148,7 @@ function nodeSelector(r: Reader, value: unknown, path: string, nodes: number): s
 
 function readTarget(r: Reader, raw: unknown): TargetSpec {
   const o = r.obj(raw, "target");
-  r.known(o, "target", ["kind", "nodes", "syncInterval", "urls"]);
+  r.known(o, "target", ["kind", "nodes", "syncInterval", "urls", "network"]);
   const kind = r.oneOf(o, "kind", "target", ["local", "url"] as const, "local") ?? "local";
   const urls = r.list(o, "urls", "target").filter((u, i) => {
     if (typeof u === "string" && /^(nats|tls):\/\/|^[\w.-]+:\d+$/.test(u)) return true;
@@ -165,6 +165,7 @@ function readTarget(r: Reader, raw: unknown): TargetSpec {
     nodes: r.num(o, "nodes", "target", kind === "url" ? urls.length : 3, 3, 9),
     ...(syncInterval !== undefined ? { syncInterval } : {}),
     urls,
+    network: r.oneOf(o, "network", "target", ["proxies", "auto"] as const, "proxies") ?? "proxies",
   };
 }
 
@@ -180,8 +181,9 @@ function readWorkload(r: Reader, raw: unknown): WorkloadSpec {
     "keys",
     "keyDistribution",
     "maxInFlight",
-    "attempts",
     "publishTimeout",
+    "publishDeadline",
+    "breaker",
     "duplicateRate",
     "consumer",
   ]);
@@ -189,6 +191,8 @@ function readWorkload(r: Reader, raw: unknown): WorkloadSpec {
   const cp = `${p}.consumer`;
   r.known(c, cp, [
     "idempotency",
+    "ordering",
+    "concurrency",
     "handlerDelay",
     "ackWait",
     "maxDeliver",
@@ -196,6 +200,8 @@ function readWorkload(r: Reader, raw: unknown): WorkloadSpec {
     "maxAckPending",
     "restartDelay",
   ]);
+  const b = r.obj(o?.breaker, `${p}.breaker`);
+  r.known(b, `${p}.breaker`, ["failureThreshold", "coolDown"]);
   return {
     durationMs: r.dur(o, "duration", p) ?? 10_000,
     warmupMs: r.dur(o, "warmup", p, 3000) ?? 3000,
@@ -204,11 +210,17 @@ function readWorkload(r: Reader, raw: unknown): WorkloadSpec {
     keys: r.num(o, "keys", p, 16, 1, 100_000),
     keyDistribution: r.oneOf(o, "keyDistribution", p, ["uniform", "hot"] as const, "uniform") ?? "uniform",
     maxInFlight: r.num(o, "maxInFlight", p, 128, 1, 100_000),
-    attempts: r.num(o, "attempts", p, 8, 1, 100),
     publishTimeoutMs: r.dur(o, "publishTimeout", p, 2000) ?? 2000,
+    publishDeadlineMs: r.dur(o, "publishDeadline", p, 30_000) ?? 30_000,
+    breaker: {
+      failureThreshold: r.num(b, "failureThreshold", `${p}.breaker`, 5, 1, 1_000_000),
+      coolDownMs: r.dur(b, "coolDown", `${p}.breaker`, 1000) ?? 1000,
+    },
     duplicateRate: r.num(o, "duplicateRate", p, 0, 0, 1),
     consumer: {
       idempotency: r.bool(c, "idempotency", cp, true),
+      ordering: r.oneOf(c, "ordering", cp, ["per-key", "none"] as const, "none") ?? "none",
+      concurrency: r.num(c, "concurrency", cp, 16, 1, 1000),
       handlerDelayMs: r.dur(c, "handlerDelay", cp, 0) ?? 0,
       ackWaitMs: r.dur(c, "ackWait", cp, 2000) ?? 2000,
       maxDeliver: r.num(c, "maxDeliver", cp, 50, 1, 10_000),
@@ -248,7 +260,7 @@ const FAULT_FIELDS: Record<FaultAction, string[]> = {
   rolling_restart: ["gap"],
   toxic: ["link", "node", "toxic"],
   partition: ["nodes", "isolateClients"],
-  netem: ["nodes", "delay", "loss"],
+  netem: ["nodes", "delay", "jitter", "loss"],
   consumer_crash: [],
   poison: ["rate"],
   slow_handler: ["delay"],
@@ -338,7 +350,7 @@ function readFaults(r: Reader, raw: unknown, nodes: number, workload: WorkloadSp
     if (action === "partition" || action === "netem") {
       const list = r.list(o, "nodes", p);
       if (list.length === 0) r.problem(`${p}.nodes`, "is required: the minority side, e.g. [n1]");
-      if (list.length * 2 >= nodes)
+      if (action === "partition" && list.length * 2 >= nodes)
         r.problem(`${p}.nodes`, `must be a minority (fewer than ${nodes / 2} of ${nodes} nodes)`);
       spec.nodes = list.map((n, j) => nodeSelector(r, n, `${p}.nodes[${j}]`, nodes) ?? "n1");
       spec.isolateClients = r.bool(o, "isolateClients", p, true);
@@ -346,6 +358,12 @@ function readFaults(r: Reader, raw: unknown, nodes: number, workload: WorkloadSp
     if (action === "poison" || action === "duplicate_publish") {
       spec.rate = r.num(o, "rate", p, action === "poison" ? 20 : 0.2, 0, action === "poison" ? 10_000 : 1);
       if (forMs === 0) r.problem(`${p}.for`, `is required for ${action}`);
+    }
+    if (action === "netem") {
+      if (o?.delay !== undefined) spec.delayMs = r.dur(o, "delay", p) ?? 0;
+      if (o?.jitter !== undefined) spec.jitterMs = r.dur(o, "jitter", p) ?? 0;
+      if (o?.loss !== undefined) spec.lossPct = r.num(o, "loss", p, 0, 0, 100);
+      if (forMs === 0) r.problem(`${p}.for`, "is required for netem");
     }
     if (action === "slow_handler") {
       spec.delayMs = r.dur(o, "delay", p) ?? 0;
@@ -405,6 +423,13 @@ export function validateDrillDocument(
     r.problem(`invariants[${i}]`, `must be one of: ${INVARIANTS.join(", ")} (got ${JSON.stringify(v)})`);
     return false;
   }) as Invariant[];
+  if (invariants.includes("per_key_order") && workload.consumer.ordering !== "per-key")
+    r.problem(
+      "workload.consumer.ordering",
+      "must be per-key when the invariants include per_key_order (the consumer SDK keeps a key's order only in per-key mode)",
+    );
+  if (workload.consumer.ackWaitMs < 1000)
+    r.problem("workload.consumer.ackWait", "must be at least 1s (the consumer SDK's minimum)");
   if (r.problems.length > 0) return { problems: r.problems };
   return {
     drill: {

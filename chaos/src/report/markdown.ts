@@ -12,6 +12,7 @@ export function renderMarkdown(r: DrillReport): string {
   lines.push(
     `- ran ${new Date(r.startedAt).toISOString()} for ${Math.round((r.endedAt - r.startedAt) / 1000)} s`,
   );
+  if (r.network) lines.push(`- network: ${r.network.mode}${r.network.note ? ` (${r.network.note})` : ""}`);
   if (r.abortReason) lines.push(`- **aborted**: ${r.abortReason} (every fault was rolled back)`);
   if (r.error) lines.push(`- **error**: ${r.error}`);
   lines.push("", "## Steady-state hypothesis", "");
@@ -63,6 +64,10 @@ export function renderMarkdown(r: DrillReport): string {
   for (const rec of r.check.recoveries.filter((x) => x.recoveryMs === null)) {
     findings.push(`- ${rec.fault}: the workload did not return to steady state before the end of the run`);
   }
+  if (c.rerunsAbsorbed > 0)
+    findings.push(
+      `- ${c.rerunsAbsorbed} handler runs found their effect already recorded (the consumer died between the effect and the SDK's idempotency record); the idempotent effect absorbed them`,
+    );
   if (c.recovered > 0)
     findings.push(
       `- ${c.recovered} messages were stored although their publish was never acknowledged (expected under faults; a retry with the same id would be deduplicated)`,

@@ -57,6 +57,8 @@ export class ConsumerProcess {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       try {
         const e = JSON.parse(line) as HistoryEvent;
+        // The SDK's log lines carry no partition key: it is the one the message was published under.
+        if ("key" in e && e.key === "") e.key = this.#history.keyOf(e.id) ?? "";
         if (e.kind === "delivery") this.stats.deliveries++;
         else if (e.kind === "effect") this.stats.effects++;
         else if (e.kind === "dlq") this.stats.dlq++;

@@ -1,30 +1,29 @@
 /**
  * The workload consumer as its own process, so that a drill can kill it mid-batch (SIGKILL) and
- * a crash is real. It writes one JSON history line per delivery, effect, skip and dead letter to
- * stdout, and reads commands (e.g. a new handler delay) as JSON lines on stdin.
+ * a crash is real. It is the consumer SDK (`createConsumer` with the idempotency store, per-key
+ * ordering when asked, dead-lettering of poison) with a handler for the fulfillment events. It
+ * writes one JSON history line per delivery, effect, skip and dead letter to stdout, and reads
+ * commands (e.g. a new handler delay) as JSON lines on stdin.
  */
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
+import { createConsumer, type HandlerContext } from "@jetkit/consumers";
 import {
-  ContractValidator,
-  deadLetterHeaders,
-  deadLetterSubject,
-  EventHeaders,
-  type FailureClass,
-  getCatalog,
-  isJetkitError,
-} from "@jetkit/contracts";
-import { type JsMsg, jetstream } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
-import { headers as natsHeaders } from "@nats-io/nats-core";
+  OrderFulfillmentCompleted,
+  OrderFulfillmentStarted,
+} from "@jetkit/contracts/gen/shop/order/v1/events";
+import { jetstream } from "@nats-io/jetstream";
+import { type KV, Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
+import { pino } from "pino";
 import type { HistoryEvent } from "../history.js";
 import type { ConsumerCommand, ConsumerConfig } from "./consumer-config.js";
+import { deliveryLogStream } from "./sdk-log.js";
 
 const config = JSON.parse(process.env.JETKIT_CHAOS_CONSUMER ?? "{}") as ConsumerConfig;
 let handlerDelayMs = config.handlerDelayMs;
-let stopping = false;
 
+// Pipes are written synchronously on Linux: a line written before a kill -9 reaches the parent.
 const emit = (e: HistoryEvent) => process.stdout.write(`${JSON.stringify(e)}\n`);
 
 createInterface({ input: process.stdin }).on("line", (line) => {
@@ -34,98 +33,75 @@ createInterface({ input: process.stdin }).on("line", (line) => {
   } catch {}
 });
 
-const catalog = getCatalog();
-const validator = new ContractValidator(catalog);
 const nc = await connect({
   servers: config.servers,
   name: config.name,
+  // The cluster's advertised addresses bypass the fault proxies: stay on the URLs given.
   ignoreClusterUpdates: true,
   maxReconnectAttempts: -1,
   reconnectTimeWait: 250,
+  pingInterval: 5000,
   timeout: 5000,
 });
-const js = jetstream(nc, { timeout: 5000 });
-const kv = config.idempotency ? await new Kvm(js).open(config.bucket) : undefined;
-const consumer = await js.consumers.get(config.stream, config.durable);
+const effects: KV | undefined = config.idempotency
+  ? await new Kvm(jetstream(nc, { timeout: 5000 })).open(config.effectsBucket)
+  : undefined;
 
-async function handle(m: JsMsg): Promise<void> {
-  const id = m.headers?.get(EventHeaders.ID) ?? "";
-  const key = m.headers?.get(EventHeaders.PARTITION_KEY) ?? "";
-  const seq = m.seq;
-  emit({
-    t: Date.now(),
-    kind: "delivery",
-    id,
-    key,
-    seq,
-    delivery: m.info.deliveryCount,
-    consumer: config.name,
-  });
-  const spec = catalog.findBySubject(m.subject);
-  let failure: { cls: FailureClass; reason: string } | undefined;
-  if (!spec) failure = { cls: "unknown_type", reason: `no event for subject ${m.subject}` };
-  else {
-    try {
-      validator.check(spec, m.data);
-    } catch (err) {
-      failure = {
-        cls: isJetkitError(err, "JK_CONTRACT_UNDECODABLE") ? "undecodable" : "contract_violation",
-        reason: (err as Error).message,
-      };
+// Keys are not in the SDK's log lines: the parent fills them in from the publish history.
+const logger = pino(
+  { level: "debug" },
+  deliveryLogStream((n) => {
+    const t = Date.now();
+    const base = { t, id: n.msgId, key: "", seq: n.seq };
+    if (n.kind === "dead_lettered") {
+      emit({ ...base, kind: "dlq", failureClass: n.failureClass });
+      return;
     }
-  }
-  if (failure) {
-    const original: [string, string][] = [];
-    for (const k of m.headers?.keys() ?? []) original.push([k, m.headers?.get(k) ?? ""]);
-    const now = new Date();
-    const h = natsHeaders();
-    for (const [k, v] of deadLetterHeaders(original, {
-      stream: config.stream,
-      sequence: seq,
-      subject: m.subject,
-      consumer: config.durable,
-      deliveries: m.info.deliveryCount,
-      failureClass: failure.cls,
-      reason: failure.reason,
-      firstFailure: now,
-      lastFailure: now,
-    }))
-      h.set(k, v);
-    await js.publish(deadLetterSubject(m.subject), m.data, { headers: h, msgID: h.get(EventHeaders.MSG_ID) });
-    emit({ t: Date.now(), kind: "dlq", id, key, seq, failureClass: failure.cls });
-    await m.ackAck({ timeout: 5000 }).catch(() => m.ack());
-    return;
-  }
-  if (handlerDelayMs > 0) await sleep(handlerDelayMs);
-  let first = true;
-  if (kv) {
-    try {
-      await kv.create(id, "1");
-    } catch (err) {
-      // Already recorded by an earlier delivery: the effect must not happen twice.
-      if (!/exist|wrong last sequence/i.test((err as Error).message)) throw err;
-      first = false;
-    }
-  }
-  if (first) emit({ t: Date.now(), kind: "effect", id, key, seq, consumer: config.name });
-  else emit({ t: Date.now(), kind: "skip", id, key, seq, reason: "idempotent" });
-  await m.ackAck({ timeout: 5000 }).catch(() => m.ack());
-}
+    emit({ ...base, kind: "delivery", delivery: n.delivery, consumer: config.name });
+    if (n.kind === "duplicate") emit({ ...base, kind: "skip", reason: "idempotent" });
+  }),
+);
 
-// Short pulls: after a leader change or a reconnect the next pull goes to the new leader within seconds.
-const messages = await consumer.consume({ max_messages: config.batch, expires: 4000 });
-process.once("SIGTERM", () => {
-  stopping = true;
-  void messages.close();
+const consumer = await createConsumer({
+  connection: nc,
+  durable: config.durable,
+  events: [OrderFulfillmentStarted, OrderFulfillmentCompleted],
+  concurrency: config.concurrency,
+  batch: config.batch,
+  maxDeliver: config.maxDeliver,
+  ackWaitMs: config.ackWaitMs,
+  maxAckPending: config.maxAckPending,
+  deliverPolicy: "new",
+  backoff: { initialMs: 200, maxMs: 2000 },
+  ...(config.idempotency ? { idempotency: { bucket: config.bucket } } : {}),
+  ...(config.ordering === "per-key" ? { ordering: "per-key" as const } : {}),
+  logger,
 });
-for await (const m of messages) {
-  try {
-    await handle(m);
-  } catch {
-    // Leave the message un-acked: it is redelivered after ack_wait.
-    m.nak(250);
+
+async function handle(_event: unknown, ctx: HandlerContext): Promise<void> {
+  const base = { id: ctx.eventId, key: ctx.partitionKey ?? "", seq: ctx.seq };
+  emit({ t: Date.now(), kind: "delivery", ...base, delivery: ctx.delivery, consumer: config.name });
+  if (handlerDelayMs > 0) await sleep(handlerDelayMs);
+  if (effects) {
+    try {
+      await effects.create(ctx.eventId, JSON.stringify({ seq: ctx.seq, at: Date.now() }));
+    } catch (err) {
+      // The effect is already there: the handler ran again (a crash between the effect and the
+      // SDK's idempotency record). The idempotent effect absorbs it; the history shows it.
+      if (!/exist|wrong last sequence/i.test((err as Error).message)) throw err;
+      emit({ t: Date.now(), kind: "skip", ...base, reason: "effect_exists" });
+      return;
+    }
   }
-  if (stopping) break;
+  emit({ t: Date.now(), kind: "effect", ...base, consumer: config.name });
 }
-await nc.drain().catch(() => {});
-process.exit(0);
+consumer.on(OrderFulfillmentStarted, handle).on(OrderFulfillmentCompleted, handle);
+await consumer.start();
+
+process.once("SIGTERM", () => {
+  void consumer
+    .stop({ timeoutMs: 3000 })
+    .catch(() => {})
+    .then(() => nc.drain().catch(() => {}))
+    .then(() => process.exit(0));
+});

@@ -1,37 +1,14 @@
 import { OrderFulfillmentStarted } from "@jetkit/contracts/gen/shop/order/v1/events";
+import { ORDER_NAMESPACE } from "@jetkit/producers/services";
 import type { PoisonKind } from "../history.js";
-import type { Rng } from "../prng.js";
 
-/** The event type the workload publishes: keyed by order id, so per-key order is meaningful. */
-export const WORKLOAD_TYPE = OrderFulfillmentStarted;
-export const WORKLOAD_SUBJECT = "order.fulfillment.started";
+/** The stream the workload's events (order.fulfillment.started / .completed) are stored in. */
 export const WORKLOAD_STREAM = "ORDER";
+/** Subject poison messages are published on (raw, bypassing the SDK's validation on purpose). */
+export const POISON_SUBJECT = "order.fulfillment.started";
 
-/** A UUID (version 4 layout) drawn from the drill's seed, so keys are the same run to run. */
-export function seededUuid(rng: Rng): string {
-  const hex = Array.from({ length: 32 }, () => rng.int(16).toString(16));
-  hex[12] = "4";
-  hex[16] = ((rng.int(4) + 8) as number).toString(16);
-  const h = hex.join("");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
-/** A valid event for `key` (the order id). */
-export function encodeEvent(key: string, rng: Rng): Uint8Array {
-  return OrderFulfillmentStarted.encode({
-    orderId: key,
-    checkoutId: seededUuid(rng),
-    warehouseId: `wh-${rng.int(4) + 1}`,
-    items: [
-      {
-        sku: `sku-${rng.int(1000)}`,
-        quantity: rng.int(5) + 1,
-        unitPrice: { currencyCode: "EUR", units: 12, nanos: 0 },
-      },
-    ],
-    startedAt: new Date(),
-  }).finish();
-}
+/** The order ids of the key space: the fulfillment example service's (`keyUuid(i, ORDER_NAMESPACE)`). */
+export { ORDER_NAMESPACE };
 
 /** A poison payload: bytes that do not decode, or a well-formed event that breaks its contract. */
 export function encodePoison(kind: PoisonKind, key: string): Uint8Array {

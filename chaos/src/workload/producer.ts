@@ -1,28 +1,38 @@
-import { eventHeaders, uuidv7 } from "@jetkit/contracts";
+import { eventHeaders, isJetkitError, uuidv7 } from "@jetkit/contracts";
+import {
+  OrderFulfillmentCompleted,
+  OrderFulfillmentStarted,
+} from "@jetkit/contracts/gen/shop/order/v1/events";
+import { createProducer, type Producer, ProducerErrorCodes, type PublishAck } from "@jetkit/producers";
+import { type FulfillmentEvent, randomFulfillment } from "@jetkit/producers/services";
 import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import { type NatsConnection, headers as natsHeaders } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
+import { pino } from "pino";
 import type { History, PoisonKind } from "../history.js";
 import type { Rng } from "../prng.js";
-import { encodeEvent, encodePoison, WORKLOAD_SUBJECT, WORKLOAD_TYPE } from "./events.js";
+import { encodePoison, POISON_SUBJECT } from "./events.js";
+import { attemptLogStream, type SdkAttemptFailure } from "./sdk-log.js";
 
 /** Options of the workload producer. */
 export interface ProducerOptions {
   /** Client URLs (the fault proxies). */
   servers: string[];
-  /** Messages per second. */
+  /** Events per second (each order is two events: started, then completed once started is acked). */
   ratePerSec: number;
   /** Partition keys (order ids) to publish under. */
   keys: string[];
   /** `uniform`, or `hot`: half of the traffic goes to the first tenth of the keys. */
   keyDistribution: "uniform" | "hot";
-  /** Most publishes awaiting an ack at once; beyond it ticks are skipped (backpressure). */
+  /** Most events awaiting an ack at once (the SDK's `maxInFlight`); beyond it ticks are skipped. */
   maxInFlight: number;
-  /** Publish attempts per message (same message id on every attempt). */
-  attempts: number;
-  /** Ack timeout per attempt, ms. */
+  /** How long one attempt waits for its ack (the SDK's `retry.attemptTimeoutMs`). */
   timeoutMs: number;
-  /** Probability that an acked message is published once more with the same id. */
+  /** Give up on an event this long after its first attempt (the SDK's `retry.deadlineMs`). */
+  deadlineMs: number;
+  /** The SDK's circuit breaker. */
+  breaker: { failureThreshold: number; coolDownMs: number };
+  /** Probability that an acked event is published once more with the same id. */
   duplicateRate: number;
   rng: Rng;
   history: History;
@@ -36,16 +46,45 @@ export interface ProducerStats {
   failed: number;
   throttled: number;
   inFlight: number;
+  /** Publishes the SDK's open circuit breaker refused (nothing sent; the workload waited and retried). */
+  breakerRejections: number;
 }
 
-/** Publishes the workload at a fixed rate through its own connection, recording every attempt and ack. */
+interface Tracked {
+  id: string;
+  key: string;
+  first: number;
+  attempt: number;
+}
+
+/**
+ * The workload: the fulfillment example service's orders (`randomFulfillment` from
+ * `@jetkit/producers/services`: `order.fulfillment.started`, then `.completed` caused by it) over
+ * the drill's key space, published with the producer SDK (`createProducer`: contract validation,
+ * CloudEvents headers, retries with the same `Nats-Msg-Id`, circuit breaker, `maxInFlight`).
+ *
+ * Every attempt is in the history: the first when the workload calls `publish`, the retries from
+ * the SDK's structured debug log (`publish attempt failed; retrying` with `msg_id`, `attempt`,
+ * `reason`), the ack or final failure from the call's result. Poison messages go in raw: the SDK
+ * would refuse them, and they are meant to be bad.
+ */
 export class WorkloadProducer {
-  readonly stats: ProducerStats = { attempted: 0, acked: 0, errors: 0, failed: 0, throttled: 0, inFlight: 0 };
+  readonly stats: ProducerStats = {
+    attempted: 0,
+    acked: 0,
+    errors: 0,
+    failed: 0,
+    throttled: 0,
+    inFlight: 0,
+    breakerRejections: 0,
+  };
   #opts: ProducerOptions;
-  #nc: NatsConnection | undefined;
-  #js: JetStreamClient | undefined;
+  #producer: Producer | undefined;
+  #raw: NatsConnection | undefined;
+  #rawJs: JetStreamClient | undefined;
   #timer: NodeJS.Timeout | undefined;
   #pending = new Set<Promise<void>>();
+  #tracked = new Map<string, Tracked>();
   #poisonRate = 0;
   #duplicateRate: number;
 
@@ -55,15 +94,37 @@ export class WorkloadProducer {
   }
 
   async connect(): Promise<void> {
-    this.#nc = await connect({
-      servers: this.#opts.servers,
-      name: "jetkit-chaos-producer",
+    const o = this.#opts;
+    const connection = {
+      // The cluster's advertised addresses bypass the fault proxies: stay on the URLs given.
       ignoreClusterUpdates: true,
-      maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
       timeout: 5000,
+    };
+    this.#producer = await createProducer({
+      servers: o.servers,
+      name: "chaos-fulfillment",
+      logger: pino(
+        { level: "debug" },
+        attemptLogStream((f) => this.#retried(f)),
+      ),
+      maxInFlight: o.maxInFlight,
+      retry: {
+        attemptTimeoutMs: o.timeoutMs,
+        deadlineMs: o.deadlineMs,
+        initialDelayMs: 50,
+        maxDelayMs: 1000,
+      },
+      breaker: o.breaker,
+      connection,
     });
-    this.#js = jetstream(this.#nc, { timeout: this.#opts.timeoutMs });
+    this.#raw = await connect({
+      servers: o.servers,
+      name: "chaos-poison",
+      maxReconnectAttempts: -1,
+      ...connection,
+    });
+    this.#rawJs = jetstream(this.#raw, { timeout: o.timeoutMs });
   }
 
   /** Extra poison messages per second on top of the workload (a poison storm while > 0). */
@@ -77,20 +138,21 @@ export class WorkloadProducer {
 
   start(): void {
     const started = performance.now();
+    const orderRate = this.#opts.ratePerSec / 2;
     let sent = 0;
     let poisonSent = 0;
     let poisonSince = started;
     let lastPoisonRate = 0;
     this.#timer = setInterval(() => {
       const now = performance.now();
-      const due = Math.floor(((now - started) / 1000) * this.#opts.ratePerSec) - sent;
+      const due = Math.floor(((now - started) / 1000) * orderRate) - sent;
       for (let i = 0; i < due; i++) {
         sent++;
         if (this.stats.inFlight >= this.#opts.maxInFlight) {
           this.stats.throttled++;
           continue;
         }
-        this.#track(this.#publishOne(this.#pickKey()));
+        this.#track(this.#order(this.#pickKey()));
       }
       if (this.#poisonRate !== lastPoisonRate) {
         lastPoisonRate = this.#poisonRate;
@@ -102,7 +164,7 @@ export class WorkloadProducer {
         for (let i = 0; i < poisonDue; i++) {
           poisonSent++;
           const kind: PoisonKind = this.#opts.rng.next() < 0.5 ? "undecodable" : "contract_violation";
-          this.#track(this.#publishOne(this.#pickKey(), kind));
+          this.#track(this.#poison(this.#pickKey(), kind));
         }
       }
     }, 10);
@@ -117,8 +179,10 @@ export class WorkloadProducer {
 
   async close(): Promise<void> {
     await this.stop();
-    await this.#nc?.close().catch(() => {});
-    this.#nc = undefined;
+    await this.#producer?.close({ timeoutMs: 2000 }).catch(() => {});
+    await this.#raw?.close().catch(() => {});
+    this.#producer = undefined;
+    this.#raw = undefined;
   }
 
   #track(p: Promise<void>): void {
@@ -133,37 +197,189 @@ export class WorkloadProducer {
     return rng.pick(keys);
   }
 
-  async #publishOne(key: string, poison?: PoisonKind): Promise<void> {
+  /** One order of the fulfillment service: started, then (once acked) completed, caused by it. */
+  async #order(key: string): Promise<void> {
+    const { started, completed } = randomFulfillment(key, () => this.#opts.rng.next());
+    const first = await this.#publish(OrderFulfillmentStarted, started, key);
+    if (!first) return;
+    await this.#publish(OrderFulfillmentCompleted, completed, key, first.msgId);
+  }
+
+  /** Publishes one event through the SDK, recording every attempt; resolves with the ack, or undefined. */
+  async #publish<E extends FulfillmentEvent>(
+    Type: typeof OrderFulfillmentStarted | typeof OrderFulfillmentCompleted,
+    event: E,
+    key: string,
+    causationId?: string,
+  ): Promise<PublishAck | undefined> {
+    const { history } = this.#opts;
+    const producer = this.#producer;
+    if (!producer) throw new Error("producer is not connected");
+    const subject =
+      Type === OrderFulfillmentStarted ? "order.fulfillment.started" : "order.fulfillment.completed";
+    const id = uuidv7();
+    const t: Tracked = { id, key, first: Date.now(), attempt: 1 };
+    this.#tracked.set(id, t);
+    this.stats.inFlight++;
+    const options = { msgId: id, key, ...(causationId ? { causationId, correlationId: causationId } : {}) };
+    try {
+      for (;;) {
+        history.add({ t: Date.now(), kind: "publish", id, key, subject, attempt: t.attempt });
+        this.stats.attempted++;
+        try {
+          const ack = await (Type === OrderFulfillmentStarted
+            ? producer.publish(OrderFulfillmentStarted, event as OrderFulfillmentStarted, options)
+            : producer.publish(OrderFulfillmentCompleted, event as OrderFulfillmentCompleted, options));
+          this.#acked(t, ack);
+          if (this.#duplicateRate > 0 && this.#opts.rng.next() < this.#duplicateRate) {
+            await this.#repeat(Type, event, key, id, subject);
+          }
+          return ack;
+        } catch (err) {
+          // An open breaker sent nothing: a service buffers and tries again later with the same id.
+          const open = isJetkitError(err, ProducerErrorCodes.CIRCUIT_OPEN);
+          const final = !open || Date.now() - t.first >= this.#opts.deadlineMs;
+          this.#failed(t, err, final);
+          if (open) this.stats.breakerRejections++;
+          if (final) return undefined;
+          const wait = Number((err as { details?: { retry_in_ms?: number } }).details?.retry_in_ms ?? 200);
+          await new Promise((r) => setTimeout(r, Math.max(20, Math.min(wait, 1000))));
+          t.attempt++;
+        }
+      }
+    } finally {
+      this.#tracked.delete(id);
+      this.stats.inFlight--;
+    }
+  }
+
+  #acked(t: Tracked, ack: PublishAck): void {
+    const now = Date.now();
+    this.#opts.history.add({
+      t: now,
+      kind: "ack",
+      id: t.id,
+      key: t.key,
+      seq: ack.seq,
+      stream: ack.stream,
+      duplicate: ack.duplicate,
+      latencyMs: now - t.first,
+    });
+    this.stats.acked++;
+  }
+
+  #failed(t: Tracked, err: unknown, final: boolean): void {
+    const code = isJetkitError(err) ? `${err.code}: ` : "";
+    this.#opts.history.add({
+      t: Date.now(),
+      kind: "publish_error",
+      id: t.id,
+      key: t.key,
+      attempt: t.attempt,
+      error: `${code}${(err as Error).message}`.slice(0, 300),
+      final,
+    });
+    this.stats.errors++;
+    if (final) this.stats.failed++;
+  }
+
+  /** A failed attempt inside the SDK (from its debug log): recorded, and the retry that follows it. */
+  #retried(f: SdkAttemptFailure): void {
+    const t = this.#tracked.get(f.msgId);
+    if (!t) return;
+    const { history } = this.#opts;
+    const now = Date.now();
+    history.add({
+      t: now,
+      kind: "publish_error",
+      id: t.id,
+      key: t.key,
+      attempt: t.attempt,
+      error: f.reason,
+      final: false,
+    });
+    this.stats.errors++;
+    t.attempt++;
+    history.add({ t: now, kind: "publish", id: t.id, key: t.key, subject: f.subject, attempt: t.attempt });
+    this.stats.attempted++;
+  }
+
+  /** A duplicate publish: same id, same event; JetStream must answer `duplicate` with the first sequence. */
+  async #repeat<E extends FulfillmentEvent>(
+    Type: typeof OrderFulfillmentStarted | typeof OrderFulfillmentCompleted,
+    event: E,
+    key: string,
+    id: string,
+    subject: string,
+  ): Promise<void> {
+    const { history } = this.#opts;
+    const producer = this.#producer;
+    if (!producer) return;
+    const start = Date.now();
+    history.add({ t: start, kind: "publish", id, key, subject, attempt: 1, repeat: true });
+    try {
+      const ack = await (Type === OrderFulfillmentStarted
+        ? producer.publish(OrderFulfillmentStarted, event as OrderFulfillmentStarted, { msgId: id, key })
+        : producer.publish(OrderFulfillmentCompleted, event as OrderFulfillmentCompleted, {
+            msgId: id,
+            key,
+          }));
+      const t = Date.now();
+      history.add({
+        t,
+        kind: "ack",
+        id,
+        key,
+        seq: ack.seq,
+        stream: ack.stream,
+        duplicate: ack.duplicate,
+        latencyMs: t - start,
+      });
+    } catch (err) {
+      history.add({
+        t: Date.now(),
+        kind: "publish_error",
+        id,
+        key,
+        attempt: 1,
+        error: (err as Error).message.slice(0, 300),
+        final: true,
+      });
+    }
+  }
+
+  /** A poison message, raw (the SDK validates and would refuse it): retried with the same id like any publish. */
+  async #poison(key: string, kind: PoisonKind): Promise<void> {
     const { history, rng } = this.#opts;
     const id = uuidv7();
-    const payload = poison ? encodePoison(poison, key) : encodeEvent(key, rng);
     const h = natsHeaders();
     for (const [k, v] of eventHeaders({
       id,
-      type: WORKLOAD_TYPE.$type,
-      source: "/jetkit/chaos",
+      type: OrderFulfillmentStarted.$type,
+      source: "/jetkit/chaos-poison",
       time: new Date(),
       partitionKey: key,
     }))
       h.set(k, v);
-    this.stats.inFlight++;
+    const payload = encodePoison(kind, key);
     const first = Date.now();
+    this.stats.inFlight++;
     try {
-      for (let attempt = 1; attempt <= this.#opts.attempts; attempt++) {
+      for (let attempt = 1; attempt <= 5; attempt++) {
         history.add({
           t: Date.now(),
           kind: "publish",
           id,
           key,
-          subject: WORKLOAD_SUBJECT,
+          subject: POISON_SUBJECT,
           attempt,
-          ...(poison ? { poison } : {}),
+          poison: kind,
         });
         this.stats.attempted++;
         try {
-          const js = this.#js;
-          if (!js) throw new Error("producer is not connected");
-          const ack = await js.publish(WORKLOAD_SUBJECT, payload, {
+          const js = this.#rawJs;
+          if (!js) throw new Error("not connected");
+          const ack = await js.publish(POISON_SUBJECT, payload, {
             msgID: id,
             headers: h,
             timeout: this.#opts.timeoutMs,
@@ -180,12 +396,9 @@ export class WorkloadProducer {
             latencyMs: t - first,
           });
           this.stats.acked++;
-          if (!poison && this.#duplicateRate > 0 && rng.next() < this.#duplicateRate) {
-            await this.#repeat(id, key, payload, h);
-          }
           return;
         } catch (err) {
-          const final = attempt === this.#opts.attempts;
+          const final = attempt === 5;
           history.add({
             t: Date.now(),
             kind: "publish_error",
@@ -202,48 +415,6 @@ export class WorkloadProducer {
       }
     } finally {
       this.stats.inFlight--;
-    }
-  }
-
-  /** A duplicate publish: same id, same bytes; JetStream must answer `duplicate` with the first sequence. */
-  async #repeat(
-    id: string,
-    key: string,
-    payload: Uint8Array,
-    h: ReturnType<typeof natsHeaders>,
-  ): Promise<void> {
-    const { history } = this.#opts;
-    const start = Date.now();
-    history.add({ t: start, kind: "publish", id, key, subject: WORKLOAD_SUBJECT, attempt: 1, repeat: true });
-    try {
-      const ack = await this.#js?.publish(WORKLOAD_SUBJECT, payload, {
-        msgID: id,
-        headers: h,
-        timeout: this.#opts.timeoutMs,
-      });
-      if (ack) {
-        const t = Date.now();
-        history.add({
-          t,
-          kind: "ack",
-          id,
-          key,
-          seq: ack.seq,
-          stream: ack.stream,
-          duplicate: ack.duplicate,
-          latencyMs: t - start,
-        });
-      }
-    } catch (err) {
-      history.add({
-        t: Date.now(),
-        kind: "publish_error",
-        id,
-        key,
-        attempt: 1,
-        error: (err as Error).message,
-        final: true,
-      });
     }
   }
 }
