@@ -178,7 +178,8 @@ export class Producer {
     try {
       const spec = this.catalog.byType(Type.$type);
       const payload = Type.encode(event).finish();
-      if (this.#validator) this.#validator.check(spec, payload);
+      // the ts-proto object is checked as is (compiled rules); bytes are decoded only to write an error
+      if (this.#validator) this.#validator.checkEvent(spec, event, () => payload);
       prepared = { spec, payload, key: opts.key ?? this.#keyOf(spec, event), extra: [] };
     } catch (err) {
       return Promise.reject(this.#refused(err, this.catalog.findByType(Type.$type)?.subject));
@@ -484,10 +485,14 @@ export class Producer {
     this.#stats.published++;
     if (ack.duplicate) this.#stats.duplicates++;
     this.#telemetry.published(ack.subject, (performance.now() - started) / 1000);
-    span.setAttribute(Attr.STREAM, ack.stream);
-    span.setAttribute(Attr.SEQUENCE, ack.seq);
-    span.setAttribute(Attr.DUPLICATE, ack.duplicate);
-    span.setAttribute(Attr.ATTEMPTS, ack.attempts);
+    if (span.isRecording()) {
+      span.setAttributes({
+        [Attr.STREAM]: ack.stream,
+        [Attr.SEQUENCE]: ack.seq,
+        [Attr.DUPLICATE]: ack.duplicate,
+        [Attr.ATTEMPTS]: ack.attempts,
+      });
+    }
     if (this.#log.isLevelEnabled("debug")) {
       this.#log.debug(
         {

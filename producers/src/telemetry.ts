@@ -48,6 +48,7 @@ export class ProducerTelemetry {
   readonly #retries: Counter;
   readonly #failures: Counter;
   readonly #base: Attributes;
+  readonly #sendAttrs = new Map<string, Attributes>();
 
   constructor(clientId: string, observe: () => { inFlight: number; breaker: BreakerState }) {
     const meter = metrics.getMeter(SCOPE, VERSION);
@@ -113,7 +114,12 @@ export class ProducerTelemetry {
   }
 
   published(subject: string, seconds: number): void {
-    const attrs = { ...this.#base, [Attr.DESTINATION]: subject, [Attr.OPERATION_NAME]: "send" };
+    // one attributes object per subject instead of one per publish
+    let attrs = this.#sendAttrs.get(subject);
+    if (!attrs) {
+      attrs = { ...this.#base, [Attr.DESTINATION]: subject, [Attr.OPERATION_NAME]: "send" };
+      this.#sendAttrs.set(subject, attrs);
+    }
     this.#duration.record(seconds, attrs);
     this.#sent.add(1, attrs);
   }
