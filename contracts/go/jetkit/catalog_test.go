@@ -64,9 +64,9 @@ func TestEventComesFromTheContract(t *testing.T) {
 func TestHeaderValueIsSafeAndMatchesTypeScript(t *testing.T) {
 	cases := map[string]string{
 		"  a\r\nInjected: x \t": "a Injected: x",
-		"\u00a0\ufeffkey\u2028":  "key",
-		"k\x00\x01\x7fv":         "k v",
-		"keep\u0085":             "keep\u0085", // NEL is not whitespace to String.prototype.trim
+		"\u00a0\ufeffkey\u2028": "key",
+		"k\x00\x01\x7fv":        "k v",
+		"keep\u0085":            "keep\u0085", // NEL is not whitespace to String.prototype.trim
 	}
 	for in, want := range cases {
 		if got := HeaderValue(in); got != want {

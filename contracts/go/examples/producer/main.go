@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -86,7 +87,12 @@ func report(pub jetkit.Published, event *orderv1.OrderFulfillmentCompleted) {
 		"duplicate": pub.Duplicate, "id": pub.ID, "msg_id": pub.MsgID,
 	}
 	if event != nil {
+		payload, err := jetkit.Marshal(event)
+		if err != nil {
+			log.Fatal(err)
+		}
 		line["event"] = json.RawMessage(protojson.Format(event))
+		line["payload_hex"] = hex.EncodeToString(payload)
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(line); err != nil {
 		log.Fatal(err)
