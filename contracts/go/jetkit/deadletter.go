@@ -53,10 +53,10 @@ type DeadLetterInput struct {
 }
 
 // DeadLetterHeaders returns the headers of a dead letter: the original headers in their order
-// with Nats-Msg-Id replaced by dlq:<stream>:<seq> (earlier Jetkit-Dlq-* dropped), then the
+// with Nats-Msg-Id replaced by dlq:<stream>:<seq>:<consumer> (earlier Jetkit-Dlq-* dropped), then the
 // Jetkit-Dlq-* headers (contracts/WIRE.md §5).
 func DeadLetterHeaders(original []Header, in DeadLetterInput) []Header {
-	msgID := fmt.Sprintf("dlq:%s:%d", in.Stream, in.Sequence)
+	msgID := fmt.Sprintf("dlq:%s:%d:%s", in.Stream, in.Sequence, in.Consumer)
 	out := make([]Header, 0, len(original)+10)
 	sawMsgID := false
 	for _, h := range original {

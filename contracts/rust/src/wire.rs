@@ -341,9 +341,9 @@ pub struct DeadLetterInput {
 }
 
 /// The headers of a dead letter: the original headers in their order with Nats-Msg-Id replaced
-/// by `dlq:<stream>:<seq>` (earlier Jetkit-Dlq-* dropped), then the Jetkit-Dlq-* headers.
+/// by `dlq:<stream>:<seq>:<consumer>` (earlier Jetkit-Dlq-* dropped), then the Jetkit-Dlq-* headers.
 pub fn dead_letter_headers(original: &[(String, String)], input: &DeadLetterInput) -> Headers {
-    let msg_id = format!("dlq:{}:{}", input.stream, input.sequence);
+    let msg_id = format!("dlq:{}:{}:{}", input.stream, input.sequence, input.consumer);
     let mut out: Headers = Vec::with_capacity(original.len() + 10);
     let mut saw_msg_id = false;
     for (k, v) in original {
