@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Message } from "@bufbuild/protobuf";
 import {
   type Catalog,
   ContractErrorCodes,
@@ -16,7 +15,6 @@ import {
   readEventHeaders,
   subjectMatches,
   subjectsOverlap,
-  violationError,
 } from "@jetkit/contracts";
 import {
   type ConsumerMessages,
@@ -127,8 +125,6 @@ interface InFlight {
   /** Idempotency lookup started on arrival, for event id `lookupId`. */
   lookup: Promise<boolean> | undefined;
   lookupId: string | undefined;
-  /** The protobuf-es message decoded for the partition key, reused for validation. */
-  decoded: { spec: EventSpec; message: Message } | undefined;
 }
 
 type Outcome = "ack" | "nak" | "dead" | "abandoned";
@@ -503,7 +499,6 @@ class JetkitConsumer implements Consumer {
       abandoned: false,
       lookup: undefined,
       lookupId: undefined,
-      decoded: undefined,
     };
     if (this.#store) {
       // Look the effect record up now, while the message may still wait for a slot: the lookups
@@ -550,9 +545,7 @@ class JetkitConsumer implements Consumer {
     const spec = this.#catalog.findBySubject(m.subject);
     if (!spec?.partitionKey) return undefined;
     try {
-      const message = this.#catalog.decode(spec, m.data);
-      f.decoded = { spec, message };
-      return partitionKeyOf(spec, message);
+      return partitionKeyOf(spec, this.#catalog.decode(spec, m.data));
     } catch {
       return undefined;
     }
@@ -622,23 +615,25 @@ class JetkitConsumer implements Consumer {
     }
     let event: unknown;
     try {
-      if (this.#validator) {
-        // The rules run on a protobuf-es message: reuse the one decoded for the partition key.
-        if (f.decoded?.spec === spec) {
-          const violations = this.#validator.violations(spec.schema, f.decoded.message);
-          if (violations.length > 0) throw violationError(spec, violations);
-        } else {
-          this.#validator.check(spec, m.data);
-        }
+      try {
+        event = reg.type.decode(m.data);
+      } catch (err) {
+        throw new JetkitError(
+          ContractErrorCodes.UNDECODABLE,
+          `payload is not a valid ${spec.type}: ${(err as Error).message}`,
+          { cause: err, details: { type: spec.type, subject: spec.subject } },
+        );
       }
-      event = reg.type.decode(m.data);
+      // One decode per delivery: the compiled contract checks run on the handler's ts-proto object;
+      // only when they find a violation (or cannot decide) does protovalidate decode the bytes,
+      // to confirm it and write the error naming field and rule.
+      this.#validator?.checkEvent(spec, event, () => m.data);
     } catch (err) {
       const cls: FailureClass = isJetkitError(err, ContractErrorCodes.VIOLATION)
         ? "contract_violation"
         : "undecodable";
       return this.#poison(f, cls, reasonOf(err), lazyChild(this.#log, baseFields));
     }
-    f.decoded = undefined;
 
     const parent = extractTraceContext(wire.traceparent, wire.tracestate);
     const span = this.#tel.tracer.startSpan(`process ${m.subject}`, { kind: SpanKind.CONSUMER }, parent);
