@@ -23,8 +23,12 @@ function jetkit(args: string[], env: Record<string, string> = {}, input?: string
     });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (c: Buffer) => void (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => void (stderr += c.toString()));
+    child.stdout.on("data", (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      stderr += c.toString();
+    });
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, stdout, stderr }));
     if (input !== undefined) child.stdin.end(input);

@@ -27,8 +27,12 @@ test("the demo (short mode) shows the whole platform working and leaves nothing 
       });
       let stdout = "";
       let stderr = "";
-      child.stdout.on("data", (c: Buffer) => void (stdout += c.toString()));
-      child.stderr.on("data", (c: Buffer) => void (stderr += c.toString()));
+      child.stdout.on("data", (c: Buffer) => {
+        stdout += c.toString();
+      });
+      child.stderr.on("data", (c: Buffer) => {
+        stderr += c.toString();
+      });
       child.on("error", reject);
       child.on("close", (code) => resolve({ code, stdout, stderr }));
     },
