@@ -17,7 +17,18 @@ describe("cluster faults", () => {
       maxReconnectAttempts: -1,
       reconnectTimeWait: 100,
     });
-    await (await jetstreamManager(nc)).streams.add({ name: "T", subjects: ["t.>"], num_replicas: 3 });
+    const jsm = await jetstreamManager(nc);
+    // Right after start a peer may not be placeable yet ("no suitable peers"): retry until it is.
+    const created = await waitFor(
+      () =>
+        jsm.streams.add({ name: "T", subjects: ["t.>"], num_replicas: 3 }).then(
+          () => true,
+          () => false,
+        ),
+      20_000,
+      250,
+    );
+    assert.ok(created, "stream T could not be created");
   });
   after(async () => {
     await nc?.close();

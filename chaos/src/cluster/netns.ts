@@ -63,7 +63,20 @@ export function probeNetns(): Promise<NetnsSupport> {
     let netem = true;
     let netemReason: string | undefined;
     try {
-      await run("ip", ["netns", "exec", ns, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"]);
+      await run("ip", [
+        "netns",
+        "exec",
+        ns,
+        "tc",
+        "qdisc",
+        "add",
+        "dev",
+        "lo",
+        "root",
+        "netem",
+        "delay",
+        "1ms",
+      ]);
     } catch (err) {
       netem = false;
       netemReason = `tc qdisc add ... netem failed (${(err as Error).message.split(": ").pop()}): the kernel module sch_netem is not available`;
@@ -125,7 +138,7 @@ export class NetnsNetwork {
     const runId = randomBytes(3).toString("hex");
     const subnet = await freeSubnet();
     const nodes = new Map<string, NetnsNode>();
-    names.forEach((name, i) =>
+    for (const [i, name] of names.entries()) {
       nodes.set(name, {
         name,
         ns: `jk-${runId}-${name}`,
@@ -133,8 +146,8 @@ export class NetnsNetwork {
         clientAddr: `10.232.${subnet}.${4 * i + 2}`,
         bridgePort: `p${i + 1}`,
         hostIf: `jk${runId}c${i + 1}`,
-      }),
-    );
+      });
+    }
     const net = new NetnsNetwork(runId, subnet, nodes);
     try {
       const br = net.bridgeNs;
@@ -147,7 +160,20 @@ export class NetnsNetwork {
       for (const [i, n] of [...nodes.values()].entries()) {
         await ip("netns", "add", n.ns);
         await ip("-n", n.ns, "link", "set", "lo", "up");
-        await ip("-n", n.ns, "link", "add", "eth0", "type", "veth", "peer", "name", n.bridgePort, "netns", br);
+        await ip(
+          "-n",
+          n.ns,
+          "link",
+          "add",
+          "eth0",
+          "type",
+          "veth",
+          "peer",
+          "name",
+          n.bridgePort,
+          "netns",
+          br,
+        );
         await ip("-n", n.ns, "addr", "add", `${n.clusterAddr}/24`, "dev", "eth0");
         await ip("-n", n.ns, "link", "set", "eth0", "up");
         await ip("-n", br, "link", "set", n.bridgePort, "master", "br0");
@@ -188,7 +214,8 @@ export class NetnsNetwork {
   async netem(node: string, spec: NetemSpec): Promise<() => Promise<void>> {
     const n = this.node(node);
     const args: string[] = [];
-    if (spec.delayMs) args.push("delay", `${spec.delayMs}ms`, ...(spec.jitterMs ? [`${spec.jitterMs}ms`] : []));
+    if (spec.delayMs)
+      args.push("delay", `${spec.delayMs}ms`, ...(spec.jitterMs ? [`${spec.jitterMs}ms`] : []));
     if (spec.lossPct) args.push("loss", `${spec.lossPct}%`);
     if (args.length === 0) args.push("delay", "0ms");
     const links: [string, string][] = [
@@ -208,7 +235,8 @@ export class NetnsNetwork {
     }
     return async () => {
       if (this.#disposed) return;
-      for (const [ns, dev] of added) await run("ip", ["netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "root"]);
+      for (const [ns, dev] of added)
+        await run("ip", ["netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "root"]);
     };
   }
 
@@ -253,7 +281,7 @@ export class NetnsNetwork {
 async function freeSubnet(): Promise<number> {
   const used = await ip("-4", "-o", "addr", "show").catch(() => "");
   for (let tries = 0; tries < 50; tries++) {
-    const b = 1 + (randomBytes(1)[0] ?? 0) % 254;
+    const b = 1 + ((randomBytes(1)[0] ?? 0) % 254);
     if (!used.includes(`10.232.${b}.`)) return b;
   }
   throw new Error("no free 10.232.x.0/24 subnet for the namespace client links");

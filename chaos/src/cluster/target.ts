@@ -1,9 +1,14 @@
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { chmod, writeFile } from "node:fs/promises";
-import { NatsCluster, NatsServer, natsServerBinary, type ServerOptions, type ServerPorts } from "@jetkit/testing";
+import {
+  NatsCluster,
+  NatsServer,
+  natsServerBinary,
+  type ServerOptions,
+  type ServerPorts,
+} from "@jetkit/testing";
 import { ChaosError, ChaosErrorCodes } from "../errors.js";
 import { FaultProxy } from "../proxy/fault-proxy.js";
 import { freePort, startRefuser } from "./free-port.js";
@@ -368,7 +373,11 @@ async function openNetnsTarget(
       ["direct", client],
       ["monitor", monitoring],
     ] as const) {
-      const f = new FaultProxy({ name: `${label}:${name}`, upstream: { host: n.clientAddr, port }, seed: label });
+      const f = new FaultProxy({
+        name: `${label}:${name}`,
+        upstream: { host: n.clientAddr, port },
+        seed: label,
+      });
       await f.listen(port);
       cleanup.push(() => f.close());
       forwarders.push(f);

@@ -8,14 +8,14 @@ export const IDEMPOTENCY_BUCKET = "jetkit_chaos_idempotency";
 export const EFFECTS_BUCKET = "jetkit_chaos_effects";
 
 /** Retries a cluster API call: right after start (or on a busy machine) the meta leader may still be settling. */
-async function retry<T>(what: string, fn: () => Promise<T>, attempts = 4): Promise<T> {
+async function retry<T>(what: string, fn: () => Promise<T>, attempts = 8): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await fn();
     } catch (err) {
       if (
         i >= attempts ||
-        !/timeout|no responders|not enabled|leader|unavailable/i.test((err as Error).message)
+        !/timeout|no responders|not enabled|leader|unavailable|peer|placement/i.test((err as Error).message)
       ) {
         throw new Error(`${what}: ${(err as Error).message}`, { cause: err });
       }

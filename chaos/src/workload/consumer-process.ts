@@ -68,6 +68,7 @@ export class ConsumerProcess {
     child.stderr?.setEncoding("utf8");
     child.stderr?.on("data", (chunk: string) => {
       this.#stderr = (this.#stderr + chunk).slice(-4000);
+      if (process.env.JETKIT_CHAOS_DEBUG) process.stderr.write(`[consumer] ${chunk}`);
     });
     child.stdin?.on("error", () => {});
     this.#exited = new Promise((resolve) =>

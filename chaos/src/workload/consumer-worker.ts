@@ -50,7 +50,12 @@ const effects: KV | undefined = config.idempotency
 // Keys are not in the SDK's log lines: the parent fills them in from the publish history.
 const logger = pino(
   { level: "debug" },
-  deliveryLogStream((n) => {
+  deliveryLogStream((n, line) => {
+    if (n === undefined) {
+      // Anything else the SDK says at warn or above goes to stderr: the exit line and debugging.
+      if (Number(line.level) >= 40) process.stderr.write(`${JSON.stringify(line).slice(0, 500)}\n`);
+      return;
+    }
     const t = Date.now();
     const base = { t, id: n.msgId, key: "", seq: n.seq };
     if (n.kind === "dead_lettered") {

@@ -54,18 +54,20 @@ const NOTES: Record<string, SdkDeliveryNote["kind"]> = {
   "idempotency store unavailable; retrying the message later": "store_unavailable",
 };
 
-/** The consumer SDK's per-delivery lines (debug and warn). */
-export function deliveryLogStream(onNote: (n: SdkDeliveryNote) => void): DestinationStream {
+/** The consumer SDK's per-delivery lines (debug and warn); other lines come with `undefined`. */
+export function deliveryLogStream(
+  onNote: (n: SdkDeliveryNote | undefined, line: Record<string, unknown>) => void,
+): DestinationStream {
   return sdkLogStream((l) => {
     const kind = NOTES[String(l.msg)];
-    if (!kind) return;
+    if (!kind) return onNote(undefined, l);
     const base = {
       msgId: String(l.msg_id ?? ""),
       seq: Number(l.seq ?? 0),
       delivery: Number(l.delivery ?? 0),
     };
     if (kind === "poison" || kind === "dead_lettered")
-      onNote({ kind, ...base, failureClass: String(l.failure_class ?? "") });
-    else onNote({ kind, ...base });
+      onNote({ kind, ...base, failureClass: String(l.failure_class ?? "") }, l);
+    else onNote({ kind, ...base }, l);
   });
 }
