@@ -1,4 +1,4 @@
-import { type Catalog, hasWildcard, JetkitError } from "@jetkit/contracts";
+import { type Catalog, hasWildcard, JetkitError, subjectsOverlap } from "@jetkit/contracts";
 import { PolicyErrorCodes } from "../errors.js";
 import { patternCovers, principalMatches } from "./patterns.js";
 import type { Policy } from "./policy.js";
@@ -20,18 +20,6 @@ export interface Decision {
 export interface ExplainOptions {
   /** When given, a publish subject must be an event of the catalog. */
   catalog?: Catalog;
-}
-
-function overlaps(a: string, b: string): boolean {
-  const x = a.split(".");
-  const y = b.split(".");
-  for (let i = 0; ; i++) {
-    const tx = x[i];
-    const ty = y[i];
-    if (tx === ">" || ty === ">") return tx !== undefined && ty !== undefined;
-    if (tx === undefined || ty === undefined) return tx === ty;
-    if (tx !== "*" && ty !== "*" && tx !== ty) return false;
-  }
 }
 
 /**
@@ -84,7 +72,7 @@ export function explain(
           reason: d.reason ?? `explicitly denied by deny[${i}]`,
         };
       }
-      if (action === "subscribe" && overlaps(pattern, subject)) filtered.push(pattern);
+      if (action === "subscribe" && subjectsOverlap(pattern, subject)) filtered.push(pattern);
     }
   }
   for (let i = 0; i < policy.bindings.length; i++) {
