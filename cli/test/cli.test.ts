@@ -92,7 +92,7 @@ describe("jetkit CLI against a local dev server", () => {
     const unknown = await jetkit(["publish", "inventory.stock.gone", "--data", "{}"], env);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /JK_CONTRACT_UNKNOWN_SUBJECT.*inventory\.stock\.depleted/);
-    const tail = await jetkit(["tail", "inventory.>", "--all", "--count", "5", "--json"], env);
+    const tail = await jetkit(["tail", "inventory.>", "--all", "--count", "1", "--json"], env);
     assert.equal(tail.code, 0, tail.stderr);
     const lines = tail.stdout
       .trim()
