@@ -31,7 +31,11 @@ export interface NotificationsOptions extends ServiceOptions {
 export async function runNotifications(o: NotificationsOptions): Promise<RunningService> {
   const logger = o.logger ?? pino({ name: "notifications", level: process.env.JETKIT_LOG_LEVEL ?? "info" });
   const nc = await connect({ servers: o.servers, name: "notifications-kv", maxReconnectAttempts: -1 });
-  const sent = await new Kvm(jetstream(nc)).create(o.bucket ?? "notifications", { history: 1 });
+  const sent = await new Kvm(jetstream(nc)).create(o.bucket ?? "notifications", {
+    history: 1,
+    // On a cluster the record of sent notifications must survive a node loss.
+    replicas: nc.info?.cluster ? 3 : 1,
+  });
   const consumer = await createConsumer({
     connection: nc,
     durable: o.durable ?? "notifications",

@@ -305,7 +305,12 @@ class JetkitConsumer implements Consumer {
       this.#bindings.push({ stream, subjects: subs, iter: undefined, loop: undefined });
     }
     if (this.#o.idempotency)
-      this.#store = await IdempotencyStore.open(this.#js, this.durable, this.#o.idempotency);
+      this.#store = await IdempotencyStore.open(
+        this.#js,
+        this.durable,
+        this.#o.idempotency,
+        Boolean(this.#nc.info?.cluster),
+      );
     if (this.#o.deadLetter.advisories) {
       for (const b of this.#bindings) {
         this.#advisorySubs.push(
@@ -410,6 +415,7 @@ class JetkitConsumer implements Consumer {
         // async-iterator hop per message; #receive queues it when every handler slot is busy.
         const iter = await c.consume({
           max_messages: this.#o.batch,
+          expires: this.#o.pullExpiresMs,
           callback: (m) => this.#receive(b, m),
         });
         b.iter = iter;
@@ -440,7 +446,7 @@ class JetkitConsumer implements Consumer {
         const lost =
           s.type === "consumer_deleted" ||
           (s.type === "consumer_not_found" && s.count >= 2) ||
-          (s.type === "heartbeats_missed" && s.count >= 4);
+          (s.type === "heartbeats_missed" && s.count >= 2);
         // The library keeps pulling a consumer that is gone; restart the loop, which recreates it.
         if (lost && b.iter === iter && this.#state === "running") iter.stop();
       }

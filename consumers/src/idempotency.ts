@@ -22,9 +22,15 @@ export class IdempotencyStore {
   }
 
   /** Creates the bucket when missing (an existing one is opened as it is). */
-  static async open(js: JetStreamClient, durable: string, o: IdempotencyOptions): Promise<IdempotencyStore> {
+  static async open(
+    js: JetStreamClient,
+    durable: string,
+    o: IdempotencyOptions,
+    clustered = false,
+  ): Promise<IdempotencyStore> {
     try {
-      const kv = await new Kvm(js).create(o.bucket, { ttl: o.ttlMs, history: 1 });
+      const replicas = o.replicas ?? (clustered ? 3 : 1);
+      const kv = await new Kvm(js).create(o.bucket, { ttl: o.ttlMs, history: 1, replicas });
       return new IdempotencyStore(kv, durable);
     } catch (err) {
       throw new JetkitError(

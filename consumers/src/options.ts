@@ -23,6 +23,11 @@ export interface IdempotencyOptions {
   bucket: string;
   /** How long a record is kept, in ms; a duplicate older than this runs the handler again. Default: 24 h. */
   ttlMs: number;
+  /**
+   * Replicas of the bucket when the SDK creates it. Default: 3 when connected to a cluster, else
+   * 1. An R1 bucket on a cluster stops every consumer that uses it while its one node is down.
+   */
+  replicas?: number;
 }
 
 /** Where dead letters go. */
@@ -68,6 +73,13 @@ export interface ConsumerOptions {
    * enough that a pulled message is handled within `ackWaitMs`. Default: max(2 × concurrency, 32).
    */
   batch: number;
+  /**
+   * How long one pull request lives on the server, in ms (`expires` of JetStream pulls; the
+   * server's idle heartbeat is derived from it). After a leader change or a network blip the old
+   * pull is lost silently; missed heartbeats reveal it and the SDK re-creates the consume loop,
+   * so this bounds how long a consumer can stall. Default: 5000 (nats.js's own default is 30000).
+   */
+  pullExpiresMs: number;
   /** Deliveries of one message before it is dead-lettered (JetStream `max_deliver`). Default: 5. */
   maxDeliver: number;
   /** Nak delays after a handler failure. */
@@ -136,6 +148,12 @@ export function resolveOptions(opts: Partial<ConsumerOptions>): ResolvedOptions 
   positive("batch", batch);
   const maxDeliver = opts.maxDeliver ?? 5;
   positive("maxDeliver", maxDeliver);
+  const pullExpiresMs = opts.pullExpiresMs ?? 5000;
+  if (!Number.isFinite(pullExpiresMs) || pullExpiresMs < 1000) {
+    throw configError(`option pullExpiresMs must be a number >= 1000 (ms), got ${pullExpiresMs}.`, {
+      option: "pullExpiresMs",
+    });
+  }
   const ackWaitMs = opts.ackWaitMs ?? 30_000;
   if (ackWaitMs < 1000) {
     throw configError(`option ackWaitMs must be at least 1000 ms, got ${ackWaitMs}.`, {
@@ -161,7 +179,11 @@ export function resolveOptions(opts: Partial<ConsumerOptions>): ResolvedOptions 
   let idempotency: IdempotencyOptions | undefined;
   if (opts.idempotency) {
     const o = opts.idempotency === true ? {} : opts.idempotency;
-    idempotency = { bucket: o.bucket ?? "jetkit-idempotency", ttlMs: o.ttlMs ?? 24 * 3600_000 };
+    idempotency = {
+      bucket: o.bucket ?? "jetkit-idempotency",
+      ttlMs: o.ttlMs ?? 24 * 3600_000,
+      ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+    };
     if (!NAME.test(idempotency.bucket)) {
       throw configError(`option idempotency.bucket "${idempotency.bucket}" is not a valid KV bucket name.`, {
         option: "idempotency.bucket",
@@ -178,6 +200,7 @@ export function resolveOptions(opts: Partial<ConsumerOptions>): ResolvedOptions 
     durable: opts.durable,
     concurrency,
     batch,
+    pullExpiresMs,
     maxDeliver,
     ackWaitMs,
     maxAckPending: opts.maxAckPending ?? 1000,
