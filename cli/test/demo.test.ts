@@ -16,13 +16,16 @@ function alive(pid: number): boolean {
   }
 }
 
-test("the demo (short mode) shows the whole platform working and leaves nothing running", {
-  timeout: 240_000,
-}, async () => {
+type DemoRecord = Record<string, unknown> & { kind: string; step?: string; ok?: boolean };
+
+/** Runs `jetkit demo --short --json ...args` as a user would and parses its JSON lines. */
+async function runDemo(
+  args: string[],
+): Promise<{ code: number | null; stderr: string; records: DemoRecord[] }> {
   const home = mkdtempSync(join(tmpdir(), "jetkit-demo-"));
   const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
     (resolve, reject) => {
-      const child = spawn(process.execPath, [main, "demo", "--short", "--json"], {
+      const child = spawn(process.execPath, [main, "demo", "--short", "--json", ...args], {
         env: { ...process.env, JETKIT_HOME: home },
       });
       let stdout = "";
@@ -37,10 +40,20 @@ test("the demo (short mode) shows the whole platform working and leaves nothing 
       child.on("close", (code) => resolve({ code, stdout, stderr }));
     },
   );
+  rmSync(home, { recursive: true, force: true });
   const records = out.stdout
     .trim()
     .split("\n")
-    .map((l) => JSON.parse(l) as Record<string, unknown> & { kind: string; step?: string; ok?: boolean });
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as DemoRecord);
+  return { code: out.code, stderr: out.stderr, records };
+}
+
+test("the demo (short mode) shows the whole platform working and leaves nothing running", {
+  timeout: 240_000,
+}, async () => {
+  const out = await runDemo([]);
+  const records = out.records;
   const step = (name: string) => records.find((r) => r.kind === "step" && r.step === name);
   for (const name of [
     "nats",
@@ -82,5 +95,28 @@ test("the demo (short mode) shows the whole platform working and leaves nothing 
   const pids = step("nats")?.pids as number[];
   assert.ok(pids.length > 0);
   assert.deepEqual(pids.filter(alive), [], "no nats-server the demo started is left running");
-  rmSync(home, { recursive: true, force: true });
+});
+
+test("the cluster demo kills a broker and the flow recovers", { timeout: 300_000 }, async () => {
+  const out = await runDemo(["--cluster"]);
+  const step = (name: string) => out.records.find((r) => r.kind === "step" && r.step === name);
+  const killed = step("broker-killed");
+  assert.equal(killed?.ok, true, `${JSON.stringify(killed)}\n${out.stderr}`);
+  assert.ok(typeof killed?.recoveryMs === "number" && killed.recoveryMs > 0);
+  assert.notEqual(killed?.newLeader, killed?.killed, "another node leads the stream");
+  assert.equal(step("broker-restarted")?.ok, true);
+  const summary = out.records.find((r) => r.kind === "summary") as unknown as {
+    checkoutsAcked: number;
+    fulfilled: number;
+    lagLeft: number;
+  };
+  assert.ok(
+    summary.fulfilled >= summary.checkoutsAcked,
+    `nothing acked was left behind: ${JSON.stringify(summary)}`,
+  );
+  assert.equal(summary.lagLeft, 0);
+  assert.equal(out.code, 0, out.stderr);
+  const pids = step("nats")?.pids as number[];
+  assert.equal(pids.length, 3);
+  assert.deepEqual(pids.filter(alive), []);
 });
