@@ -64,6 +64,9 @@ const STRINGS = [
   "bad@",
   "a@-b.co",
   "😀😀😀😀",
+  // more UTF-16 units than a max_len but not more code points, and more of both
+  "😀".repeat(40),
+  "😀".repeat(65),
   "ÄÖÜ",
   "A\nB",
   "12\n",
