@@ -102,6 +102,11 @@ export interface ProducerStats {
   breaker: BreakerState;
 }
 
+/** The protobuf writer ts-proto's `encode(message, writer?)` takes and returns. */
+interface Writer {
+  finish(): Uint8Array;
+}
+
 interface Prepared {
   spec: EventSpec;
   payload: Uint8Array;
@@ -123,6 +128,7 @@ export class Producer {
   readonly #breaker: CircuitBreaker;
   readonly #telemetry: ProducerTelemetry;
   readonly #keyFields = new Map<string, string | undefined>();
+  #writer: Writer | undefined;
   #closing: Promise<void> | undefined;
   #stats = { published: 0, duplicates: 0, retries: 0, failures: 0 };
 
@@ -177,7 +183,7 @@ export class Producer {
     let prepared: Prepared;
     try {
       const spec = this.catalog.byType(Type.$type);
-      const payload = Type.encode(event).finish();
+      const payload = this.#encode(Type, event);
       // the ts-proto object is checked as is (compiled rules); bytes are decoded only to write an error
       if (this.#validator) this.#validator.checkEvent(spec, event, () => payload);
       prepared = { spec, payload, key: opts.key ?? this.#keyOf(spec, event), extra: [] };
@@ -339,6 +345,22 @@ export class Producer {
     }
     if (input.subject !== undefined) return this.catalog.bySubject(input.subject);
     throw new JetkitError(ProducerErrorCodes.OPTIONS, "publishEncoded needs the event's type or subject.");
+  }
+
+  /**
+   * ts-proto encodes into the writer it is given (a fresh BinaryWriter by default); reusing one
+   * keeps its grown buffer, so an event is written without reallocating (finish() copies the
+   * bytes out and resets the writer). Encoding is synchronous, so one writer per producer is
+   * enough; a writer left mid-message by a throwing encode is dropped.
+   */
+  #encode<T>(Type: EventType<T>, event: T): Uint8Array {
+    const encode = Type.encode as (message: T, writer?: Writer) => Writer;
+    const writer = this.#writer;
+    this.#writer = undefined;
+    const out = writer ? encode.call(Type, event, writer) : encode.call(Type, event);
+    const payload = out.finish();
+    this.#writer = out;
+    return payload;
   }
 
   /** The partition key of a ts-proto event object (field localName is the same camelCase). */
