@@ -132,9 +132,10 @@ describe("consumer: delivery, failures, dead letters", () => {
     await until(() => handled === 1, 10_000, "handled after 3 failures");
     assert.equal(seen.length, 4);
     const gaps = seen.slice(1).map((t, i) => t - seen[i]!);
-    // backoff 50, 100, 200 ms (no jitter): each gap at least its delay, and growing.
+    // backoff 50, 100, 200 ms (no jitter): each redelivery waits at least its own, growing delay.
+    // (Upper bounds and strict growth of the measured gaps depend on machine load, so they are
+    // not asserted: a slow redelivery after the 2nd failure can make gap 2 longer than gap 3.)
     assert.ok(gaps[0]! >= 45 && gaps[1]! >= 95 && gaps[2]! >= 195, `gaps ${gaps.join(", ")}`);
-    assert.ok(gaps[0]! < gaps[1]! && gaps[1]! < gaps[2]!, `gaps grow: ${gaps.join(", ")}`);
   });
 
   it("dead-letters after maxDeliver with the last error; a replay from the DLQ is handled", async () => {
