@@ -9,10 +9,11 @@ import {
   partitionKeyOf,
   uuidv7,
 } from "@jetkit/contracts";
-import { JetStreamApiError, type JetStreamClient, jetstream, type PubAck } from "@nats-io/jetstream";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { JetStreamApiError, type PubAck, PubHeaders } from "@nats-io/jetstream";
+import { connect, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { SpanStatusCode } from "@opentelemetry/api";
 import { type Logger, pino } from "pino";
+import { AckInbox } from "./acks.js";
 import { type BreakerChange, type BreakerState, CircuitBreaker } from "./breaker.js";
 import { classify, closedError, ProducerErrorCodes, toProducerError, wrongStream } from "./errors.js";
 import { checkExtraHeaders, headerBytes, toMsgHdrs } from "./headers.js";
@@ -120,7 +121,7 @@ export class Producer {
   readonly source: string;
   readonly catalog: Catalog;
   readonly #nc: NatsConnection;
-  readonly #js: JetStreamClient;
+  readonly #acks: AckInbox;
   readonly #log: Logger;
   readonly #validator: ContractValidator | undefined;
   readonly #retry: RetryOptions;
@@ -138,7 +139,7 @@ export class Producer {
     this.source = opts.source ?? `/jetkit/${opts.name}`;
     this.catalog = opts.catalog ?? getCatalog();
     this.#nc = nc;
-    this.#js = jetstream(nc);
+    this.#acks = new AckInbox(nc, opts.connection?.inboxPrefix);
     this.#log = log;
     this.#validator = opts.validate === false ? undefined : new ContractValidator(this.catalog);
     this.#retry = { ...DEFAULT_RETRY, ...opts.retry };
@@ -422,18 +423,14 @@ export class Producer {
       if (p.extra.length > 0) list.splice(list.length - 1, 0, ...p.extra);
       this.#checkSize(ctx, payload.length, headerBytes(list));
       const headers = toMsgHdrs(list);
-      const expect = toExpect(opts.expect);
+      if (opts.expect) setExpectations(headers, opts.expect);
       let probe = admission.probe;
       for (;;) {
         attempts++;
         let ack: PubAck;
         try {
           const timeout = Math.max(1, Math.min(this.#retry.attemptTimeoutMs, deadline - Date.now()));
-          ack = await this.#js.publish(
-            subject,
-            payload,
-            expect ? { headers, timeout, expect } : { headers, timeout },
-          );
+          ack = await this.#acks.publish(subject, payload, headers, timeout);
         } catch (err) {
           if (classify(err) === "permanent" || (this.#closing && this.#nc.isClosed())) {
             // The broker answered (a refusal), so it is reachable; anything else says nothing about it.
@@ -582,13 +579,13 @@ export class Producer {
   }
 }
 
-function toExpect(e: Expectations | undefined) {
-  if (!e) return undefined;
-  const out: { lastSequence?: number; lastSubjectSequence?: number; lastMsgID?: string } = {};
-  if (e.lastSequence !== undefined) out.lastSequence = e.lastSequence;
-  if (e.lastSubjectSequence !== undefined) out.lastSubjectSequence = e.lastSubjectSequence;
-  if (e.lastMsgId !== undefined) out.lastMsgID = e.lastMsgId;
-  return out;
+/** The JetStream expectation headers (checked by the stream before it stores the event). */
+function setExpectations(h: MsgHdrs, e: Expectations): void {
+  if (e.lastMsgId !== undefined) h.set(PubHeaders.ExpectedLastMsgIdHdr, e.lastMsgId);
+  if (e.lastSequence !== undefined) h.set(PubHeaders.ExpectedLastSeqHdr, `${e.lastSequence}`);
+  if (e.lastSubjectSequence !== undefined) {
+    h.set(PubHeaders.ExpectedLastSubjectSequenceHdr, `${e.lastSubjectSequence}`);
+  }
 }
 
 function logCtx(ctx: { subject: string; stream: string; msgId: string }) {

@@ -222,6 +222,29 @@ describe("publish", () => {
     }
   });
 
+  it("retries while no stream answers (no responders) and fails at the deadline with JK_PRODUCER_TIMEOUT", async () => {
+    const bare = await startServer(); // JetStream on, no streams: the server answers 503 no responders
+    const p = await createProducer({
+      servers: bare.url,
+      name: "no-stream",
+      logger: silent,
+      retry: { deadlineMs: 400, attemptTimeoutMs: 200, initialDelayMs: 10, maxDelayMs: 20 },
+      breaker: { failureThreshold: 1000 }, // keep the breaker out of it: the last failure is the server's answer
+    });
+    try {
+      const started = Date.now();
+      await assert.rejects(
+        p.publish(OrderFulfillmentCompleted, fulfillmentCompleted()),
+        (err: JetkitError) => err.code === "JK_PRODUCER_TIMEOUT" && /no responders/.test(err.message),
+      );
+      assert.ok(Date.now() - started < 3000, "failed at the deadline, not later");
+      assert.ok(p.stats().retries > 0, "no responders is retried");
+    } finally {
+      await p.close();
+      await bare.dispose();
+    }
+  });
+
   it("fails publishes after close with JK_PRODUCER_CLOSED", async () => {
     const p = await createProducer({ servers: server.url, name: "short-lived", logger: silent });
     const inFlight = p.publish(OrderFulfillmentCompleted, fulfillmentCompleted());
