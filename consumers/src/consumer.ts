@@ -40,6 +40,7 @@ import { IdempotencyStore } from "./idempotency.js";
 import { KeyLanes } from "./key-lanes.js";
 import { lazyChild } from "./lazy-logger.js";
 import { type ConsumerOptions, type ResolvedOptions, resolveOptions } from "./options.js";
+import { type ReceivedHeaders, receivedHeaders } from "./received-headers.js";
 import { createTelemetry, messageAttributes, type Telemetry } from "./telemetry.js";
 import { extractTraceContext } from "./trace-context.js";
 
@@ -125,6 +126,14 @@ interface InFlight {
   /** Idempotency lookup started on arrival, for event id `lookupId`. */
   lookup: Promise<boolean> | undefined;
   lookupId: string | undefined;
+  /** The message's headers (name -> first value), read once on first use. */
+  headers: ReceivedHeaders | undefined;
+}
+
+/** The delivery's headers, read in one pass the first time they are needed. */
+function headersOf(f: InFlight): ReceivedHeaders {
+  f.headers ??= receivedHeaders(f.msg);
+  return f.headers;
 }
 
 type Outcome = "ack" | "nak" | "dead" | "abandoned";
@@ -505,11 +514,12 @@ class JetkitConsumer implements Consumer {
       abandoned: false,
       lookup: undefined,
       lookupId: undefined,
+      headers: undefined,
     };
     if (this.#store) {
       // Look the effect record up now, while the message may still wait for a slot: the lookups
       // of a pulled batch run concurrently instead of one round trip per handler start.
-      const id = m.headers?.get(EventHeaders.ID);
+      const id = headersOf(f).get(EventHeaders.ID);
       if (id) {
         f.lookupId = id;
         f.lookup = this.#store.seen(id);
@@ -546,7 +556,7 @@ class JetkitConsumer implements Consumer {
 
   #partitionKey(f: InFlight): string | undefined {
     const m = f.msg;
-    const fromHeader = m.headers?.get(EventHeaders.PARTITION_KEY);
+    const fromHeader = headersOf(f).get(EventHeaders.PARTITION_KEY);
     if (fromHeader) return fromHeader;
     const spec = this.#catalog.findBySubject(m.subject);
     if (!spec?.partitionKey) return undefined;
@@ -580,8 +590,8 @@ class JetkitConsumer implements Consumer {
     const delivery = m.info.deliveryCount;
     const attrs = this.#attributes(m.subject).base;
     if (delivery > 1) this.#tel.redeliveries.add(1, attrs);
-    const hdrs = m.headers;
-    const get = (name: string) => hdrs?.get(name) || undefined;
+    const hdrs = headersOf(f);
+    const get = (name: string) => hdrs.get(name) || undefined;
     const baseFields = () => ({
       subject: m.subject,
       stream: b.stream,

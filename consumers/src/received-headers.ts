@@ -1,0 +1,138 @@
+import { Buffer, isAscii } from "node:buffer";
+import { EventHeaders } from "@jetkit/contracts";
+import type { JsMsg } from "@nats-io/jetstream";
+
+/** First line of a NATS header block without a status code. */
+const HEADER_LINE = "NATS/1.0";
+/** The decoder nats-core uses for header blocks (UTF-8, replacement characters, BOM stripped). */
+const utf8 = new TextDecoder();
+
+/** The parts of nats-core's `MsgImpl` (3.4.0, pinned) that hold the undecoded header block. */
+interface RawMsg {
+  _rdata?: unknown;
+  _msg?: { hdr?: unknown };
+}
+
+/**
+ * Slot of one of the headers the SDK reads (the event headers of contracts/WIRE.md §4 and
+ * `Jetkit-Replay-Of`), -1 for any other header. Names match exactly (case-sensitive), as
+ * `MsgHdrs.get` does by default.
+ */
+function slotOf(name: string): number {
+  // By length first: cheaper than hashing a freshly sliced string for a Map, or a string switch.
+  switch (name.length) {
+    case 5:
+      return name === EventHeaders.ID ? 0 : -1;
+    case 7:
+      return name === EventHeaders.TYPE ? 2 : name === EventHeaders.TIME ? 4 : -1;
+    case 9:
+      return name === EventHeaders.SOURCE ? 3 : -1;
+    case 10:
+      return name === EventHeaders.TRACESTATE ? 10 : -1;
+    case 11:
+      return name === EventHeaders.TRACEPARENT ? 9 : name === EventHeaders.MSG_ID ? 11 : -1;
+    case 14:
+      return name === EventHeaders.SPEC_VERSION ? 1 : name === EventHeaders.CAUSATION_ID ? 8 : -1;
+    case 15:
+      return name === EventHeaders.PARTITION_KEY ? 6 : -1;
+    case 16:
+      return name === EventHeaders.CORRELATION_ID ? 7 : name === EventHeaders.REPLAY_OF ? 12 : -1;
+    case 18:
+      return name === EventHeaders.DATA_CONTENT_TYPE ? 5 : -1;
+    default:
+      return -1;
+  }
+}
+
+/** The jetkit headers of one received message: the first value of each, as `MsgHdrs.get` gives it. */
+export class ReceivedHeaders {
+  readonly #values: (string | undefined)[];
+
+  constructor(values: (string | undefined)[]) {
+    this.#values = values;
+  }
+
+  /** First value of header `name`; undefined when absent or not one of the headers the SDK reads. */
+  get(name: string): string | undefined {
+    const slot = slotOf(name);
+    return slot < 0 ? undefined : this.#values[slot];
+  }
+}
+
+const NONE = new ReceivedHeaders([]);
+
+/**
+ * The jetkit headers of a received message, read in one pass.
+ *
+ * nats-core's `msg.headers` decodes the whole block into a `MsgHdrsImpl` whose `append` and `get`
+ * list and filter every key on each call (about a quarter of the SDK's per-message work, and a
+ * dozen `get`s follow). This reads the same block once, with nats-core's rules for a status-less
+ * block: lines split at CRLF, name up to the first `:`, value trimmed, names matched exactly (the
+ * default `get`), the first value of a repeated name. A block it would not read exactly the same
+ * way (a status line, a name nats-core refuses, a value with a lone CR or LF) and a message whose
+ * shape it does not know go through `msg.headers` itself, so nothing is read differently. Dead
+ * letters still copy every original header from `msg.headers`.
+ */
+export function receivedHeaders(m: JsMsg): ReceivedHeaders {
+  const raw = (m as unknown as { msg?: RawMsg }).msg;
+  const data = raw?._rdata;
+  const hdr = raw?._msg?.hdr;
+  if (data instanceof Uint8Array && typeof hdr === "number" && hdr <= data.length) {
+    if (hdr < 0) return NONE;
+    const fast = parseHeaderBlock(data, hdr);
+    if (fast) return fast;
+  }
+  return fromMsgHdrs(m);
+}
+
+/** Through nats-core's own decoder. */
+function fromMsgHdrs(m: JsMsg): ReceivedHeaders {
+  const h = m.headers;
+  if (!h) return NONE;
+  const values: (string | undefined)[] = [];
+  for (const [k, v] of h) {
+    const slot = slotOf(k);
+    if (slot >= 0 && values[slot] === undefined && v[0] !== undefined) values[slot] = v[0];
+  }
+  return new ReceivedHeaders(values);
+}
+
+/** The header block `data[0, end)`, or undefined when nats-core's decoder must read it. */
+export function parseHeaderBlock(data: Uint8Array, end: number): ReceivedHeaders | undefined {
+  const block = data.subarray(0, end);
+  const s = isAscii(block)
+    ? Buffer.from(block.buffer, block.byteOffset, block.byteLength).toString("latin1")
+    : utf8.decode(block);
+  let eol = s.indexOf("\r\n");
+  if ((eol === -1 ? s : s.slice(0, eol)) !== HEADER_LINE) return undefined;
+  const values: (string | undefined)[] = [];
+  if (eol === -1) return new ReceivedHeaders(values);
+  let pos = eol + 2;
+  while (pos < s.length) {
+    eol = s.indexOf("\r\n", pos);
+    if (eol === -1) eol = s.length;
+    // A lone CR or LF inside a line: nats-core may refuse its name or value; let it decide.
+    const cr = s.indexOf("\r", pos);
+    const lf = s.indexOf("\n", pos);
+    if ((cr !== -1 && cr < eol) || (lf !== -1 && lf < eol)) return undefined;
+    const colon = s.indexOf(":", pos);
+    if (colon !== -1 && colon < eol) {
+      const name = s.slice(pos, colon);
+      // nats-core validates every name and value, including headers the SDK does not read.
+      if (!validName(name)) return undefined;
+      const slot = slotOf(name);
+      if (slot >= 0 && values[slot] === undefined) values[slot] = s.slice(colon + 1, eol).trim();
+    }
+    pos = eol + 2;
+  }
+  return new ReceivedHeaders(values);
+}
+
+/** nats-core accepts header names of printable ASCII without `:` (and throws on others). */
+function validName(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 33 || c > 126 || c === 58) return false;
+  }
+  return true;
+}

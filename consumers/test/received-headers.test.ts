@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { EventHeaders, eventHeaders, getCatalog, uuidv7 } from "@jetkit/contracts";
+import { OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/events";
+import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
+import { headers, type MsgHdrs } from "@nats-io/nats-core";
+import { MsgHdrsImpl } from "@nats-io/nats-core/internal";
+import { parseHeaderBlock, receivedHeaders } from "../src/received-headers.js";
+import { completed, type Env, startEnv } from "./support.js";
+
+const NAMES = Object.values(EventHeaders);
+
+/** What the SDK read before: `MsgHdrs.get` of each header, "" when absent. */
+function viaNatsCore(h: MsgHdrs | undefined): string[] {
+  return NAMES.map((n) => h?.get(n) ?? "");
+}
+
+describe("received headers: one-pass reading agrees with nats-core", () => {
+  let env: Env;
+  before(async () => {
+    env = await startEnv();
+  });
+  after(async () => {
+    await env?.dispose();
+  });
+
+  it("reads the headers of delivered messages as msg.headers.get does", async () => {
+    const spec = getCatalog().byType(OrderFulfillmentCompleted.$type);
+    const payload = OrderFulfillmentCompleted.encode(completed()).finish();
+    const id = uuidv7();
+    // A new Nats-Msg-Id per message, or the stream's duplicate window drops them.
+    const full = () =>
+      eventHeaders({
+        id,
+        type: spec.type,
+        source: "/jetkit/test",
+        time: new Date(),
+        partitionKey: "Zürich ☃ order",
+        correlationId: uuidv7(),
+        causationId: uuidv7(),
+        traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        tracestate: "vendor=a:b,other=c",
+        msgId: `replay:7:${uuidv7()}`,
+      });
+    const sets: [string, string][][] = [
+      full(),
+      [...full(), [EventHeaders.REPLAY_OF, "DLQ:7"]],
+      // Repeated and differently cased names: the first value, exact names only.
+      [...full(), [EventHeaders.ID, "second-id"], ["CE-TYPE", "shop.Other"], ["Ce-Id", "cased"]],
+      [
+        [EventHeaders.ID, "only-an-id"],
+        [EventHeaders.MSG_ID, uuidv7()],
+      ],
+    ];
+    const first = (await env.jsm.streams.info("ORDER")).state.last_seq + 1;
+    for (const set of sets) {
+      const h = headers();
+      for (const [k, v] of set) h.append(k, v);
+      await env.js.publish(spec.subject, payload, { headers: h });
+    }
+    await env.js.publish(spec.subject, payload); // no headers at all
+    await env.jsm.consumers.add("ORDER", {
+      durable_name: "headers-check",
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: first,
+    });
+    const c = await env.js.consumers.get("ORDER", "headers-check");
+    const msgs: JsMsg[] = [];
+    for await (const m of await c.fetch({ max_messages: sets.length + 1, expires: 5000 })) msgs.push(m);
+    assert.equal(msgs.length, sets.length + 1);
+    for (const m of msgs) {
+      const fast = receivedHeaders(m);
+      assert.deepEqual(
+        NAMES.map((n) => fast.get(n) ?? ""),
+        viaNatsCore(m.headers),
+      );
+    }
+    assert.equal(receivedHeaders(msgs[0]!).get(EventHeaders.PARTITION_KEY), "Zürich ☃ order");
+    assert.equal(receivedHeaders(msgs[2]!).get(EventHeaders.ID), id);
+    assert.equal(receivedHeaders(msgs[3]!).get(EventHeaders.TYPE), undefined);
+    assert.equal(receivedHeaders(msgs[4]!).get(EventHeaders.ID), undefined);
+  });
+
+  it("leaves blocks nats-core reads differently or refuses to nats-core", () => {
+    const block = (s: string) => new TextEncoder().encode(s);
+    const parse = (s: string) => {
+      const b = block(s);
+      return parseHeaderBlock(b, b.length);
+    };
+    // Read in one pass, as nats-core does: trimmed values, lines without a colon ignored, empty names.
+    const ok = "NATS/1.0\r\nce-id:   abc  \r\nno colon here\r\n: empty name\r\nce-type:x:y\r\n\r\n";
+    const mine = parse(ok);
+    assert.ok(mine);
+    const theirs = MsgHdrsImpl.decode(block(ok));
+    assert.deepEqual(
+      NAMES.map((n) => mine.get(n) ?? ""),
+      viaNatsCore(theirs),
+    );
+    assert.equal(mine.get(EventHeaders.TYPE), "x:y");
+    // Status lines, names nats-core refuses, lone CR/LF: not read here.
+    assert.equal(parse("NATS/1.0 503\r\n\r\n"), undefined);
+    assert.equal(parse("NATS/1.0\r\nce id: x\r\n\r\n"), undefined);
+    assert.throws(() => MsgHdrsImpl.decode(block("NATS/1.0\r\nce id: x\r\n\r\n")));
+    assert.equal(parse("NATS/1.0\r\nce-id: a\nb\r\n\r\n"), undefined);
+    assert.equal(parse("NATS/1.0\r\nce-id: a\rb\r\n\r\n"), undefined);
+    assert.equal(parse("NATS/1.0\r\nnamé: x\r\n\r\n"), undefined);
+  });
+});
