@@ -319,6 +319,7 @@ class JetkitConsumer implements Consumer {
         this.durable,
         this.#o.idempotency,
         Boolean(this.#nc.info?.cluster),
+        this.#nc,
       );
     if (this.#o.deadLetter.advisories) {
       for (const b of this.#bindings) {
@@ -401,6 +402,7 @@ class JetkitConsumer implements Consumer {
     this.#acks.flush();
     if (wasRunning) await Promise.race([Promise.allSettled(this.#bindings.map((b) => b.loop)), sleep(2000)]);
     await this.#health?.close();
+    this.#store?.close();
     if (this.#ownsConnection && !this.#nc.isClosed()) {
       await Promise.race([this.#nc.drain().catch(() => this.#nc.close()), sleep(5000)]);
       if (!this.#nc.isClosed()) await this.#nc.close();
