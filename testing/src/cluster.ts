@@ -163,7 +163,8 @@ export async function startCluster(opts: Partial<ClusterOptions> = {}): Promise<
   }
 }
 
-function freePort(): Promise<number> {
+/** A free port on 127.0.0.1 (the OS picks it; closed again before returning). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once("error", reject);

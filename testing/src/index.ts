@@ -1,3 +1,3 @@
-export { type ClusterOptions, NatsCluster, startCluster } from "./cluster.js";
+export { type ClusterOptions, freePort, NatsCluster, startCluster } from "./cluster.js";
 export { startContainerServer, wantsContainer } from "./container.js";
 export { NatsServer, natsServerBinary, type ServerOptions, type ServerPorts, startServer } from "./server.js";

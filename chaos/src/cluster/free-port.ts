@@ -1,16 +1,6 @@
-import { createServer, type Server } from "node:net";
+export { freePort } from "@jetkit/testing";
 
-/** A free port on 127.0.0.1 (the OS picks it; closed again before returning). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
-}
+import { createServer, type Server } from "node:net";
 
 /**
  * A listener that closes every connection at once. Cluster nodes advertise it as their route
