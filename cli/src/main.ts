@@ -13,9 +13,18 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
+// A library promise rejected with nobody listening (typically a NATS request cut off while a
+// command shuts its connections down) must not crash the CLI with a stack trace after the work is
+// done: report it as an error line and fail the exit code instead.
+process.on("unhandledRejection", (err: unknown) => {
+  if (controller.signal.aborted) return; // interrupted: cleanup noise
+  process.stderr.write(`error[JK_CLI_INTERNAL]: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
+
 const code = await runCli(commands, process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
   signal: controller.signal,
 });
-process.exitCode = code;
+process.exitCode = process.exitCode || code;

@@ -41,6 +41,10 @@ export async function runFulfillment(o: FulfillmentOptions): Promise<RunningServ
     events: [CustomerCheckoutInitiated],
     concurrency: o.concurrency ?? 8,
     idempotency: true,
+    // Publishing downstream fails while a stream leader is re-elected (5-10 s on a loaded
+    // cluster, the producer's breaker opens meanwhile): 10 deliveries with backoff up to 30 s
+    // ride out about two minutes of broker trouble before a checkout is dead-lettered.
+    maxDeliver: 10,
     logger,
   });
   let handled = 0;
@@ -81,8 +85,12 @@ export async function runFulfillment(o: FulfillmentOptions): Promise<RunningServ
     o.onHandled?.({ checkoutId: checkout.checkoutId, orderId, customerId: checkout.customerId });
   });
   await consumer.start();
-  const svc = running(consumer, o, () => handled);
-  void svc.stopped.then(() => producer.close());
+  const svc = running(
+    consumer,
+    o,
+    () => handled,
+    () => producer.close(),
+  );
   return svc;
 }
 

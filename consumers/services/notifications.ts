@@ -59,8 +59,12 @@ export async function runNotifications(o: NotificationsOptions): Promise<Running
     o.onHandled?.(n);
   });
   await consumer.start();
-  const svc = running(consumer, o, () => handled);
-  void svc.stopped.then(() => nc.drain());
+  const svc = running(
+    consumer,
+    o,
+    () => handled,
+    () => nc.drain(),
+  );
   return svc;
 }
 

@@ -27,15 +27,31 @@ export interface RunningService {
   readonly stopped: Promise<void>;
 }
 
-/** Wires `stop` to the abort signal and returns the service handle. */
-export function running(consumer: Consumer, o: ServiceOptions, handled: () => number): RunningService {
+/**
+ * Wires `stop` to the abort signal and returns the service handle. `cleanup` (closing the
+ * service's own producer or connection) runs inside `stop`, after the consumer has drained, so
+ * `stop()` resolves only when everything the service opened is closed, and its errors are caught.
+ */
+export function running(
+  consumer: Consumer,
+  o: ServiceOptions,
+  handled: () => number,
+  cleanup?: () => Promise<unknown>,
+): RunningService {
   let stopping: Promise<void> | undefined;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => {
     resolveStopped = r;
   });
   const stop = () => {
-    stopping ??= consumer.stop({ timeoutMs: o.stopTimeoutMs ?? 5000 }).finally(resolveStopped);
+    stopping ??= consumer
+      .stop({ timeoutMs: o.stopTimeoutMs ?? 5000 })
+      .then(() => cleanup?.())
+      .then(
+        () => undefined,
+        (err: unknown) => o.logger?.warn({ err }, "service stopped with an error"),
+      )
+      .finally(resolveStopped);
     return stopping;
   };
   if (o.signal?.aborted) void stop();

@@ -273,12 +273,18 @@ const demo: CommandDef = {
 
       // Live dashboard
       const watched = streamNames.filter((s) => s !== "AUDIT");
-      let prev: BusSnapshot = await snapshot(jsm, watched);
+      let prev: BusSnapshot = await snapshot(jsm, watched).catch(() => ({
+        at: Date.now(),
+        subjects: {},
+        consumers: [],
+        deadLetters: 0,
+      }));
       let last: BusSnapshot = prev;
       let tick = 0;
       const render = async () => {
         const next = await snapshot(jsm, watched).catch(() => undefined);
-        if (!next) return;
+        // A snapshot still in flight when the run ends must not redraw the dashboard.
+        if (!next || ticker === undefined) return;
         const r = rates(prev, next);
         prev = next;
         last = next;
@@ -498,7 +504,8 @@ const demo: CommandDef = {
       await waitFor(
         "consumers to drain",
         async () => {
-          const s = await snapshot(jsm, watched);
+          const s = await snapshot(jsm, watched).catch(() => undefined);
+          if (!s) return undefined;
           last = s;
           return s.consumers.every((k) => k.pending === 0 && k.ackPending === 0) ? s : undefined;
         },

@@ -13,8 +13,9 @@ export async function snapshot(jsm: JetStreamManager, streams: readonly string[]
   const consumers: BusSnapshot["consumers"] = [];
   let deadLetters = 0;
   for (const name of streams) {
-    const info = await jsm.streams.info(name, { subjects_filter: ">" }).catch(() => undefined);
-    if (!info) continue;
+    // Throws when a stream does not answer (e.g. during a leader election): a partial snapshot
+    // would show a subject's rate dropping to zero or the dead letters vanishing.
+    const info = await jsm.streams.info(name, { subjects_filter: ">" });
     if (name === "DLQ") deadLetters = info.state.messages;
     else Object.assign(subjects, info.state.subjects ?? {});
     for await (const c of jsm.consumers.list(name)) {
