@@ -61,6 +61,7 @@ test("the demo (short mode) shows the whole platform working and leaves nothing 
     "gateway",
     "services",
     "gateway-allowed",
+    "trace",
     "gateway-denied",
     "poison-dead-lettered",
     "refund-dead-lettered",
@@ -69,6 +70,17 @@ test("the demo (short mode) shows the whole platform working and leaves nothing 
     assert.equal(step(name)?.ok, true, `step ${name}: ${JSON.stringify(step(name))}\n${out.stderr}`);
   }
   assert.equal(step("gateway-allowed")?.status, 201);
+  assert.deepEqual(
+    step("trace")?.spans,
+    [
+      "send customer.checkout.initiated",
+      "process customer.checkout.initiated",
+      "send order.fulfillment.started",
+      "send order.fulfillment.completed",
+      "process order.fulfillment.completed",
+    ],
+    "one trace from the gateway's publish through fulfillment to notifications",
+  );
   assert.equal(step("gateway-denied")?.status, 403, "RBAC denied the analytics publish");
   assert.equal(step("gateway-denied")?.code, "JK_GATEWAY_FORBIDDEN");
   assert.equal(step("poison-dead-lettered")?.failureClass, "undecodable");

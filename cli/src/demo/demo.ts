@@ -20,6 +20,7 @@ import { type CommandDef, ExitCode, type RunContext } from "../command.js";
 import { jetkitHome } from "../config.js";
 import { postEvent } from "./gateway-client.js";
 import { type BusSnapshot, rates, snapshot } from "./stats.js";
+import { installDemoTracing } from "./tracing.js";
 
 const DEMO_POLICY = `# Demo RBAC policy: the partner shop may publish checkouts; analytics may only read.
 version: 1
@@ -162,6 +163,8 @@ const demo: CommandDef = {
     let natsCluster: NatsCluster | undefined;
     let ticker: NodeJS.Timeout | undefined;
     const started = Date.now();
+    // Like any app using the SDKs: install an OpenTelemetry tracer provider (kept in memory here).
+    const tracing = installDemoTracing();
 
     try {
       // 1. NATS
@@ -349,6 +352,38 @@ const demo: CommandDef = {
         },
         `HTTP ${allowed.status}: stored in ${String(allowed.body.stream)} at seq ${String(allowed.body.seq)}`,
       );
+
+      explain(
+        "Tracing: the SDKs carry W3C trace context in the headers, so one trace runs from the gateway through every service",
+      );
+      const allowedId = String(allowed.body.msgId ?? "");
+      const traceOf = () =>
+        tracing.spans().find((sp) => sp.messageId === allowedId && sp.name.startsWith("send "))?.traceId;
+      const chain = await waitFor(
+        "the checkout's trace to reach notifications",
+        async () => {
+          const id = traceOf();
+          const spans = id ? tracing.spans().filter((sp) => sp.traceId === id) : [];
+          return spans.some((sp) => sp.name === "process order.fulfillment.completed") ? spans : undefined;
+        },
+        20_000,
+        stop.signal,
+      ).catch(() => [] as ReturnType<typeof tracing.spans>);
+      chain.sort((a, b) => a.start - b.start);
+      const names = chain.map((sp) => sp.name);
+      result(
+        {
+          kind: "step",
+          step: "trace",
+          ok:
+            names.includes("process customer.checkout.initiated") &&
+            names.includes("process order.fulfillment.completed"),
+          traceId: chain[0]?.traceId,
+          spans: names,
+        },
+        chain.length ? `trace ${chain[0]!.traceId}: ${names.join(" -> ")}` : "no trace found",
+      );
+      tracing.clear();
 
       explain(
         "Analytics tries to publish the same event: its role may only read, so RBAC denies it (default deny) and nothing is stored",
