@@ -125,6 +125,9 @@ describe("resilience", () => {
       const singles = Array.from({ length: 50 }, () =>
         producer.publish(OrderFulfillmentCompleted, fulfillmentCompleted()),
       );
+      // If an assertion below fails, close() in `finally` rejects these; that must not hide it.
+      batch.catch(() => {});
+      for (const p of singles) p.catch(() => {});
       await until("the window to fill", () => producer.stats().inFlight === window);
       await new Promise((r) => setTimeout(r, 200)); // let anything that would overrun the window try
       const stalled = producer.stats();
