@@ -32,7 +32,7 @@ while IFS= read -r f; do
 done < <(find */dist/test -name '*.test.js' -not -path '*/node_modules/*' | sort)
 if [ ${#files[@]} -eq 0 ]; then echo "no test files matched" >&2; exit 1; fi
 # tap on stdout (its closing '# pass N' / '# fail N' lines are the summary), readable spec on stderr.
-node --test --test-concurrency="${JETKIT_TEST_CONCURRENCY:-2}" --test-timeout=300000 \
+node --test --test-concurrency="${JETKIT_TEST_CONCURRENCY:-1}" --test-timeout=300000 \
   --test-reporter=tap --test-reporter-destination=stdout \
   --test-reporter=spec --test-reporter-destination=stderr \
   "${files[@]}"
