@@ -54,6 +54,11 @@ describe("shipped drills on a real 3-node cluster", () => {
     // election and catch-up can take longer, so the steady-state check gets a longer tail here.
     const drill = await loadDrill(join(DRILLS, "leader-kill.yaml"));
     drill.workload.durationMs = Math.max(drill.workload.durationMs, 24_000);
+    // Publishes retried through the election drain right after it; on a loaded 2-core CI machine
+    // their p99 can pass the drill's 1 s tolerance for a few seconds. This test is about loss,
+    // duplicates and recovery, so it allows 3 s; the shipped drill keeps 1 s for operators.
+    for (const p of drill.steadyState)
+      if (p.probe === "publish_p99_ms" && p.max !== undefined) p.max = Math.max(p.max, 3000);
     const reportDir = join(tmpdir(), `jetkit-drill-e2e-leader-kill-${process.pid}`);
     dirs.push(reportDir);
     const report = await runDrill(drill, { reportDir });
