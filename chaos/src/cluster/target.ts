@@ -265,25 +265,7 @@ async function openProxyTarget(
     const node = new NatsServer(serverOptions as unknown as ServerOptions, false, config);
     nodes.push(node);
   }
-  const cluster = new NatsCluster(nodes, dir);
-  const killAll = () => {
-    for (const n of nodes) {
-      const pid = n.pid;
-      if (pid) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {}
-      }
-    }
-  };
-  // A drill that dies must not leave servers behind.
-  process.once("exit", killAll);
-  cleanup.push(async () => {
-    process.off("exit", killAll);
-    await Promise.all(nodes.map((n) => n.kill()));
-  });
-  await Promise.all(nodes.map((n) => n.start({ waitHealthy: false })));
-  await cluster.waitReady(30_000);
+  const cluster = await startNodes(nodes, dir, cleanup);
   const clientProxies = new Map<string, FaultProxy>();
   for (const n of nodes) {
     const proxy = new FaultProxy({
@@ -405,25 +387,8 @@ async function openNetnsTarget(
       ].join("\n");
     nodes.push(new NatsServer(serverOptions(name, nodeDir, opts.debug ?? false), false, config));
   }
-  const cluster = new NatsCluster(nodes, dir);
-  const killAll = () => {
-    for (const n of nodes) {
-      const pid = n.pid;
-      if (pid) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {}
-      }
-    }
-  };
-  process.once("exit", killAll);
   // Registered after the network: runs before it (cleanup runs in reverse), so no process is left in a namespace.
-  cleanup.push(async () => {
-    process.off("exit", killAll);
-    await Promise.all(nodes.map((n) => n.kill()));
-  });
-  await Promise.all(nodes.map((n) => n.start({ waitHealthy: false })));
-  await cluster.waitReady(30_000);
+  const cluster = await startNodes(nodes, dir, cleanup);
   const clientProxies = new Map<string, FaultProxy>();
   for (const name of names) {
     const proxy = new FaultProxy({
@@ -465,4 +430,34 @@ export async function waitFor(
     await delay(stepMs);
   }
   return false;
+}
+
+/**
+ * Starts the nodes as one cluster and registers their teardown on `cleanup`; a drill process that
+ * dies must not leave servers behind, so an exit hook kills them too.
+ */
+async function startNodes(
+  nodes: NatsServer[],
+  dir: string,
+  cleanup: (() => Promise<void>)[],
+): Promise<NatsCluster> {
+  const cluster = new NatsCluster(nodes, dir);
+  const killAll = () => {
+    for (const n of nodes) {
+      const pid = n.pid;
+      if (pid) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {}
+      }
+    }
+  };
+  process.once("exit", killAll);
+  cleanup.push(async () => {
+    process.off("exit", killAll);
+    await Promise.all(nodes.map((n) => n.kill()));
+  });
+  await Promise.all(nodes.map((n) => n.start({ waitHealthy: false })));
+  await cluster.waitReady(30_000);
+  return cluster;
 }
