@@ -1,5 +1,5 @@
 import { EventHeaders, headerValue, JetkitError } from "@jetkit/contracts";
-import { type MsgHdrs, MsgHdrsImpl } from "@nats-io/nats-core";
+import { type Match, MsgHdrsImpl } from "@nats-io/nats-core";
 import { ProducerErrorCodes } from "./errors.js";
 
 /** Lower-cased names the producer writes itself; callers' extra headers must not replace them. */
@@ -13,14 +13,57 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/;
 const CR_LF = /[\r\n]/;
 
 /**
+ * A header map whose wire block is encoded once. nats.js calls `encode()` on every send and
+ * builds the block from the map each time; an event's block is built by {@link toMsgHdrs} in
+ * the pass that fills the map, so its size is known exactly before sending and a retry re-sends
+ * the same bytes. Changing the map afterwards (expectation headers) drops the cached block.
+ */
+export class EncodedHeaders extends MsgHdrsImpl {
+  #bytes: Uint8Array | undefined;
+
+  /** Bytes of the header block on the wire (`NATS/1.0`, the `k: v` lines, a blank line). */
+  get wireBytes(): number {
+    return this.encode().length;
+  }
+
+  override encode(): Uint8Array {
+    this.#bytes ??= super.encode();
+    return this.#bytes;
+  }
+
+  override set(k: string, v: string, match?: Match): void {
+    this.#bytes = undefined;
+    super.set(k, v, match);
+  }
+
+  override append(k: string, v: string, match?: Match): void {
+    this.#bytes = undefined;
+    super.append(k, v, match);
+  }
+
+  override delete(k: string, match?: Match): void {
+    this.#bytes = undefined;
+    super.delete(k, match);
+  }
+
+  /** @internal the block of the current map, written by {@link toMsgHdrs}. */
+  seal(bytes: Uint8Array): this {
+    this.#bytes = bytes;
+    return this;
+  }
+}
+
+/**
  * NATS headers in the given order (the wire order of contracts/WIRE.md). The names are
  * jetkit's own or checked by {@link checkExtraHeaders}, so they are put in the header map
  * directly: `append()` canonicalises and searches every name again, a third of the cost of an
- * event's headers. Values get what `append()` does to them (CR/LF refused, trimmed).
+ * event's headers. Values get what `append()` does to them (CR/LF refused, trimmed). The wire
+ * block is written in the same pass: byte for byte what nats.js's encoding of the map gives.
  */
-export function toMsgHdrs(list: readonly (readonly [string, string])[]): MsgHdrs {
-  const h = new MsgHdrsImpl();
+export function toMsgHdrs(list: readonly (readonly [string, string])[]): EncodedHeaders {
+  const h = new EncodedHeaders();
   const map = h.headers;
+  let block: string | undefined = "NATS/1.0\r\n";
   for (const [k, v] of list) {
     if (CR_LF.test(v)) {
       throw new JetkitError(
@@ -33,17 +76,16 @@ export function toMsgHdrs(list: readonly (readonly [string, string])[]): MsgHdrs
     }
     const value = v.trim();
     const values = map.get(k);
-    if (values) values.push(value);
-    else map.set(k, [value]);
+    if (values) {
+      // a repeated name: nats.js groups a name's values, so let it lay the block out
+      values.push(value);
+      block = undefined;
+    } else {
+      map.set(k, [value]);
+      if (block !== undefined) block += `${k}: ${value}\r\n`;
+    }
   }
-  return h;
-}
-
-/** Bytes the header block takes on the wire (`NATS/1.0\r\n`, `k: v\r\n`..., `\r\n`). */
-export function headerBytes(list: readonly (readonly [string, string])[]): number {
-  let n = 12;
-  for (const [k, v] of list) n += Buffer.byteLength(k) + Buffer.byteLength(v) + 4;
-  return n;
+  return block === undefined ? h : h.seal(Buffer.from(`${block}\r\n`));
 }
 
 /** Checks callers' extra headers: valid names, none that would override a wire header. */
@@ -60,4 +102,21 @@ export function checkExtraHeaders(extra: Record<string, string>): [string, strin
     out.push([k, headerValue(v)]);
   }
   return out;
+}
+
+let lastMs = Number.NaN;
+let lastIso = "";
+
+/**
+ * `new Date().toISOString()` for ce-time, formatted once per millisecond: a busy producer
+ * publishes many events within one, and formatting a date costs as much as the rest of the
+ * header block.
+ */
+export function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
 }

@@ -9,6 +9,7 @@ import {
   partitionKeyOf,
   uuidv7,
 } from "@jetkit/contracts";
+import { ProtoWriter } from "@jetkit/contracts/proto";
 import { JetStreamApiError, type PubAck, PubHeaders } from "@nats-io/jetstream";
 import { connect, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { SpanStatusCode } from "@opentelemetry/api";
@@ -16,7 +17,7 @@ import { type Logger, pino } from "pino";
 import { AckInbox } from "./acks.js";
 import { type BreakerChange, type BreakerState, CircuitBreaker } from "./breaker.js";
 import { classify, closedError, ProducerErrorCodes, toProducerError, wrongStream } from "./errors.js";
-import { checkExtraHeaders, headerBytes, toMsgHdrs } from "./headers.js";
+import { checkExtraHeaders, isoNow, toMsgHdrs } from "./headers.js";
 import { InFlightWindow } from "./in-flight.js";
 import {
   type BreakerOptions,
@@ -103,11 +104,6 @@ export interface ProducerStats {
   breaker: BreakerState;
 }
 
-/** The protobuf writer ts-proto's `encode(message, writer?)` takes and returns. */
-interface Writer {
-  finish(): Uint8Array;
-}
-
 interface Prepared {
   spec: EventSpec;
   payload: Uint8Array;
@@ -129,7 +125,7 @@ export class Producer {
   readonly #breaker: CircuitBreaker;
   readonly #telemetry: ProducerTelemetry;
   readonly #keyFields = new Map<string, string | undefined>();
-  #writer: Writer | undefined;
+  #writer: ProtoWriter | undefined;
   #closing: Promise<void> | undefined;
   #stats = { published: 0, duplicates: 0, retries: 0, failures: 0 };
 
@@ -349,18 +345,17 @@ export class Producer {
   }
 
   /**
-   * ts-proto encodes into the writer it is given (a fresh BinaryWriter by default); reusing one
-   * keeps its grown buffer, so an event is written without reallocating (finish() copies the
-   * bytes out and resets the writer). Encoding is synchronous, so one writer per producer is
-   * enough; a writer left mid-message by a throwing encode is dropped.
+   * ts-proto encodes into the writer it is given; the producer's {@link ProtoWriter} writes the
+   * same bytes as the default BinaryWriter, faster, and hands the payload out as a view of its
+   * arena instead of a copy. Encoding is synchronous, so one writer per producer is enough; a
+   * writer left mid-message by a throwing encode is dropped.
    */
   #encode<T>(Type: EventType<T>, event: T): Uint8Array {
-    const encode = Type.encode as (message: T, writer?: Writer) => Writer;
-    const writer = this.#writer;
+    const encode = Type.encode as unknown as (message: T, writer: ProtoWriter) => ProtoWriter;
+    const writer = this.#writer ?? new ProtoWriter();
     this.#writer = undefined;
-    const out = writer ? encode.call(Type, event, writer) : encode.call(Type, event);
-    const payload = out.finish();
-    this.#writer = out;
+    const payload = encode.call(Type, event, writer).finish();
+    this.#writer = writer;
     return payload;
   }
 
@@ -401,19 +396,20 @@ export class Producer {
     const started = performance.now();
     const deadline = Date.now() + this.#retry.deadlineMs;
     const correlationId = opts.correlationId ?? msgId;
-    const { span, carrier } = this.#telemetry.startSend(subject, {
-      [Attr.MESSAGE_ID]: msgId,
-      [Attr.BODY_SIZE]: payload.length,
-      [Attr.CONVERSATION_ID]: correlationId,
-      [Attr.EVENT_TYPE]: spec.type,
-    });
+    const { span, carrier } = this.#telemetry.startSend(
+      subject,
+      msgId,
+      payload.length,
+      correlationId,
+      spec.type,
+    );
     let attempts = 0;
     try {
       const list = eventHeaders({
         id: msgId,
         type: spec.type,
         source: this.source,
-        time: opts.time ?? new Date(),
+        time: opts.time ?? isoNow(),
         partitionKey: p.key,
         correlationId,
         causationId: opts.causationId,
@@ -421,9 +417,9 @@ export class Producer {
         tracestate: carrier.tracestate,
       });
       if (p.extra.length > 0) list.splice(list.length - 1, 0, ...p.extra);
-      this.#checkSize(ctx, payload.length, headerBytes(list));
       const headers = toMsgHdrs(list);
       if (opts.expect) setExpectations(headers, opts.expect);
+      this.#checkSize(ctx, payload.length, headers.wireBytes);
       let probe = admission.probe;
       for (;;) {
         attempts++;

@@ -44,14 +44,17 @@ export interface TraceCarrier {
 export class ProducerTelemetry {
   readonly #tracer = trace.getTracer(SCOPE, VERSION);
   readonly #duration: Histogram;
-  readonly #sent: Counter;
   readonly #retries: Counter;
   readonly #failures: Counter;
   readonly #base: Attributes;
-  readonly #sendAttrs = new Map<string, Attributes>();
+  readonly #clientId: string;
+  /** Per subject: the attributes of its metric points and the messages sent to it. */
+  readonly #subjects = new Map<string, { attrs: Attributes; sent: number }>();
+  readonly #spanNames = new Map<string, string>();
 
   constructor(clientId: string, observe: () => { inFlight: number; breaker: BreakerState }) {
     const meter = metrics.getMeter(SCOPE, VERSION);
+    this.#clientId = clientId;
     this.#base = { [Attr.SYSTEM]: "nats", [Attr.CLIENT_ID]: clientId };
     this.#duration = meter.createHistogram("messaging.client.operation.duration", {
       description: "Duration of a publish, from the call to its JetStream ack (retries included).",
@@ -62,7 +65,9 @@ export class ProducerTelemetry {
         ],
       },
     });
-    this.#sent = meter.createCounter("messaging.client.sent.messages", {
+    // Observed from a per-subject count rather than added to per publish: a synchronous
+    // counter hashes its attributes on every add(), once per event on the hot path.
+    const sent = meter.createObservableCounter("messaging.client.sent.messages", {
       description: "Events acknowledged by JetStream.",
       unit: "{message}",
     });
@@ -86,24 +91,38 @@ export class ProducerTelemetry {
         const now = observe();
         result.observe(inFlight, now.inFlight, this.#base);
         result.observe(breaker, BREAKER_VALUE[now.breaker], this.#base);
+        for (const s of this.#subjects.values()) result.observe(sent, s.sent, s.attrs);
       },
-      [inFlight, breaker],
+      [inFlight, breaker, sent],
     );
   }
 
-  /** Starts the PRODUCER span of a publish and returns it with the trace context to inject. */
-  startSend(subject: string, attrs: Attributes): { span: Span; carrier: TraceCarrier } {
+  /**
+   * Starts the PRODUCER span of a publish and returns it with the trace context to inject. The
+   * attributes are one literal of a fixed shape (no spreads): this runs once per event.
+   */
+  startSend(
+    subject: string,
+    msgId: string,
+    bodySize: number,
+    conversationId: string,
+    eventType: string,
+  ): { span: Span; carrier: TraceCarrier } {
     const parent = context.active();
     const span = this.#tracer.startSpan(
-      `send ${subject}`,
+      this.#spanName(subject),
       {
         kind: SpanKind.PRODUCER,
         attributes: {
-          ...this.#base,
+          [Attr.SYSTEM]: "nats",
+          [Attr.CLIENT_ID]: this.#clientId,
           [Attr.DESTINATION]: subject,
           [Attr.OPERATION_TYPE]: "send",
           [Attr.OPERATION_NAME]: "send",
-          ...attrs,
+          [Attr.MESSAGE_ID]: msgId,
+          [Attr.BODY_SIZE]: bodySize,
+          [Attr.CONVERSATION_ID]: conversationId,
+          [Attr.EVENT_TYPE]: eventType,
         },
       },
       parent,
@@ -113,15 +132,16 @@ export class ProducerTelemetry {
     return { span, carrier };
   }
 
+  /** Records an acknowledged publish: its duration, and one more sent message on its subject. */
   published(subject: string, seconds: number): void {
-    // one attributes object per subject instead of one per publish
-    let attrs = this.#sendAttrs.get(subject);
-    if (!attrs) {
-      attrs = { ...this.#base, [Attr.DESTINATION]: subject, [Attr.OPERATION_NAME]: "send" };
-      this.#sendAttrs.set(subject, attrs);
+    let s = this.#subjects.get(subject);
+    if (!s) {
+      // one attributes object per subject instead of one per publish
+      s = { attrs: { ...this.#base, [Attr.DESTINATION]: subject, [Attr.OPERATION_NAME]: "send" }, sent: 0 };
+      this.#subjects.set(subject, s);
     }
-    this.#duration.record(seconds, attrs);
-    this.#sent.add(1, attrs);
+    this.#duration.record(seconds, s.attrs);
+    s.sent++;
   }
 
   failed(subject: string, code: string, seconds: number): void {
@@ -133,6 +153,15 @@ export class ProducerTelemetry {
     };
     this.#duration.record(seconds, attrs);
     this.#failures.add(1, attrs);
+  }
+
+  #spanName(subject: string): string {
+    let name = this.#spanNames.get(subject);
+    if (name === undefined) {
+      name = `send ${subject}`;
+      this.#spanNames.set(subject, name);
+    }
+    return name;
   }
 
   retried(subject: string, reason: string): void {
