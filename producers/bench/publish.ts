@@ -5,7 +5,7 @@
  * baselines: `raw` sends the payload with only a msgID; `raw-hdrs` sends the same bytes the SDK
  * stores (payload plus the same CloudEvents header block, fresh ids per message), built up front.
  *
- *   node producers/dist/bench/publish.js [--rounds 5] [--sequential 2000] [--pipelined 20000] [--window 256]
+ *   node producers/dist/bench/publish.js [--rounds 7] [--sequential 2000] [--pipelined 20000] [--window 256]
  */
 import { parseArgs } from "node:util";
 import { eventHeaders, uuidv7 } from "@jetkit/contracts";
@@ -24,7 +24,7 @@ import { createProducer } from "../src/index.js";
 
 const { values } = parseArgs({
   options: {
-    rounds: { type: "string", default: "5" },
+    rounds: { type: "string", default: "7" },
     sequential: { type: "string", default: "2000" },
     pipelined: { type: "string", default: "20000" },
     window: { type: "string", default: "256" },
@@ -76,12 +76,15 @@ interface Tally {
   lat: number[];
   ms: number;
   count: number;
+  /** CPU time of this (client) process, microseconds. */
+  cpuUs: number;
 }
 
 /** Runs `count` sends with at most `window` outstanding, adding latencies and time to `t`. */
 async function drive(count: number, window: number, send: Send, t: Tally, base: number): Promise<void> {
   let next = 0;
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const worker = async () => {
     while (next < count) {
       const i = base + next++;
@@ -91,6 +94,8 @@ async function drive(count: number, window: number, send: Send, t: Tally, base: 
     }
   };
   await Promise.all(Array.from({ length: Math.min(window, count) }, worker));
+  const cpu = process.cpuUsage(c0);
+  t.cpuUs += cpu.user + cpu.system;
   t.ms += performance.now() - t0;
   t.count += count;
 }
@@ -100,7 +105,7 @@ async function drive(count: number, window: number, send: Send, t: Tally, base: 
  * shared machine falls on both sides alike. Returns msgs/s and latency percentiles per side.
  */
 async function round(total: number, window: number, block: number, sides: [string, Send][]) {
-  const tallies = new Map(sides.map(([name]) => [name, { lat: [], ms: 0, count: 0 } as Tally]));
+  const tallies = new Map(sides.map(([name]) => [name, { lat: [], ms: 0, count: 0, cpuUs: 0 } as Tally]));
   for (let done = 0; done < total; done += block) {
     for (const [name, send] of sides)
       await drive(Math.min(block, total - done), window, send, tallies.get(name)!, done);
@@ -108,7 +113,12 @@ async function round(total: number, window: number, block: number, sides: [strin
   return new Map(
     [...tallies].map(([name, t]) => [
       name,
-      { rate: t.count / (t.ms / 1000), p50: pct(t.lat, 50), p99: pct(t.lat, 99) },
+      {
+        rate: t.count / (t.ms / 1000),
+        p50: pct(t.lat, 50),
+        p99: pct(t.lat, 99),
+        cpu: t.cpuUs / t.count,
+      },
     ]),
   );
 }
@@ -175,7 +185,7 @@ try {
   ];
   await round(2000, 32, 500, all);
 
-  const results: Record<string, { rate: number[]; p50: number[]; p99: number[] }> = {};
+  const results: Record<string, { rate: number[]; p50: number[]; p99: number[]; cpu: number[] }> = {};
   for (let r = 0; r < ROUNDS; r++) {
     run = r;
     // rotate which side goes first in each block
@@ -186,32 +196,38 @@ try {
     ] as const) {
       for (const [side, m] of await round(total, window, block, sides)) {
         const key = `${mode} ${side}`;
-        results[key] ??= { rate: [], p50: [], p99: [] };
+        results[key] ??= { rate: [], p50: [], p99: [], cpu: [] };
         results[key].rate.push(m.rate);
         results[key].p50.push(m.p50);
         results[key].p99.push(m.p99);
+        results[key].cpu.push(m.cpu);
       }
     }
     await jsm.streams.purge("CUSTOMER");
   }
 
   const rows: string[] = [
-    "| mode | side | msgs/s (median) | p50 ack ms | p99 ack ms |",
-    "| --- | --- | ---: | ---: | ---: |",
+    "| mode | side | msgs/s (median) | p50 ack ms | p99 ack ms | client CPU us/msg |",
+    "| --- | --- | ---: | ---: | ---: | ---: |",
   ];
   for (const [name, r] of Object.entries(results)) {
     const [mode, side] = name.split(" ");
     rows.push(
-      `| ${mode} | ${side} | ${Math.round(median(r.rate))} | ${median(r.p50).toFixed(3)} | ${median(r.p99).toFixed(3)} |`,
+      `| ${mode} | ${side} | ${Math.round(median(r.rate))} | ${median(r.p50).toFixed(3)} | ${median(r.p99).toFixed(3)} | ${median(r.cpu).toFixed(1)} |`,
     );
   }
   console.log(rows.join("\n"));
   for (const mode of ["sequential", "pipelined"]) {
-    const sdkRate = median(results[`${mode} sdk`]!.rate);
-    const vsRaw = sdkRate / median(results[`${mode} raw`]!.rate);
-    const vsHdrs = sdkRate / median(results[`${mode} raw-hdrs`]!.rate);
+    const sdk = results[`${mode} sdk`]!.rate;
+    const raw = results[`${mode} raw`]!.rate;
+    const hdrs = results[`${mode} raw-hdrs`]!.rate;
+    // The sides of a round ran interleaved in blocks, so a round's ratio is free of the
+    // machine's slow and fast periods; the median of those is the figure to read.
+    const perRound = (base: number[]) => median(sdk.map((x, i) => x / base[i]!));
     console.log(
-      `${mode}: SDK/raw throughput ratio ${vsRaw.toFixed(2)}x (payload only), ${vsHdrs.toFixed(2)}x (same bytes: payload + headers)`,
+      `${mode}: SDK/raw throughput ratio ${perRound(raw).toFixed(2)}x (payload only), ` +
+        `${perRound(hdrs).toFixed(2)}x (same bytes: payload + headers); median of per-round ratios, ` +
+        `ratio of medians ${(median(sdk) / median(raw)).toFixed(2)}x / ${(median(sdk) / median(hdrs)).toFixed(2)}x`,
     );
   }
   await producer.close();

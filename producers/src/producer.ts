@@ -375,7 +375,8 @@ export class Producer {
 
   async #send(p: Prepared, opts: PublishOptions): Promise<PublishAck> {
     if (this.#closing) throw closedError();
-    const { spec, payload } = p;
+    const { spec } = p;
+    let payload = p.payload;
     const subject = spec.subject;
     const msgId = opts.msgId ?? uuidv7();
     const ctx = { subject, stream: spec.stream, msgId };
@@ -438,6 +439,9 @@ export class Producer {
           const reason = err instanceof Error ? err.message : String(err);
           if (Date.now() >= deadline) throw this.#timeout(ctx, attempts, reason, err);
           this.#stats.retries++;
+          // The payload may be a view of the encoder's arena: a copy keeps one event waiting on
+          // retries from holding a whole arena of already-acknowledged events in memory.
+          if (attempts === 1 && payload.byteLength !== payload.buffer.byteLength) payload = payload.slice();
           this.#telemetry.retried(subject, err instanceof Error ? err.name : "Error");
           this.#log.debug({ ...logCtx(ctx), attempt: attempts, reason }, "publish attempt failed; retrying");
           await sleep(Math.min(backoffDelay(attempts, this.#retry), Math.max(0, deadline - Date.now())));
