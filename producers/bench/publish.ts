@@ -7,6 +7,7 @@
  *
  *   node producers/dist/bench/publish.js [--rounds 7] [--sequential 2000] [--pipelined 20000] [--window 256]
  */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { eventHeaders, uuidv7 } from "@jetkit/contracts";
 import { CustomerCheckoutInitiated } from "@jetkit/contracts/gen/shop/customer/v1/events";
@@ -78,6 +79,19 @@ interface Tally {
   count: number;
   /** CPU time of this (client) process, microseconds. */
   cpuUs: number;
+  /** CPU time of the nats-server process (Linux /proc; NaN elsewhere), microseconds. */
+  serverUs: number;
+}
+
+/** CPU time the nats-server process has used so far, microseconds (clock ticks of 10 ms). */
+function serverCpuUs(): number {
+  try {
+    const stat = readFileSync(`/proc/${server.pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /** Runs `count` sends with at most `window` outstanding, adding latencies and time to `t`. */
@@ -85,6 +99,7 @@ async function drive(count: number, window: number, send: Send, t: Tally, base: 
   let next = 0;
   const t0 = performance.now();
   const c0 = process.cpuUsage();
+  const s0 = serverCpuUs();
   const worker = async () => {
     while (next < count) {
       const i = base + next++;
@@ -96,6 +111,7 @@ async function drive(count: number, window: number, send: Send, t: Tally, base: 
   await Promise.all(Array.from({ length: Math.min(window, count) }, worker));
   const cpu = process.cpuUsage(c0);
   t.cpuUs += cpu.user + cpu.system;
+  t.serverUs += serverCpuUs() - s0;
   t.ms += performance.now() - t0;
   t.count += count;
 }
@@ -105,7 +121,7 @@ async function drive(count: number, window: number, send: Send, t: Tally, base: 
  * shared machine falls on both sides alike. Returns msgs/s and latency percentiles per side.
  */
 async function round(total: number, window: number, block: number, sides: [string, Send][]) {
-  const tallies = new Map(sides.map(([name]) => [name, { lat: [], ms: 0, count: 0, cpuUs: 0 } as Tally]));
+  const tallies = new Map(sides.map(([name]) => [name, { lat: [], ms: 0, count: 0, cpuUs: 0, serverUs: 0 } as Tally]));
   for (let done = 0; done < total; done += block) {
     for (const [name, send] of sides)
       await drive(Math.min(block, total - done), window, send, tallies.get(name)!, done);
@@ -118,6 +134,7 @@ async function round(total: number, window: number, block: number, sides: [strin
         p50: pct(t.lat, 50),
         p99: pct(t.lat, 99),
         cpu: t.cpuUs / t.count,
+        server: t.serverUs / t.count,
       },
     ]),
   );
@@ -185,7 +202,7 @@ try {
   ];
   await round(2000, 32, 500, all);
 
-  const results: Record<string, { rate: number[]; p50: number[]; p99: number[]; cpu: number[] }> = {};
+  const results: Record<string, { rate: number[]; p50: number[]; p99: number[]; cpu: number[]; server: number[] }> = {};
   for (let r = 0; r < ROUNDS; r++) {
     run = r;
     // rotate which side goes first in each block
@@ -196,24 +213,25 @@ try {
     ] as const) {
       for (const [side, m] of await round(total, window, block, sides)) {
         const key = `${mode} ${side}`;
-        results[key] ??= { rate: [], p50: [], p99: [], cpu: [] };
+        results[key] ??= { rate: [], p50: [], p99: [], cpu: [], server: [] };
         results[key].rate.push(m.rate);
         results[key].p50.push(m.p50);
         results[key].p99.push(m.p99);
         results[key].cpu.push(m.cpu);
+        results[key].server.push(m.server);
       }
     }
     await jsm.streams.purge("CUSTOMER");
   }
 
   const rows: string[] = [
-    "| mode | side | msgs/s (median) | p50 ack ms | p99 ack ms | client CPU us/msg |",
-    "| --- | --- | ---: | ---: | ---: | ---: |",
+    "| mode | side | msgs/s (median) | p50 ack ms | p99 ack ms | client CPU us/msg | server CPU us/msg |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const [name, r] of Object.entries(results)) {
     const [mode, side] = name.split(" ");
     rows.push(
-      `| ${mode} | ${side} | ${Math.round(median(r.rate))} | ${median(r.p50).toFixed(3)} | ${median(r.p99).toFixed(3)} | ${median(r.cpu).toFixed(1)} |`,
+      `| ${mode} | ${side} | ${Math.round(median(r.rate))} | ${median(r.p50).toFixed(3)} | ${median(r.p99).toFixed(3)} | ${median(r.cpu).toFixed(1)} | ${median(r.server).toFixed(1)} |`,
     );
   }
   console.log(rows.join("\n"));

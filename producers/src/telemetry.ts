@@ -3,8 +3,8 @@ import {
   type Counter,
   context,
   type Histogram,
+  isSpanContextValid,
   metrics,
-  propagation,
   type Span,
   SpanKind,
   trace,
@@ -33,6 +33,24 @@ export const Attr = {
 } as const;
 
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, "half-open": 1, open: 2 };
+
+/**
+ * The W3C trace context of a span, as WIRE.md puts it in an event's `traceparent`/`tracestate`
+ * headers. Written from the span context directly rather than through the app's global
+ * propagator: the wire format is W3C whatever propagator (or none) the app installed, and it
+ * saves a context and a carrier walk per event. A span without a valid context (no tracer
+ * provider and no active trace) gives no headers.
+ */
+export function w3cTraceContext(span: Span): TraceCarrier {
+  const sc = span.spanContext();
+  if (!isSpanContextValid(sc)) return {};
+  const carrier: TraceCarrier = {
+    traceparent: `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 0xff).toString(16).padStart(2, "0")}`,
+  };
+  const state = sc.traceState?.serialize();
+  if (state) carrier.tracestate = state;
+  return carrier;
+}
 
 /** Carrier of the W3C trace context injected into an event's headers. */
 export interface TraceCarrier {
@@ -127,9 +145,7 @@ export class ProducerTelemetry {
       },
       parent,
     );
-    const carrier: TraceCarrier = {};
-    propagation.inject(trace.setSpan(parent, span), carrier);
-    return { span, carrier };
+    return { span, carrier: w3cTraceContext(span) };
   }
 
   /** Records an acknowledged publish: its duration, and one more sent message on its subject. */

@@ -119,4 +119,18 @@ describe("telemetry", () => {
     assert.equal(byName("jetkit.producer.breaker.state")?.dataPoints[0]?.value, 0);
     assert.equal(byName("messaging.client.sent.messages")?.dataPoints[0]?.value, 1);
   });
+  it("writes the W3C traceparent of WIRE.md even when the app installed no global propagator", async () => {
+    propagation.disable(); // back to the API's no-op propagator
+    try {
+      const ack = await producer.publish(OrderFulfillmentCompleted, fulfillmentCompleted());
+      const send = spans.getFinishedSpans().find((s) => s.attributes["messaging.message.id"] === ack.msgId);
+      assert.ok(send, "a send span was recorded");
+      const stored = (await storedMessages(admin, "ORDER")).find((m) => m.seq === ack.seq)!;
+      const { traceId, spanId } = send.spanContext();
+      assert.equal(stored.header.get("traceparent"), `00-${traceId}-${spanId}-01`);
+      assert.equal(stored.header.get("tracestate"), "", "no trace state without one on the caller");
+    } finally {
+      propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    }
+  });
 });
