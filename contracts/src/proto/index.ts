@@ -1,1 +1,2 @@
+export * from "./reader.js";
 export { ProtoWriter } from "./writer.js";

@@ -1,0 +1,62 @@
+import { BinaryReader } from "@bufbuild/protobuf/wire";
+
+/** Longest string read on the ASCII fast path (36-character UUIDs and most ids fit). */
+const SHORT_MAX = 40;
+
+/** Reads `n` bytes at `at` as one char each, by the number of bytes `n` (index). */
+type ShortRead = (bytes: Uint8Array, at: number) => string;
+
+/**
+ * One function per length, each a single `String.fromCharCode(b[at], b[at + 1], ...)` call:
+ * no intermediate array, no `apply`, no text decoder call for a short field. Built once from
+ * a fixed template (only the length varies), like the compiled validation checks.
+ */
+const SHORT: ShortRead[] = [() => ""];
+for (let n = 1; n <= SHORT_MAX; n++) {
+  const args = Array.from({ length: n }, (_, i) => `b[at + ${i}]`).join(", ");
+  SHORT.push(new Function("b", "at", `return String.fromCharCode(${args});`) as ShortRead);
+}
+
+/**
+ * A protobuf binary reader for the generated `decode(input)` of ts-proto, which uses a reader it
+ * is given as is: the same methods and results as `BinaryReader` of `@bufbuild/protobuf/wire`
+ * (it is one), with cheaper strings and a fixed shape.
+ *
+ * - A string of up to 40 bytes, all ASCII, is made by one `String.fromCharCode` call (the
+ *   string fields of events are mostly ids, codes and names). Anything else, and every error,
+ *   goes through `BinaryReader#string` itself. The strings are flat copies: none keeps the
+ *   message's bytes or a larger string alive.
+ * - ts-proto's decode keeps its recursion depth on the reader; declaring the property here
+ *   spares every reader a change of hidden class on its first nested message.
+ *
+ * Use one reader per message: `Type.decode(new ProtoReader(bytes))`.
+ */
+export class ProtoReader extends BinaryReader {
+  /** Written by ts-proto's generated decode. */
+  __tsProtoDecodeDepth = 0;
+  readonly #bytes: Uint8Array;
+
+  constructor(bytes: Uint8Array) {
+    super(bytes);
+    this.#bytes = bytes;
+  }
+
+  /** Reads a `string` field (UTF-8; invalid sequences replaced, or thrown on when `strict`). */
+  override string(strict?: boolean): string {
+    const at = this.pos;
+    const len = this.uint32();
+    const start = this.pos;
+    const end = start + len;
+    if (len <= SHORT_MAX && end <= this.len) {
+      const b = this.#bytes;
+      let i = start;
+      while (i < end && b[i]! < 0x80) i++;
+      if (i === end) {
+        this.pos = end;
+        return SHORT[len]!(b, start);
+      }
+    }
+    this.pos = at;
+    return super.string(strict);
+  }
+}

@@ -1,0 +1,167 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import * as customer from "../gen/ts/shop/customer/v1/events.js";
+import * as inventory from "../gen/ts/shop/inventory/v1/events.js";
+import * as order from "../gen/ts/shop/order/v1/events.js";
+import * as payment from "../gen/ts/shop/payment/v1/events.js";
+import type { EventType } from "../src/index.js";
+import { ProtoReader } from "../src/proto/index.js";
+import { readGolden } from "../tools/vectors.js";
+
+/** What ts-proto's decode does with a reader it is given. */
+type Decode = (input: BinaryReader) => unknown;
+
+const codecs = new Map<string, EventType<unknown>>(
+  [customer, inventory, order, payment]
+    .flatMap((m) => Object.values(m))
+    .filter((v): v is EventType<unknown> => typeof v === "object" && v !== null && "$type" in v)
+    .map((c) => [c.$type, c]),
+);
+
+/** A small seeded PRNG, so a failure can be replayed. */
+function prng(seed: number) {
+  let s = seed >>> 0;
+  const next = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1));
+  return { next, int };
+}
+
+/** The result of `read`, or the error it threw (name and message), for comparing two readers. */
+function outcome(read: () => unknown): unknown {
+  try {
+    return { value: read() };
+  } catch (err) {
+    return { threw: (err as Error).name, message: (err as Error).message };
+  }
+}
+
+/** A string field's payload bytes: ASCII around the fast path's limit, UTF-8, and broken UTF-8. */
+function stringPayloads(): Uint8Array[] {
+  const te = new TextEncoder();
+  const out: Uint8Array[] = [];
+  for (let n = 0; n <= 48; n++) {
+    const ascii = Uint8Array.from({ length: n }, (_, i) => 32 + ((i * 7 + n) % 95));
+    out.push(ascii);
+    // one byte above 0x7f at every position: the fast path must hand the field back
+    for (let at = 0; at < n; at++) {
+      const high = ascii.slice();
+      high[at] = 0x80 + ((at * 13) % 0x80);
+      out.push(high);
+    }
+  }
+  for (const s of [
+    "Zürich",
+    "東京",
+    "😀",
+    "é".repeat(30),
+    "\u007f\u0000\u0001",
+    "\ufeffbom",
+    "x".repeat(5000),
+  ]) {
+    out.push(te.encode(s));
+  }
+  // invalid UTF-8: lone continuation bytes, truncated sequences, overlongs, 0xff
+  for (const bytes of [
+    [0x80],
+    [0xc3],
+    [0xe6, 0x9d],
+    [0xf0, 0x9f, 0x98],
+    [0xc0, 0xaf],
+    [0xff, 0x41],
+    [0x41, 0xed, 0xa0, 0x80],
+  ]) {
+    out.push(Uint8Array.from(bytes));
+  }
+  return out;
+}
+
+describe("ProtoReader (the consumer's protobuf reader)", () => {
+  test("reads every string field as BinaryReader does, strict or not, including invalid UTF-8", () => {
+    let fast = 0;
+    for (const payload of stringPayloads()) {
+      const w = new BinaryWriter();
+      w.uint32(10).bytes(payload).uint32(16).uint32(7);
+      const bytes = w.finish();
+      for (const strict of [false, true]) {
+        const read = (r: BinaryReader) => () => {
+          const tag = r.uint32();
+          const s = r.string(strict);
+          // the position after the field must match too: the next field is read from it
+          return [tag, s, r.uint32(), r.uint32(), r.pos];
+        };
+        const label = `${Buffer.from(payload).toString("hex").slice(0, 40)} strict=${strict}`;
+        assert.deepEqual(
+          outcome(read(new ProtoReader(bytes))),
+          outcome(read(new BinaryReader(bytes))),
+          label,
+        );
+      }
+      if (payload.length <= 40 && payload.every((b) => b < 0x80)) fast++;
+    }
+    assert.ok(fast > 40, "the fast path was exercised");
+  });
+
+  test("throws BinaryReader's error for a string running past the end, and at the same position", () => {
+    for (const [len, have] of [
+      [5, 4],
+      [40, 39],
+      [41, 3],
+      [300, 100],
+    ] as const) {
+      const w = new BinaryWriter();
+      w.uint32(len);
+      const bytes = new Uint8Array([...w.finish(), ...new Uint8Array(have).fill(0x61)]);
+      const mine = new ProtoReader(bytes);
+      const theirs = new BinaryReader(bytes);
+      assert.deepEqual(
+        outcome(() => mine.string()),
+        outcome(() => theirs.string()),
+      );
+      assert.equal(mine.pos, theirs.pos);
+      assert.throws(() => new ProtoReader(bytes).string(), RangeError);
+    }
+  });
+
+  test("decodes every golden-vector event and random events as ts-proto's default reader does", () => {
+    const golden = readGolden();
+    let decoded = 0;
+    for (const v of golden.vectors) {
+      const codec = codecs.get(v.type);
+      if (!codec || v.payload_hex === undefined) continue;
+      const bytes = Buffer.from(v.payload_hex, "hex");
+      const decode = codec.decode as unknown as Decode;
+      assert.deepEqual(decode.call(codec, new ProtoReader(bytes)), codec.decode(bytes), v.name);
+      decoded++;
+    }
+    assert.ok(decoded > 0, "golden vectors were decoded");
+    // Random field soups through every event type: unknown fields skipped, wrong wire types,
+    // truncation. Both readers must build the same object or throw the same error.
+    const rng = prng(20261123);
+    const words = stringPayloads();
+    for (let n = 0; n < 2000; n++) {
+      const w = new BinaryWriter();
+      for (let f = rng.int(0, 12); f > 0; f--) {
+        const field = rng.int(1, 12);
+        if (rng.next() < 0.7) w.uint32((field << 3) | 2).bytes(words[rng.int(0, words.length - 1)]!);
+        else w.uint32((field << 3) | 0).uint32(rng.int(0, 2 ** 20));
+      }
+      let bytes = w.finish();
+      if (rng.next() < 0.2) bytes = bytes.subarray(0, rng.int(0, bytes.length));
+      for (const codec of codecs.values()) {
+        const decode = codec.decode as unknown as Decode;
+        assert.deepEqual(
+          outcome(() => decode.call(codec, new ProtoReader(bytes))),
+          outcome(() => codec.decode(bytes)),
+          `${codec.$type} ${Buffer.from(bytes).toString("hex")}`,
+        );
+      }
+    }
+  });
+});
