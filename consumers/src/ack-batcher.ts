@@ -22,21 +22,27 @@ export class AckBatcher {
     this.#scheduled ??= setImmediate(() => this.flush());
   }
 
+  /**
+   * Sends the ack of `m` at once: for code running inside nats-core's parse of one read, whose
+   * writes already go out together.
+   */
+  ackNow(m: JsMsg): void {
+    try {
+      m.ack();
+    } catch (err) {
+      this.#onError(err, m);
+    }
+  }
+
   /** Sends every queued ack now. */
   flush(): void {
     if (this.#scheduled) clearImmediate(this.#scheduled);
     this.#scheduled = undefined;
     const batch = this.#pending;
     this.#pending = [];
-    for (const m of batch) {
-      try {
-        m.ack();
-      } catch (err) {
-        // Closed connection: the server redelivers after ack wait; the idempotency store (if on)
-        // then acks without running the handler again.
-        this.#onError(err, m);
-      }
-    }
+    // A failed ack (closed connection): the server redelivers after ack wait; the idempotency
+    // store (if on) then acks without running the handler again.
+    for (const m of batch) this.ackNow(m);
   }
 
   get size(): number {

@@ -16,6 +16,7 @@ import {
   subjectMatches,
   subjectsOverlap,
 } from "@jetkit/contracts";
+import { ProtoReader } from "@jetkit/contracts/proto";
 import {
   type ConsumerMessages,
   type JetStreamClient,
@@ -26,12 +27,21 @@ import {
 } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { type Attributes, context, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import {
+  type Attributes,
+  type Context,
+  context,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from "@opentelemetry/api";
 import { type Logger, pino } from "pino";
 import { AckBatcher } from "./ack-batcher.js";
 import { watchMaxDeliveries } from "./advisories.js";
 import { nakDelay } from "./backoff.js";
 import { type DeadLetter, publishDeadLetter } from "./dead-letter.js";
+import { deliveryOf } from "./delivery-info.js";
 import { durableConfig, ensureDurable } from "./durable.js";
 import { ConsumerErrorCodes, isPermanentError, reasonOf } from "./errors.js";
 import { Fifo } from "./fifo.js";
@@ -128,6 +138,18 @@ interface InFlight {
   lookupId: string | undefined;
   /** The message's headers (name -> first value), read once on first use. */
   headers: ReceivedHeaders | undefined;
+  /** Stream sequence and delivery count, from the reply subject. */
+  seq: number;
+  delivery: number;
+}
+
+/**
+ * The payload as the handler's event. ts-proto's generated decode reads from a reader it is
+ * given (the `EventType` interface declares only bytes): jetkit's ProtoReader makes the short
+ * ASCII strings of an event (ids, codes) without a text decoder call each.
+ */
+function decodeEvent(type: EventType<unknown>, data: Uint8Array): unknown {
+  return type.decode(new ProtoReader(data) as unknown as Uint8Array);
 }
 
 /** The delivery's headers, read in one pass the first time they are needed. */
@@ -137,6 +159,19 @@ function headersOf(f: InFlight): ReceivedHeaders {
 }
 
 type Outcome = "ack" | "nak" | "dead" | "abandoned";
+
+/** A delivery that passed the wire and contract checks, on its way through its handler. */
+interface Run {
+  f: InFlight;
+  reg: Registration;
+  event: unknown;
+  wire: ReceivedEventHeaders;
+  /** The CONSUMER process span (non-recording without a tracer provider). */
+  span: Span;
+  log: Logger;
+  /** The context the handler runs in: the process span active. */
+  active: Context;
+}
 
 /**
  * Creates a consumer and connects (unless `connection` is given). Nothing is pulled before
@@ -213,6 +248,8 @@ class JetkitConsumer implements Consumer {
   #connected = true;
   #lastLag: ConsumerLag = { pending: 0, ackPending: 0, redelivered: 0 };
   #timers: NodeJS.Timeout[] = [];
+  /** True while the consume callback runs (#receive): handlers completing now do so inside it. */
+  #receiving = false;
 
   constructor(o: ResolvedOptions, nc: NatsConnection, owns: boolean) {
     this.#o = o;
@@ -509,6 +546,7 @@ class JetkitConsumer implements Consumer {
       m.nak();
       return;
     }
+    const { seq, deliveryCount } = deliveryOf(m);
     const f: InFlight = {
       msg: m,
       binding: b,
@@ -517,6 +555,8 @@ class JetkitConsumer implements Consumer {
       lookup: undefined,
       lookupId: undefined,
       headers: undefined,
+      seq,
+      delivery: deliveryCount,
     };
     if (this.#store) {
       // Look the effect record up now, while the message may still wait for a slot: the lookups
@@ -529,30 +569,60 @@ class JetkitConsumer implements Consumer {
       }
     }
     this.#queue.push(f);
-    this.#pump();
+    this.#receiving = true;
+    try {
+      this.#pump();
+    } finally {
+      this.#receiving = false;
+    }
   }
 
-  /** Starts queued messages while handler slots are free (FIFO: arrival order). */
+  /**
+   * Starts queued messages while handler slots are free (FIFO: arrival order). A message whose
+   * handling completes synchronously (a synchronous handler that succeeded, or a plain nak) frees
+   * its slot at once, without a promise and a microtask turn per message.
+   */
   #pump(): void {
     while (this.#inFlight.size < this.#o.concurrency && this.#state === "running") {
       const f = this.#queue.shift();
       if (!f) return;
       this.#inFlight.add(f);
-      const key = this.#o.ordering === "per-key" ? this.#partitionKey(f) : undefined;
-      const run = key === undefined ? this.#handle(f) : this.#lanes.run(key, () => this.#handle(f));
+      let run: Promise<void> | undefined;
+      try {
+        const key = this.#o.ordering === "per-key" ? this.#partitionKey(f) : undefined;
+        run =
+          key === undefined
+            ? this.#handle(f)
+            : this.#lanes.run(key, () => this.#handle(f) ?? Promise.resolve());
+      } catch (err) {
+        this.#unexpected(err, f);
+      }
+      if (run === undefined) {
+        this.#release(f);
+        continue;
+      }
       run.then(
         () => this.#finish(f),
         (err: unknown) => {
-          this.#log.error({ err, seq: f.msg.seq }, "unexpected error handling a message");
+          this.#unexpected(err, f);
           this.#finish(f);
         },
       );
     }
   }
 
-  #finish(f: InFlight): void {
+  #unexpected(err: unknown, f: InFlight): void {
+    this.#log.error({ err, seq: f.seq }, "unexpected error handling a message");
+  }
+
+  /** Frees the slot of `f`. */
+  #release(f: InFlight): void {
     this.#inFlight.delete(f);
     if (this.#inFlight.size === 0) this.#idle?.();
+  }
+
+  #finish(f: InFlight): void {
+    this.#release(f);
     this.#pump();
   }
 
@@ -585,11 +655,15 @@ class JetkitConsumer implements Consumer {
     return a;
   }
 
-  async #handle(f: InFlight): Promise<void> {
+  /**
+   * Handles one delivery to its outcome. Returns undefined when that happened synchronously (no
+   * idempotency store, a handler that returned no promise, an ack or a nak), else its promise.
+   */
+  #handle(f: InFlight): Promise<void> | undefined {
     f.started = true;
     const m = f.msg;
     const b = f.binding;
-    const delivery = m.info.deliveryCount;
+    const delivery = f.delivery;
     const attrs = this.#attributes(m.subject).base;
     if (delivery > 1) this.#tel.redeliveries.add(1, attrs);
     const hdrs = headersOf(f);
@@ -597,7 +671,7 @@ class JetkitConsumer implements Consumer {
     const baseFields = () => ({
       subject: m.subject,
       stream: b.stream,
-      seq: m.seq,
+      seq: f.seq,
       delivery,
       msg_id: get(EventHeaders.MSG_ID),
     });
@@ -634,7 +708,7 @@ class JetkitConsumer implements Consumer {
     let event: unknown;
     try {
       try {
-        event = reg.type.decode(m.data);
+        event = decodeEvent(reg.type, m.data);
       } catch (err) {
         throw new JetkitError(
           ContractErrorCodes.UNDECODABLE,
@@ -665,7 +739,7 @@ class JetkitConsumer implements Consumer {
         "messaging.message.body.size": m.data.length,
         ...(wire.correlationId ? { "messaging.message.conversation_id": wire.correlationId } : {}),
         "messaging.nats.stream": b.stream,
-        "messaging.nats.stream.sequence": m.seq,
+        "messaging.nats.stream.sequence": f.seq,
         "messaging.nats.delivery_count": delivery,
       });
     }
@@ -674,135 +748,184 @@ class JetkitConsumer implements Consumer {
       trace_id: span.spanContext().traceId,
       ...(wire.correlationId ? { correlation_id: wire.correlationId } : {}),
     }));
+    const run: Run = {
+      f,
+      reg,
+      event,
+      wire,
+      span,
+      log,
+      // The handler runs with the process span active, so its spans and logs join the trace.
+      active: trace.setSpan(context.active(), span),
+    };
+    if (this.#store) return this.#handleOnce(run, this.#store);
+    let outcome: Outcome | Promise<Outcome>;
     try {
-      // 2. Effect already recorded: ack without running the handler.
-      if (this.#store) {
-        let seen: boolean;
-        try {
-          const lookup = f.lookupId === wire.id && f.lookup ? f.lookup : this.#store.seen(wire.id);
-          // A record this process wrote after the lookup started counts too.
-          seen = (await lookup) || this.#store.recordedLately(wire.id);
-        } catch (err) {
-          log.warn({ err }, "idempotency store unavailable; retrying the message later");
-          this.#nak(f, nakDelay(delivery, this.#o.backoff), attrs);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: "idempotency store unavailable" });
-          return;
-        }
-        if (seen) {
-          log.debug("effect already recorded; acked without running the handler");
-          span.setAttribute("jetkit.duplicate", true);
-          this.#tel.duplicates.add(1, attrs);
-          this.#ack(f, attrs);
-          return;
-        }
+      outcome = this.#attempt(run, delivery);
+    } catch (err) {
+      span.end();
+      throw err;
+    }
+    if (typeof outcome === "string") {
+      span.setAttribute("jetkit.outcome", outcome);
+      span.end();
+      return undefined;
+    }
+    return outcome.then(
+      (o) => {
+        span.setAttribute("jetkit.outcome", o);
+        span.end();
+      },
+      (err: unknown) => {
+        span.end();
+        throw err;
+      },
+    );
+  }
+
+  /** The handler of `run` unless its effect is already recorded in the idempotency store. */
+  async #handleOnce(run: Run, store: IdempotencyStore): Promise<void> {
+    const { f, wire, span, log } = run;
+    const attrs = this.#attributes(f.msg.subject).base;
+    try {
+      let seen: boolean;
+      try {
+        const lookup = f.lookupId === wire.id && f.lookup ? f.lookup : store.seen(wire.id);
+        // A record this process wrote after the lookup started counts too.
+        seen = (await lookup) || store.recordedLately(wire.id);
+      } catch (err) {
+        log.warn({ err }, "idempotency store unavailable; retrying the message later");
+        this.#nak(f, nakDelay(f.delivery, this.#o.backoff), attrs);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: "idempotency store unavailable" });
+        return;
       }
-      // 3. The handler, retried in place when per-key ordering must hold the key.
-      const outcome = await this.#runHandler(f, reg, event, wire, delivery, span, log);
+      // 2. Effect already recorded: ack without running the handler.
+      if (seen) {
+        log.debug("effect already recorded; acked without running the handler");
+        span.setAttribute("jetkit.duplicate", true);
+        this.#tel.duplicates.add(1, attrs);
+        this.#ack(f, attrs);
+        return;
+      }
+      const outcome = await this.#attempt(run, f.delivery);
       span.setAttribute("jetkit.outcome", outcome);
     } finally {
       span.end();
     }
   }
 
-  async #runHandler(
-    f: InFlight,
-    reg: Registration,
-    event: unknown,
-    wire: ReceivedEventHeaders,
-    delivery: number,
-    span: Span,
-    log: Logger,
-  ): Promise<Outcome> {
+  /**
+   * 3. Runs the handler for delivery `attempt` (above the delivery count when per-key ordering
+   * retries in place). The outcome is synchronous when the handler returned no promise and the
+   * outcome needs no round trip (an ack or a nak without the idempotency store).
+   */
+  #attempt(run: Run, attempt: number): Outcome | Promise<Outcome> {
+    const { f, wire, log } = run;
     const m = f.msg;
-    const b = f.binding;
-    const attrs = this.#attributes(m.subject);
-    const inPlace = this.#o.ordering === "per-key";
-    // The handler runs with the process span active, so its spans and logs join the trace.
-    const active = trace.setSpan(context.active(), span);
-    for (let attempt = delivery; ; attempt++) {
-      const ctx: HandlerContext = {
-        subject: m.subject,
-        stream: b.stream,
-        seq: m.seq,
-        delivery: attempt,
-        eventId: wire.id,
-        msgId: wire.msgId,
-        correlationId: wire.correlationId,
-        causationId: wire.causationId,
-        partitionKey: wire.partitionKey,
-        replayOf: wire.replayOf,
-        headers: wire,
-        logger: attempt === delivery ? log : lazyChild(log, () => ({ attempt })),
-        signal: this.#shutdown.signal,
-        working: () => m.working(),
-      };
-      const t0 = performance.now();
-      let error: unknown;
-      let failed = false;
-      try {
-        const result = context.with(active, reg.handler, undefined, event, ctx);
-        // A synchronous handler is not awaited: no extra turn per message.
-        if (result) await result;
-      } catch (err) {
-        failed = true;
-        error = err;
-      }
-      const seconds = (performance.now() - t0) / 1000;
-      this.#tel.duration.record(seconds, failed ? attrs.error : attrs.ok);
-      if (f.abandoned) return "abandoned";
-      if (!failed) {
-        if (this.#store) {
-          try {
-            await this.#store.record(wire.id, b.stream, m.seq);
-          } catch (err) {
-            // The effect happened: acking is right; only a later duplicate could run it again.
-            log.warn({ err }, "could not record the effect in the idempotency store");
-          }
-        }
-        if (this.#firstFailure.size > 0) this.#firstFailure.delete(`${b.stream}:${m.seq}`);
-        this.#ack(f, attrs.base);
-        return "ack";
-      }
-      span.recordException(error instanceof Error ? error : new Error(String(error)));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: reasonOf(error) });
-      const firstKey = `${b.stream}:${m.seq}`;
-      const now = new Date();
-      if (!this.#firstFailure.has(firstKey)) {
-        if (this.#firstFailure.size >= 10_000)
-          this.#firstFailure.delete(this.#firstFailure.keys().next().value!);
-        this.#firstFailure.set(firstKey, now);
-      }
-      const permanent = isPermanentError(error);
-      if (permanent || attempt >= this.#o.maxDeliver) {
-        log.warn(
-          { err: error },
-          permanent ? "handler failed permanently" : "handler failed on the last delivery",
-        );
-        await this.#deadLetterAndTerm(
-          f,
-          permanent ? "handler_permanent" : "handler_exhausted",
-          reasonOf(error),
-          attempt,
-          log,
-        );
-        return "dead";
-      }
-      const delay = nakDelay(attempt, this.#o.backoff);
-      if (this.#state !== "running") {
-        this.#nak(f, 0, attrs.base);
-        return "nak";
-      }
-      if (!inPlace) {
-        log.info({ err: error, delay_ms: delay }, "handler failed; nak'd for a later retry");
-        this.#nak(f, delay, attrs.base);
-        return "nak";
-      }
-      log.info({ err: error, delay_ms: delay }, "handler failed; retrying in place to keep the key's order");
-      if (!(await this.#holdFor(f, delay))) {
-        this.#nak(f, 0, attrs.base);
-        return "nak";
-      }
+    const ctx: HandlerContext = {
+      subject: m.subject,
+      stream: f.binding.stream,
+      seq: f.seq,
+      delivery: attempt,
+      eventId: wire.id,
+      msgId: wire.msgId,
+      correlationId: wire.correlationId,
+      causationId: wire.causationId,
+      partitionKey: wire.partitionKey,
+      replayOf: wire.replayOf,
+      headers: wire,
+      logger: attempt === f.delivery ? log : lazyChild(log, () => ({ attempt })),
+      signal: this.#shutdown.signal,
+      working: () => m.working(),
+    };
+    const t0 = performance.now();
+    let result: Promise<void> | void;
+    try {
+      result = context.with(run.active, run.reg.handler, undefined, run.event, ctx);
+    } catch (err) {
+      return this.#afterRun(run, attempt, t0, true, err);
     }
+    // A synchronous handler is not awaited: no extra turn per message.
+    if (!result) return this.#afterRun(run, attempt, t0, false, undefined);
+    return Promise.resolve(result).then(
+      () => this.#afterRun(run, attempt, t0, false, undefined),
+      (err: unknown) => this.#afterRun(run, attempt, t0, true, err),
+    );
+  }
+
+  /** Acts on the handler's result: ack, nak, dead-letter, or (per-key) retry in place. */
+  #afterRun(
+    run: Run,
+    attempt: number,
+    t0: number,
+    failed: boolean,
+    error: unknown,
+  ): Outcome | Promise<Outcome> {
+    const { f, span, log } = run;
+    const b = f.binding;
+    const attrs = this.#attributes(f.msg.subject);
+    const seconds = (performance.now() - t0) / 1000;
+    this.#tel.duration.record(seconds, failed ? attrs.error : attrs.ok);
+    if (f.abandoned) return "abandoned";
+    if (!failed) {
+      if (this.#store) return this.#recordAndAck(run, this.#store);
+      if (this.#firstFailure.size > 0) this.#firstFailure.delete(`${b.stream}:${f.seq}`);
+      this.#ack(f, attrs.base);
+      return "ack";
+    }
+    span.recordException(error instanceof Error ? error : new Error(String(error)));
+    span.setStatus({ code: SpanStatusCode.ERROR, message: reasonOf(error) });
+    const firstKey = `${b.stream}:${f.seq}`;
+    if (!this.#firstFailure.has(firstKey)) {
+      if (this.#firstFailure.size >= 10_000)
+        this.#firstFailure.delete(this.#firstFailure.keys().next().value!);
+      this.#firstFailure.set(firstKey, new Date());
+    }
+    const permanent = isPermanentError(error);
+    if (permanent || attempt >= this.#o.maxDeliver) {
+      log.warn(
+        { err: error },
+        permanent ? "handler failed permanently" : "handler failed on the last delivery",
+      );
+      return this.#deadLetterAndTerm(
+        f,
+        permanent ? "handler_permanent" : "handler_exhausted",
+        reasonOf(error),
+        attempt,
+        log,
+      ).then(() => "dead" as const);
+    }
+    const delay = nakDelay(attempt, this.#o.backoff);
+    if (this.#state !== "running") {
+      this.#nak(f, 0, attrs.base);
+      return "nak";
+    }
+    if (this.#o.ordering !== "per-key") {
+      log.info({ err: error, delay_ms: delay }, "handler failed; nak'd for a later retry");
+      this.#nak(f, delay, attrs.base);
+      return "nak";
+    }
+    log.info({ err: error, delay_ms: delay }, "handler failed; retrying in place to keep the key's order");
+    return this.#holdFor(f, delay).then((held) => {
+      if (held) return this.#attempt(run, attempt + 1);
+      this.#nak(f, 0, attrs.base);
+      return "nak";
+    });
+  }
+
+  /** Records the effect in the idempotency store, then acks. */
+  async #recordAndAck(run: Run, store: IdempotencyStore): Promise<Outcome> {
+    const { f, wire, log } = run;
+    const b = f.binding;
+    try {
+      await store.record(wire.id, b.stream, f.seq);
+    } catch (err) {
+      // The effect happened: acking is right; only a later duplicate could run it again.
+      log.warn({ err }, "could not record the effect in the idempotency store");
+    }
+    if (this.#firstFailure.size > 0) this.#firstFailure.delete(`${b.stream}:${f.seq}`);
+    this.#ack(f, this.#attributes(f.msg.subject).base);
+    return "ack";
   }
 
   /** Waits `ms` while keeping the message alive on the server; false when the consumer stops meanwhile. */
@@ -819,7 +942,7 @@ class JetkitConsumer implements Consumer {
 
   async #poison(f: InFlight, cls: FailureClass, reason: string, log: Logger): Promise<void> {
     log.warn({ failure_class: cls, reason }, "poison message; dead-lettering it without retries");
-    await this.#deadLetterAndTerm(f, cls, reason, f.msg.info.deliveryCount, log);
+    await this.#deadLetterAndTerm(f, cls, reason, f.delivery, log);
   }
 
   async #deadLetterAndTerm(
@@ -832,12 +955,12 @@ class JetkitConsumer implements Consumer {
     const m = f.msg;
     const b = f.binding;
     const now = new Date();
-    const key = `${b.stream}:${m.seq}`;
+    const key = `${b.stream}:${f.seq}`;
     const attrs = messageAttributes(this.durable, m.subject);
     try {
       await this.#storeDeadLetter({
         stream: b.stream,
-        seq: m.seq,
+        seq: f.seq,
         subject: m.subject,
         consumer: this.durable,
         deliveries,
@@ -870,7 +993,10 @@ class JetkitConsumer implements Consumer {
   }
 
   #ack(f: InFlight, attrs: Attributes): void {
-    this.#acks.ack(f.msg);
+    // Inside the consume callback, nats-core sends whatever is written while it parses one read
+    // in one write (with the next pull request): batching those acks would cost a second write.
+    if (this.#receiving) this.#acks.ackNow(f.msg);
+    else this.#acks.ack(f.msg);
     this.#tel.acks.add(1, attrs);
   }
 

@@ -1,4 +1,4 @@
-import { Buffer, isAscii } from "node:buffer";
+import { Buffer } from "node:buffer";
 import { EventHeaders } from "@jetkit/contracts";
 import type { JsMsg } from "@nats-io/jetstream";
 
@@ -42,6 +42,42 @@ function slotOf(name: string): number {
     default:
       return -1;
   }
+}
+
+/** The header name of each slot (slotOf's inverse). */
+const SLOT_NAMES = [
+  EventHeaders.ID,
+  EventHeaders.SPEC_VERSION,
+  EventHeaders.TYPE,
+  EventHeaders.SOURCE,
+  EventHeaders.TIME,
+  EventHeaders.DATA_CONTENT_TYPE,
+  EventHeaders.PARTITION_KEY,
+  EventHeaders.CORRELATION_ID,
+  EventHeaders.CAUSATION_ID,
+  EventHeaders.TRACEPARENT,
+  EventHeaders.TRACESTATE,
+  EventHeaders.MSG_ID,
+  EventHeaders.REPLAY_OF,
+];
+/** Per name length, the slots whose names have that length, with the names' bytes. */
+const SLOTS_BY_LENGTH: { slot: number; bytes: Uint8Array }[][] = [];
+for (const [slot, name] of SLOT_NAMES.entries()) {
+  if (slotOf(name) !== slot) throw new Error(`header slot table out of step at ${name}`);
+  const sameLength = SLOTS_BY_LENGTH[name.length] ?? [];
+  sameLength.push({ slot, bytes: new TextEncoder().encode(name) });
+  SLOTS_BY_LENGTH[name.length] = sameLength;
+}
+
+/** Slot of the name in `data[start, end)` (ASCII bytes), -1 for a header the SDK does not read. */
+function slotAt(data: Uint8Array, start: number, end: number): number {
+  const candidates = SLOTS_BY_LENGTH[end - start];
+  if (!candidates) return -1;
+  next: for (const { slot, bytes } of candidates) {
+    for (let i = 0; i < bytes.length; i++) if (data[start + i] !== bytes[i]) continue next;
+    return slot;
+  }
+  return -1;
 }
 
 /** The jetkit headers of one received message: the first value of each, as `MsgHdrs.get` gives it. */
@@ -97,12 +133,80 @@ function fromMsgHdrs(m: JsMsg): ReceivedHeaders {
   return new ReceivedHeaders(values);
 }
 
+const CR = 13;
+const LF = 10;
+const COLON = 58;
+const HEADER_LINE_BYTES = new TextEncoder().encode(HEADER_LINE);
+
 /** The header block `data[0, end)`, or undefined when nats-core's decoder must read it. */
 export function parseHeaderBlock(data: Uint8Array, end: number): ReceivedHeaders | undefined {
-  const block = data.subarray(0, end);
-  const s = isAscii(block)
-    ? Buffer.from(block.buffer, block.byteOffset, block.byteLength).toString("latin1")
-    : utf8.decode(block);
+  return parseAscii(data, end) ?? parseText(utf8.decode(data.subarray(0, end)));
+}
+
+/**
+ * The common case, a well-formed ASCII block (jetkit writes ASCII names and values, but a
+ * partition key may be any text), read from its bytes with the rules of {@link parseText}: no
+ * string per line or name, one per value the SDK reads. Undefined for any other block (a byte
+ * above 0x7f, a status line, a lone CR or LF, a name nats-core refuses): the text pass reads it
+ * and decides. For an ASCII block both passes give the same answer (latin1 and UTF-8 agree).
+ */
+function parseAscii(data: Uint8Array, end: number): ReceivedHeaders | undefined {
+  const head = HEADER_LINE_BYTES.length;
+  if (end < head) return undefined;
+  for (let i = 0; i < head; i++) if (data[i] !== HEADER_LINE_BYTES[i]) return undefined;
+  const values: (string | undefined)[] = [];
+  if (end === head) return new ReceivedHeaders(values);
+  if (end < head + 2 || data[head] !== CR || data[head + 1] !== LF) return undefined;
+  /** The block as text, made on the first value read (latin1: one char per ASCII byte). */
+  let text: string | undefined;
+  let pos = head + 2;
+  while (pos < end) {
+    let colon = -1;
+    let eol = end;
+    for (let i = pos; i < end; i++) {
+      const c = data[i]!;
+      if (c > 0x7f || c === LF) return undefined;
+      if (c === CR) {
+        if (i + 1 < end && data[i + 1] === LF) {
+          eol = i;
+          break;
+        }
+        return undefined;
+      }
+      if (c === COLON && colon === -1) colon = i;
+    }
+    if (colon !== -1) {
+      // nats-core validates every name, including headers the SDK does not read.
+      for (let i = pos; i < colon; i++) if (data[i]! < 33 || data[i]! > 126) return undefined;
+      const slot = slotAt(data, pos, colon);
+      if (slot >= 0 && values[slot] === undefined) {
+        // String#trim's whitespace within a line of ASCII bytes: tab, vertical tab, form feed, space.
+        let a = colon + 1;
+        let b = eol;
+        while (a < b && isTrimmed(data[a]!)) a++;
+        while (b > a && isTrimmed(data[b - 1]!)) b--;
+        text ??= latin1(data, end);
+        values[slot] = text.slice(a, b);
+      }
+    }
+    pos = eol + 2;
+  }
+  return new ReceivedHeaders(values);
+}
+
+function isTrimmed(c: number): boolean {
+  return c === 32 || c === 9 || c === 11 || c === 12;
+}
+
+/** `data[0, end)` of ASCII bytes as a string. */
+function latin1(data: Uint8Array, end: number): string {
+  return Buffer.isBuffer(data)
+    ? data.toString("latin1", 0, end)
+    : Buffer.from(data.buffer, data.byteOffset, end).toString("latin1");
+}
+
+/** A header block decoded as UTF-8 text, read with nats-core's rules. */
+function parseText(s: string): ReceivedHeaders | undefined {
   let eol = s.indexOf("\r\n");
   if ((eol === -1 ? s : s.slice(0, eol)) !== HEADER_LINE) return undefined;
   const values: (string | undefined)[] = [];

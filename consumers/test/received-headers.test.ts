@@ -106,4 +106,60 @@ describe("received headers: one-pass reading agrees with nats-core", () => {
     assert.equal(parse("NATS/1.0\r\nce-id: a\rb\r\n\r\n"), undefined);
     assert.equal(parse("NATS/1.0\r\nnamé: x\r\n\r\n"), undefined);
   });
+
+  it("reads generated blocks, ASCII or not, well-formed or not, as nats-core does or leaves them to it", () => {
+    // A seeded generator (mulberry32): the same blocks on every run.
+    let seed = 0x5eed;
+    const rand = () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const names = [...NAMES, "CE-ID", "ce-idx", "ce-i", "x", "", "ce id", "namé", "ce:id"];
+    const pads = ["", " ", "  ", "\t", "\v", "\f", "\u00a0", " \t "];
+    const values = [
+      "abc",
+      "",
+      "a b",
+      "x:y",
+      "Zürich ☃",
+      "\u00a0v\u00a0",
+      "a\rb",
+      "a\nb",
+      "\ufeffz",
+      "ab\u0080",
+    ];
+    const lines = () => {
+      const r = rand();
+      if (r < 0.05) return "no colon here";
+      if (r < 0.08) return "";
+      return `${pick(names)}:${pick(pads)}${pick(values)}${pick(pads)}`;
+    };
+    const firsts = ["NATS/1.0", "NATS/1.0", "NATS/1.0", "NATS/1.0 503", "NATS/1.1", "\ufeffNATS/1.0"];
+    let readHere = 0;
+    let asciiRead = 0;
+    for (let n = 0; n < 3000; n++) {
+      const text = [pick(firsts), ...Array.from({ length: Math.floor(rand() * 8) }, lines)].join("\r\n");
+      const block = new TextEncoder().encode(`${text}${rand() < 0.8 ? "\r\n\r\n" : ""}`);
+      const mine = parseHeaderBlock(block, block.length);
+      if (!mine) continue;
+      readHere++;
+      if (block.every((b) => b < 0x80)) asciiRead++;
+      let theirs: MsgHdrs;
+      try {
+        theirs = MsgHdrsImpl.decode(block);
+      } catch (err) {
+        assert.fail(`read a block nats-core refuses (${String(err)}): ${JSON.stringify(text)}`);
+      }
+      assert.deepEqual(
+        NAMES.map((name) => mine.get(name) ?? ""),
+        viaNatsCore(theirs),
+        JSON.stringify(text),
+      );
+    }
+    // Most generated blocks are read here, in both passes: the comparison is not vacuous.
+    assert.ok(readHere > 500 && asciiRead > 200, `read ${readHere} blocks here, ${asciiRead} ASCII`);
+  });
 });
