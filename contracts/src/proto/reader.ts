@@ -3,19 +3,24 @@ import { BinaryReader } from "@bufbuild/protobuf/wire";
 /** Longest string read on the ASCII fast path (36-character UUIDs and most ids fit). */
 const SHORT_MAX = 40;
 
-/** Reads `n` bytes at `at` as one char each, by the number of bytes `n` (index). */
-type ShortRead = (bytes: Uint8Array, at: number) => string;
+/** Reads `n` bytes at `at` as one char each. */
+type ShortRead = (bytes: Uint8Array, at: number, n: number) => string;
 
 /**
- * One function per length, each a single `String.fromCharCode(b[at], b[at + 1], ...)` call:
- * no intermediate array, no `apply`, no text decoder call for a short field. Built once from
- * a fixed template (only the length varies), like the compiled validation checks.
+ * One `String.fromCharCode(b[at], b[at + 1], ...)` call per length, chosen by a switch: no
+ * intermediate array, no `apply`, no text decoder call for a short field, and one call site
+ * (a function per length would make the call megamorphic). Built once from a fixed template in
+ * which only the length varies, like the compiled validation checks.
  */
-const SHORT: ShortRead[] = [() => ""];
-for (let n = 1; n <= SHORT_MAX; n++) {
-  const args = Array.from({ length: n }, (_, i) => `b[at + ${i}]`).join(", ");
-  SHORT.push(new Function("b", "at", `return String.fromCharCode(${args});`) as ShortRead);
-}
+const readShort = (() => {
+  const cases = [];
+  for (let n = 1; n <= SHORT_MAX; n++) {
+    const args = Array.from({ length: n }, (_, i) => `b[at + ${i}]`).join(", ");
+    cases.push(`case ${n}: return fromCharCode(${args});`);
+  }
+  const body = `return function readShort(b, at, n) { switch (n) { ${cases.join(" ")} default: return ""; } };`;
+  return new Function("fromCharCode", body)(String.fromCharCode) as ShortRead;
+})();
 
 /**
  * A protobuf binary reader for the generated `decode(input)` of ts-proto, which uses a reader it
@@ -53,7 +58,7 @@ export class ProtoReader extends BinaryReader {
       while (i < end && b[i]! < 0x80) i++;
       if (i === end) {
         this.pos = end;
-        return SHORT[len]!(b, start);
+        return readShort(b, start, len);
       }
     }
     this.pos = at;
