@@ -33,6 +33,7 @@ import {
   context,
   type Span,
   SpanKind,
+  type SpanOptions,
   SpanStatusCode,
   trace,
 } from "@opentelemetry/api";
@@ -160,6 +161,17 @@ function headersOf(f: InFlight): ReceivedHeaders {
 
 type Outcome = "ack" | "nak" | "dead" | "abandoned";
 
+/** Span options of every process span (one object: tracers only read it). */
+const CONSUMER_SPAN: SpanOptions = { kind: SpanKind.CONSUMER };
+
+/** What is the same for every message of one subject: metric attributes and the span name. */
+interface SubjectAttributes {
+  base: Attributes;
+  ok: Attributes;
+  error: Attributes;
+  spanName: string;
+}
+
 /** A delivery that passed the wire and contract checks, on its way through its handler. */
 interface Run {
   f: InFlight;
@@ -238,7 +250,7 @@ class JetkitConsumer implements Consumer {
   #idle: (() => void) | undefined;
   readonly #acks: AckBatcher;
   /** Metric and span attributes per subject, built once (every message would allocate them). */
-  readonly #attrs = new Map<string, { base: Attributes; ok: Attributes; error: Attributes }>();
+  readonly #attrs = new Map<string, SubjectAttributes>();
   readonly #firstFailure = new Map<string, Date>();
   readonly #shutdown = new AbortController();
   readonly #advisorySubs: Subscription[] = [];
@@ -639,7 +651,7 @@ class JetkitConsumer implements Consumer {
     }
   }
 
-  #attributes(subject: string): { base: Attributes; ok: Attributes; error: Attributes } {
+  #attributes(subject: string): SubjectAttributes {
     let a = this.#attrs.get(subject);
     if (!a) {
       const base = messageAttributes(this.durable, subject);
@@ -647,6 +659,7 @@ class JetkitConsumer implements Consumer {
         base,
         ok: { ...base, "jetkit.outcome": "ok" },
         error: { ...base, "jetkit.outcome": "error" },
+        spanName: `process ${subject}`,
       };
       // Wildcard consumers see open-ended subjects: keep the cache bounded.
       if (this.#attrs.size >= 1000) this.#attrs.clear();
@@ -664,7 +677,8 @@ class JetkitConsumer implements Consumer {
     const m = f.msg;
     const b = f.binding;
     const delivery = f.delivery;
-    const attrs = this.#attributes(m.subject).base;
+    const subjectAttrs = this.#attributes(m.subject);
+    const attrs = subjectAttrs.base;
     if (delivery > 1) this.#tel.redeliveries.add(1, attrs);
     const hdrs = headersOf(f);
     const get = (name: string) => hdrs.get(name) || undefined;
@@ -728,7 +742,7 @@ class JetkitConsumer implements Consumer {
     }
 
     const parent = extractTraceContext(wire.traceparent, wire.tracestate);
-    const span = this.#tel.tracer.startSpan(`process ${m.subject}`, { kind: SpanKind.CONSUMER }, parent);
+    const span = this.#tel.tracer.startSpan(subjectAttrs.spanName, CONSUMER_SPAN, parent);
     // Attributes cost an object per message: only build them when the span is recorded.
     if (span.isRecording()) {
       span.setAttributes({

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { DeadLetterHeaders, EventHeaders } from "@jetkit/contracts";
 import { OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/events";
+import { pino } from "pino";
 import {
   type Consumer,
   type ConsumerOptions,
@@ -51,6 +52,53 @@ describe("consumer: delivery, failures, dead letters", () => {
     consumers.push(c);
     return c;
   }
+
+  it("gives the handler a child logger with the message's fields, whose level can be set", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino(
+      { level: "info" },
+      { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
+    );
+    const c = await consumer("logs", { logger });
+    const seen: number[] = [];
+    c.on(OrderFulfillmentCompleted, (_e, ctx) => {
+      seen.push(ctx.seq);
+      // A level set on ctx.logger applies to that child, not to the consumer's logger.
+      ctx.logger.level = "debug";
+      ctx.logger.debug({ step: 1 }, "handled");
+    });
+    await c.start();
+    const { id, seq } = await publishRaw(env.js, OrderFulfillmentCompleted, completed());
+    await until(
+      () => seen.length === 1 && lines.some((l) => l.msg === "handled"),
+      5000,
+      "the handler's log line",
+    );
+    const line = lines.find((l) => l.msg === "handled")!;
+    assert.deepEqual(
+      {
+        durable: line.durable,
+        subject: line.subject,
+        stream: line.stream,
+        seq: line.seq,
+        delivery: line.delivery,
+        msg_id: line.msg_id,
+        step: line.step,
+        level: line.level,
+      },
+      {
+        durable: "logs",
+        subject: "order.fulfillment.completed",
+        stream: "ORDER",
+        seq,
+        delivery: 1,
+        msg_id: id,
+        step: 1,
+        level: 20,
+      },
+    );
+    assert.equal(logger.level, "info");
+  });
 
   it("handles every event once with the idempotency store, also a duplicate with another Nats-Msg-Id", async () => {
     const c = await consumer("once", { idempotency: { bucket: "idem-once" }, concurrency: 8 });
