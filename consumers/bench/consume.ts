@@ -4,7 +4,10 @@
  * (OrderFulfillmentCompleted with ce-* headers, as the producer SDK writes them) from the start of
  * the same stream through a fresh durable with explicit acks and the same `max_messages`, on a
  * fresh connection with the same options. Rounds interleave the modes (the order rotates each
- * round) and the figures are medians; the ratio is against the raw median of the same run.
+ * round) and the figures are medians; the ratio is against the raw median of the same run. Two
+ * more columns help read a noisy machine: the median of per-round ratios (each mode against the
+ * raw run of its own round, so load that drifts across rounds cancels out) and the client's CPU
+ * time per event (this process: user + system, which includes the raw client's own work).
  *
  * A run ends when the handler saw every event and the server reports no message pending and none
  * waiting for its ack, so acks still in a client buffer are not counted as done.
@@ -172,13 +175,18 @@ const labels: Record<string, string> = {
 };
 const modes = MODES.filter((m) => runners[m]);
 const results = new Map<string, number[]>(modes.map((m) => [m, []]));
+/** Client CPU microseconds per event, per mode and round. */
+const cpu = new Map<string, number[]>(modes.map((m) => [m, []]));
 await raw(); // warm-up (JIT, page cache)
 await sdk({ idempotency: false, validate: true });
 for (let r = 0; r < ROUNDS; r++) {
   // Rotate the order so no mode always runs first or last in a round.
   for (let i = 0; i < modes.length; i++) {
     const mode = modes[(i + r) % modes.length]!;
+    const c0 = process.cpuUsage();
     results.get(mode)!.push(await runners[mode]!());
+    const c = process.cpuUsage(c0);
+    cpu.get(mode)!.push((c.user + c.system) / N);
   }
 }
 
@@ -188,7 +196,8 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
 const fmt = (x: number) => `${Math.round(x).toLocaleString("en-US")} msg/s`.padStart(14);
-const base = median(results.get("raw") ?? [Number.NaN]);
+const raws = results.get("raw") ?? [];
+const base = median(raws.length > 0 ? raws : [Number.NaN]);
 console.log(
   `consume+ack of ${N} events of ${PAYLOAD_BYTES} B, median of ${ROUNDS} interleaved rounds ` +
     `(max_messages ${BATCH}, SDK concurrency ${CONCURRENCY}, explicit acks)`,
@@ -196,8 +205,10 @@ console.log(
 for (const m of modes) {
   const xs = results.get(m)!;
   const all = xs.map((x) => Math.round(x)).join(", ");
+  const perRound = raws.length === xs.length ? median(xs.map((x, i) => x / raws[i]!)).toFixed(2) : "-";
   console.log(
-    `  ${labels[m]!.padEnd(30)} ${fmt(median(xs))}  ${(median(xs) / base).toFixed(2)}x raw   [${all}]`,
+    `  ${labels[m]!.padEnd(30)} ${fmt(median(xs))}  ${(median(xs) / base).toFixed(2)}x raw ` +
+      `(per round ${perRound}x)  client CPU ${median(cpu.get(m)!).toFixed(1)} us/event   [${all}]`,
   );
 }
 await admin.close();

@@ -117,7 +117,7 @@ describe("received headers: one-pass reading agrees with nats-core", () => {
       return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
     };
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
-    const names = [...NAMES, "CE-ID", "ce-idx", "ce-i", "x", "", "ce id", "namé", "ce:id"];
+    const names = [...NAMES, "CE-ID", "ce-idx", "ce-i", "x", "", "ce id", "ce\tid", "namé", "ce:id"];
     const pads = ["", " ", "  ", "\t", "\v", "\f", "\u00a0", " \t "];
     const values = [
       "abc",
