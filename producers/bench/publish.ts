@@ -121,7 +121,9 @@ async function drive(count: number, window: number, send: Send, t: Tally, base: 
  * shared machine falls on both sides alike. Returns msgs/s and latency percentiles per side.
  */
 async function round(total: number, window: number, block: number, sides: [string, Send][]) {
-  const tallies = new Map(sides.map(([name]) => [name, { lat: [], ms: 0, count: 0, cpuUs: 0, serverUs: 0 } as Tally]));
+  const tallies = new Map(
+    sides.map(([name]) => [name, { lat: [], ms: 0, count: 0, cpuUs: 0, serverUs: 0 } as Tally]),
+  );
   for (let done = 0; done < total; done += block) {
     for (const [name, send] of sides)
       await drive(Math.min(block, total - done), window, send, tallies.get(name)!, done);
@@ -202,7 +204,10 @@ try {
   ];
   await round(2000, 32, 500, all);
 
-  const results: Record<string, { rate: number[]; p50: number[]; p99: number[]; cpu: number[]; server: number[] }> = {};
+  const results: Record<
+    string,
+    { rate: number[]; p50: number[]; p99: number[]; cpu: number[]; server: number[] }
+  > = {};
   for (let r = 0; r < ROUNDS; r++) {
     run = r;
     // rotate which side goes first in each block
