@@ -53,7 +53,11 @@ export interface ContractValidatorOptions {
 export class ContractValidator {
   readonly #validator: Validator;
   readonly #ext: RuleExtensions | undefined;
-  readonly #compiled = new Map<string, MessageCheck | null | undefined>();
+  /** Compiled checks per shape, keyed by the message descriptor (no key string per event). */
+  readonly #compiled: Record<Shape, Map<DescMessage, MessageCheck | null | undefined>> = {
+    "protobuf-es": new Map(),
+    "ts-proto": new Map(),
+  };
 
   constructor(catalog: Catalog, opts: ContractValidatorOptions = {}) {
     this.#validator = createValidator({ registry: catalog.registry });
@@ -99,11 +103,11 @@ export class ContractValidator {
    */
   #fast(schema: DescMessage, shape: Shape): MessageCheck | null | undefined {
     if (!this.#ext) return undefined;
-    const key = `${shape} ${schema.typeName}`;
-    let c = this.#compiled.get(key);
-    if (c === undefined && !this.#compiled.has(key)) {
+    const cache = this.#compiled[shape];
+    let c = cache.get(schema);
+    if (c === undefined && !cache.has(schema)) {
       c = compileMessage(schema, shape, this.#ext);
-      this.#compiled.set(key, c);
+      cache.set(schema, c);
     }
     return c;
   }

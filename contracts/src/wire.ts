@@ -113,6 +113,16 @@ export interface ReceivedEventHeaders {
 
 const ID_TOKEN = /^[\x21-\x7e]{1,256}$/;
 
+/** The optional attributes of a received event and their headers (built once, not per message). */
+const OPTIONAL_RECEIVED = [
+  ["partitionKey", EventHeaders.PARTITION_KEY],
+  ["correlationId", EventHeaders.CORRELATION_ID],
+  ["causationId", EventHeaders.CAUSATION_ID],
+  ["traceparent", EventHeaders.TRACEPARENT],
+  ["tracestate", EventHeaders.TRACESTATE],
+  ["replayOf", EventHeaders.REPLAY_OF],
+] as const;
+
 /**
  * Reads and checks the headers of a received event. Throws `JK_WIRE_HEADERS` naming the header
  * when a required one is missing or malformed.
@@ -160,15 +170,7 @@ export function readEventHeaders(get: (name: string) => string | undefined): Rec
     time: need(EventHeaders.TIME),
     msgId: get(EventHeaders.MSG_ID) ?? id,
   };
-  const optional = [
-    ["partitionKey", EventHeaders.PARTITION_KEY],
-    ["correlationId", EventHeaders.CORRELATION_ID],
-    ["causationId", EventHeaders.CAUSATION_ID],
-    ["traceparent", EventHeaders.TRACEPARENT],
-    ["tracestate", EventHeaders.TRACESTATE],
-    ["replayOf", EventHeaders.REPLAY_OF],
-  ] as const;
-  for (const [key, name] of optional) {
+  for (const [key, name] of OPTIONAL_RECEIVED) {
     const v = get(name);
     if (v) out[key] = v;
   }
