@@ -155,11 +155,21 @@ export class NatsServer {
       const files = await readdir(portsDir).catch(() => [] as string[]);
       const file = files.find((f) => f.endsWith(".ports"));
       if (file) {
-        const parsed = JSON.parse(await readFile(join(portsDir, file), "utf8")) as {
-          nats?: string[];
-          monitoring?: string[];
-          cluster?: string[];
-        };
+        // nats-server creates the file before it writes it: an empty or partial file means "not yet"
+        const parsed = await readFile(join(portsDir, file), "utf8")
+          .then(
+            (text) =>
+              JSON.parse(text) as {
+                nats?: string[];
+                monitoring?: string[];
+                cluster?: string[];
+              },
+          )
+          .catch(() => undefined);
+        if (!parsed) {
+          await delay(25);
+          continue;
+        }
         const port = (urls: string[] | undefined) => (urls?.[0] ? Number(new URL(urls[0]).port) : 0);
         const cluster = port(parsed.cluster);
         this.ports = {
