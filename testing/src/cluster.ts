@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -163,12 +163,50 @@ export async function startCluster(opts: Partial<ClusterOptions> = {}): Promise<
   }
 }
 
-/** A free port on 127.0.0.1 (the OS picks it; closed again before returning). */
-export function freePort(): Promise<number> {
+/**
+ * A free port on 127.0.0.1 for a listener that must know its port before it starts (cluster
+ * routes, fault proxies). It is taken below the kernel's ephemeral range when that is known
+ * (Linux): servers started with `port: -1` and outgoing connections get their ports from that
+ * range, so one of them cannot grab this port between the check here and the bind that follows
+ * (seen as "bind: address already in use" when nodes of a cluster start together).
+ */
+export async function freePort(): Promise<number> {
+  const low = await ephemeralLow();
+  if (low !== undefined && low > MIN_RESERVED + 1000) {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const port = MIN_RESERVED + Math.floor(Math.random() * (low - MIN_RESERVED));
+      if (await canListen(port)) return port;
+    }
+  }
+  return listenAndClose(0);
+}
+
+/** Lowest port {@link freePort} hands out (well above the system's well-known ports). */
+const MIN_RESERVED = 20_000;
+
+async function ephemeralLow(): Promise<number | undefined> {
+  try {
+    const text = await readFile("/proc/sys/net/ipv4/ip_local_port_range", "utf8");
+    const low = Number(text.trim().split(/\s+/)[0]);
+    return Number.isInteger(low) ? low : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
+  return listenAndClose(port).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Listens on `port` (0: any) of 127.0.0.1, closes again, and returns the port. */
+function listenAndClose(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
+    srv.listen(port, "127.0.0.1", () => {
       const addr = srv.address();
       srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
     });

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { connect } from "node:net";
+import { existsSync, readFileSync } from "node:fs";
+import { connect, createServer } from "node:net";
 import { after, describe, test } from "node:test";
-import { startCluster, startServer } from "../src/index.js";
+import { freePort, startCluster, startServer } from "../src/index.js";
 
 /** Resolves true when a TCP connection to the port is accepted. */
 function accepts(port: number): Promise<boolean> {
@@ -64,5 +64,28 @@ describe("3-node cluster", () => {
     assert.equal(victim.ports.client, port);
     await cluster.waitReady();
     assert.ok(await cluster.metaLeader());
+  });
+});
+
+describe("freePort", () => {
+  test("reserves ports outside the kernel's ephemeral range, so a port-0 listener cannot take them", async (t) => {
+    let low: number;
+    try {
+      low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    } catch {
+      t.skip("no /proc/sys/net/ipv4/ip_local_port_range (not Linux)");
+      return;
+    }
+    const ports = [await freePort(), await freePort(), await freePort()];
+    for (const port of ports) assert.ok(port < low, `${port} is below the ephemeral range (from ${low})`);
+    // and each is really free: a listener can bind it
+    for (const port of ports) {
+      const srv = createServer();
+      await new Promise<void>((resolve, reject) => {
+        srv.once("error", reject);
+        srv.listen(port, "127.0.0.1", () => resolve());
+      });
+      await new Promise<void>((resolve) => srv.close(() => resolve()));
+    }
   });
 });
