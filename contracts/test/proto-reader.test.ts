@@ -83,6 +83,30 @@ describe("ProtoReader (the consumer's protobuf reader)", () => {
     assert.ok(fast > 40, "the fast path was exercised");
   });
 
+  test("reads every varint as BinaryReader does: values, position, truncation and overlong forms", () => {
+    const values = [0, 1, 0x7f, 0x80, 0xff, 0x3fff, 0x4000, 0x1fffff, 0x200000, 2 ** 28 - 1, 2 ** 28, 2 ** 32 - 1];
+    const cases: Uint8Array[] = [];
+    for (const v of values) cases.push(new BinaryWriter().uint32(v).uint32(v).finish());
+    // negative int32s are written as 10-byte varints; a 1-byte value written in 2 bytes (overlong)
+    cases.push(new BinaryWriter().int32(-1).int32(-300).finish());
+    cases.push(Uint8Array.of(0x81, 0x00, 0x80, 0x00));
+    // cut short: a continuation byte at the end, and nothing at all
+    for (const v of [0x80, 0x4000, 2 ** 28]) {
+      const whole = new BinaryWriter().uint32(v).finish();
+      for (let n = 0; n < whole.length; n++) cases.push(whole.subarray(0, n));
+    }
+    // a view into a larger buffer: bytes past its end must not be read
+    cases.push(new Uint8Array([0x96, 0x01, 0x80, 0x01]).subarray(0, 3));
+    for (const bytes of cases) {
+      const read = (r: BinaryReader) => () => [r.uint32(), r.pos, r.uint32(), r.pos];
+      assert.deepEqual(
+        outcome(read(new ProtoReader(bytes))),
+        outcome(read(new BinaryReader(bytes))),
+        Buffer.from(bytes).toString("hex"),
+      );
+    }
+  });
+
   test("throws BinaryReader's error for a string running past the end, and at the same position", () => {
     for (const [len, have] of [
       [5, 4],

@@ -3,6 +3,30 @@ import { BinaryReader } from "@bufbuild/protobuf/wire";
 /** Longest string read on the ASCII fast path (36-character UUIDs and most ids fit). */
 const SHORT_MAX = 40;
 
+/** BinaryReader's own varint reader (an instance property there, so taken from an instance). */
+const varint32read = new BinaryReader(new Uint8Array(0)).uint32;
+
+/**
+ * `BinaryReader#uint32` with the one- and two-byte varints (every tag and most lengths) read
+ * inline. Anything else, a byte past the end included (`undefined < 0x80` is false), goes to
+ * BinaryReader's reader, which reads longer varints and throws its own errors.
+ */
+function readUint32(this: { buf: Uint8Array; pos: number }): number {
+  const buf = this.buf;
+  const pos = this.pos;
+  const b = buf[pos]!;
+  if (b < 0x80) {
+    this.pos = pos + 1;
+    return b;
+  }
+  const c = buf[pos + 1]!;
+  if (c < 0x80) {
+    this.pos = pos + 2;
+    return (b & 0x7f) | (c << 7);
+  }
+  return varint32read.call(this as unknown as BinaryReader);
+}
+
 /** Reads `n` bytes at `at` as one char each. */
 type ShortRead = (bytes: Uint8Array, at: number, n: number) => string;
 
@@ -31,6 +55,7 @@ const readShort = (() => {
  *   string fields of events are mostly ids, codes and names). Anything else, and every error,
  *   goes through `BinaryReader#string` itself. The strings are flat copies: none keeps the
  *   message's bytes or a larger string alive.
+ * - Tags and lengths of one or two bytes are read inline (`uint32`), the rest by BinaryReader.
  * - ts-proto's decode keeps its recursion depth on the reader; declaring the property here
  *   spares every reader a change of hidden class on its first nested message.
  *
@@ -39,6 +64,8 @@ const readShort = (() => {
 export class ProtoReader extends BinaryReader {
   /** Written by ts-proto's generated decode. */
   __tsProtoDecodeDepth = 0;
+  /** An own property, as BinaryReader's is. */
+  override uint32 = readUint32 as () => number;
   readonly #bytes: Uint8Array;
 
   constructor(bytes: Uint8Array) {
