@@ -84,7 +84,20 @@ describe("ProtoReader (the consumer's protobuf reader)", () => {
   });
 
   test("reads every varint as BinaryReader does: values, position, truncation and overlong forms", () => {
-    const values = [0, 1, 0x7f, 0x80, 0xff, 0x3fff, 0x4000, 0x1fffff, 0x200000, 2 ** 28 - 1, 2 ** 28, 2 ** 32 - 1];
+    const values = [
+      0,
+      1,
+      0x7f,
+      0x80,
+      0xff,
+      0x3fff,
+      0x4000,
+      0x1fffff,
+      0x200000,
+      2 ** 28 - 1,
+      2 ** 28,
+      2 ** 32 - 1,
+    ];
     const cases: Uint8Array[] = [];
     for (const v of values) cases.push(new BinaryWriter().uint32(v).uint32(v).finish());
     // negative int32s are written as 10-byte varints; a 1-byte value written in 2 bytes (overlong)
