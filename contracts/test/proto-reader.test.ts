@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { Money } from "../gen/ts/shop/common/v1/commerce.js";
 import { ProtoReader } from "../src/proto/index.js";
 import { readGolden } from "../tools/vectors.js";
 import { codecs, prng } from "./support.js";
@@ -116,6 +117,34 @@ describe("ProtoReader (the consumer's protobuf reader)", () => {
         outcome(read(new ProtoReader(bytes))),
         outcome(read(new BinaryReader(bytes))),
         Buffer.from(bytes).toString("hex"),
+      );
+    }
+  });
+
+  test("reads every int64 to the same value as BinaryReader, and ts-proto to the same number or error", () => {
+    const values = [0n, 1n, -1n, 300n, -300n, 2n ** 31n, -(2n ** 31n), 2n ** 32n - 1n, 2n ** 32n];
+    for (const edge of [2n ** 53n, 2n ** 63n - 1n, -(2n ** 63n)]) values.push(edge - 1n, edge, edge + 1n);
+    values.push(-(2n ** 53n) - 1n, -(2n ** 53n), -(2n ** 53n) + 1n, 1_763_800_000n, -62_135_596_800n);
+    const money = Money;
+    const decode = money.decode as unknown as Decode;
+    for (const v of values.filter((x) => x >= -(2n ** 63n) && x < 2n ** 63n)) {
+      const bytes = new BinaryWriter().int64(v).int64(v).finish();
+      const mine = new ProtoReader(bytes);
+      const theirs = new BinaryReader(bytes);
+      for (let i = 0; i < 2; i++) assert.equal(BigInt(mine.int64()), BigInt(theirs.int64()), `${v}`);
+      assert.equal(mine.pos, theirs.pos);
+      // Money.units through ts-proto's longToNumber: same number, or the same unsafe-integer error
+      const field = new BinaryWriter().uint32(16).int64(v).finish();
+      assert.deepEqual(
+        outcome(() => decode.call(money, new ProtoReader(field))),
+        outcome(() => money.decode(field)),
+        `units ${v}`,
+      );
+    }
+    for (const cut of [new Uint8Array([0x80]), new Uint8Array([0xff, 0xff, 0xff])]) {
+      assert.deepEqual(
+        outcome(() => new ProtoReader(cut).int64()),
+        outcome(() => new BinaryReader(cut).int64()),
       );
     }
   });

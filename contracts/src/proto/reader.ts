@@ -1,7 +1,15 @@
+import { protoInt64 } from "@bufbuild/protobuf";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 
 /** Longest string read on the ASCII fast path (36-character UUIDs and most ids fit). */
 const SHORT_MAX = 40;
+
+/** BinaryReader's private 64-bit varint reader and its result (@bufbuild/protobuf 2.x, pinned). */
+interface Varint64State {
+  varint64(): void;
+  varint64Lo: number;
+  varint64Hi: number;
+}
 
 /** BinaryReader's own varint reader (an instance property there, so taken from an instance). */
 const varint32read = new BinaryReader(new Uint8Array(0)).uint32;
@@ -56,6 +64,10 @@ const readShort = (() => {
  *   goes through `BinaryReader#string` itself. The strings are flat copies: none keeps the
  *   message's bytes or a larger string alive.
  * - Tags and lengths of one or two bytes are read inline (`uint32`), the rest by BinaryReader.
+ * - An `int64` within ±2^53 (every timestamp's seconds, every amount) is returned as its
+ *   decimal string, which BinaryReader's contract allows (`bigint | string`; it returns strings
+ *   where BigInt is missing) and which ts-proto's `longToNumber` turns into the same number
+ *   without building a BigInt. Larger values come back as BinaryReader's own result.
  * - ts-proto's decode keeps its recursion depth on the reader; declaring the property here
  *   spares every reader a change of hidden class on its first nested message.
  *
@@ -67,6 +79,16 @@ export class ProtoReader extends BinaryReader {
   /** An own property, as BinaryReader's is. */
   override uint32 = readUint32 as () => number;
   readonly #bytes: Uint8Array;
+
+  /** Reads a `int64` field: a decimal string within ±2^53, else BinaryReader's bigint. */
+  override int64(): bigint | string {
+    const self = this as unknown as Varint64State;
+    self.varint64();
+    const hi = self.varint64Hi;
+    // Two's complement: lo is unsigned, hi signed; |value| <= 2^53 is exact as a number.
+    if (hi >= -0x200000 && hi < 0x200000) return String(hi * 0x100000000 + (self.varint64Lo >>> 0));
+    return protoInt64.dec(self.varint64Lo, hi);
+  }
 
   constructor(bytes: Uint8Array) {
     super(bytes);
