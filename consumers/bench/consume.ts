@@ -13,8 +13,10 @@
  * waiting for its ack, so acks still in a client buffer are not counted as done.
  *
  *   cd consumers && tsc -b && node dist/bench/consume.js [events=20000] [rounds=5]
- *   BENCH_MODES=raw,sdk,store[,novalidate]  modes to run (novalidate: SDK with validate:false, for
- *                                           reference only: validation is on by default)
+ *   BENCH_MODES=raw,sdk,store[,novalidate][,rawdecode]  modes to run (novalidate: SDK with
+ *                                           validate:false; rawdecode: raw that also decodes each
+ *                                           payload with ts-proto. Both for reference only: the
+ *                                           ratios are against plain raw)
  *   BENCH_CONCURRENCY=16                    SDK handler concurrency (the SDK default)
  *   BENCH_BATCH=<SDK default>               max_messages of both raw and SDK
  */
@@ -106,7 +108,11 @@ async function settled(durable: string): Promise<void> {
 }
 
 let run = 0;
-async function raw(): Promise<number> {
+/**
+ * Raw `consume()` + `ack()`; with `decode`, each payload is also decoded with ts-proto's own
+ * `decode` (a reference: the least a hand-written consumer of these contracts does per event).
+ */
+async function raw(decode = false): Promise<number> {
   const durable = `raw-${run++}`;
   const nc = await open();
   const t0 = performance.now();
@@ -120,6 +126,7 @@ async function raw(): Promise<number> {
   const iter = await c.consume({ max_messages: BATCH });
   let n = 0;
   for await (const m of iter) {
+    if (decode && OrderFulfillmentCompleted.decode(m.data).orderId === "") throw new Error("no order id");
     m.ack();
     if (++n === N) break;
   }
@@ -162,13 +169,15 @@ async function sdk(opts: { idempotency: boolean; validate: boolean }): Promise<n
 }
 
 const runners: Record<string, () => Promise<number>> = {
-  raw,
+  raw: () => raw(),
+  rawdecode: () => raw(true),
   sdk: () => sdk({ idempotency: false, validate: true }),
   store: () => sdk({ idempotency: true, validate: true }),
   novalidate: () => sdk({ idempotency: false, validate: false }),
 };
 const labels: Record<string, string> = {
   raw: "raw consume() + ack()",
+  rawdecode: "raw + ts-proto decode",
   sdk: "SDK (defaults: validation on)",
   store: "SDK + idempotency KV",
   novalidate: "SDK, validate: false",
@@ -209,6 +218,14 @@ for (const m of modes) {
   console.log(
     `  ${labels[m]!.padEnd(30)} ${fmt(median(xs))}  ${(median(xs) / base).toFixed(2)}x raw ` +
       `(per round ${perRound}x)  client CPU ${median(cpu.get(m)!).toFixed(1)} us/event   [${all}]`,
+  );
+}
+const decoded = results.get("rawdecode");
+const sdkRuns = results.get("sdk");
+if (decoded && sdkRuns && decoded.length === sdkRuns.length) {
+  const ratio = median(sdkRuns.map((x, i) => x / decoded[i]!)).toFixed(2);
+  console.log(
+    `  SDK against raw + ts-proto decode: per round ${ratio}x (a reference; the target is against plain raw)`,
   );
 }
 await admin.close();
