@@ -4,6 +4,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { type ChaosTarget, openTarget, waitFor } from "../src/index.js";
+import { createReplicatedStream } from "./support.js";
 
 /** Process and partition faults on a real 3-node cluster: each takes effect and is fully rolled back. */
 describe("cluster faults", () => {
@@ -18,17 +19,7 @@ describe("cluster faults", () => {
       reconnectTimeWait: 100,
     });
     const jsm = await jetstreamManager(nc);
-    // Right after start a peer may not be placeable yet ("no suitable peers"): retry until it is.
-    const created = await waitFor(
-      () =>
-        jsm.streams.add({ name: "T", subjects: ["t.>"], num_replicas: 3 }).then(
-          () => true,
-          () => false,
-        ),
-      20_000,
-      250,
-    );
-    assert.ok(created, "stream T could not be created");
+    await createReplicatedStream(jsm);
   });
   after(async () => {
     await nc?.close();

@@ -7,6 +7,7 @@ import { leftovers, probeNetns } from "../src/cluster/netns.js";
 import { startFault, unsupportedReason } from "../src/drill/faults.js";
 import type { FaultSpec } from "../src/drill/spec.js";
 import { type ChaosTarget, createRng, openTarget, waitFor } from "../src/index.js";
+import { createReplicatedStream } from "./support.js";
 
 const support = await probeNetns();
 const skipNs = support.namespaces ? false : `network namespaces unavailable: ${support.reason}`;
@@ -49,17 +50,7 @@ describe("cluster in network namespaces (root on Linux)", { skip: skipNs }, () =
     runId = target.netns?.runId ?? "";
     nc = await connect({ servers: target.clientUrls, ignoreClusterUpdates: true, maxReconnectAttempts: -1 });
     const jsm = await jetstreamManager(nc);
-    // Right after start a peer may not be placeable yet ("no suitable peers"): retry until it is.
-    const created = await waitFor(
-      () =>
-        jsm.streams.add({ name: "T", subjects: ["t.>"], num_replicas: 3 }).then(
-          () => true,
-          () => false,
-        ),
-      20_000,
-      250,
-    );
-    assert.ok(created, "stream T could not be created");
+    await createReplicatedStream(jsm);
   });
   after(async () => {
     await nc?.close();
