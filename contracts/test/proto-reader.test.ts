@@ -149,6 +149,58 @@ describe("ProtoReader (the consumer's protobuf reader)", () => {
     }
   });
 
+  test("is a BinaryReader with BinaryReader's own fields, so ts-proto and BinaryReader's methods use it as one", () => {
+    const bytes = new Uint8Array([8, 1]);
+    const mine = new ProtoReader(bytes);
+    assert.ok(mine instanceof BinaryReader);
+    // BinaryReader's fields but its DataView, made on first use; plus ts-proto's depth counter
+    const theirs = Object.keys(new BinaryReader(bytes)).filter((k) => k !== "view");
+    assert.deepEqual(
+      Object.keys(mine)
+        .filter((k) => k !== "lazyView" && k !== "__tsProtoDecodeDepth")
+        .sort(),
+      theirs.sort(),
+    );
+  });
+
+  test("reads every other field type as BinaryReader does, from a view into a larger buffer", () => {
+    const w = new BinaryWriter();
+    const doubles = [0, -0, 1.5, -2.25e300, Number.MIN_VALUE, Number.POSITIVE_INFINITY, Number.NaN];
+    const floats = [0, -0, 1.5, -3.25e38, 1e-40, Number.NEGATIVE_INFINITY, Number.NaN];
+    for (let i = 0; i < doubles.length; i++) w.double(doubles[i]!).float(floats[i]!);
+    for (const v of [0, 1, -1, 2 ** 31 - 1, -(2 ** 31)])
+      w.fixed32(v >>> 0)
+        .sfixed32(v)
+        .sint32(v)
+        .int32(v);
+    for (const v of [0n, 1n, -1n, 2n ** 63n - 1n, -(2n ** 63n)]) {
+      w.fixed64(BigInt.asUintN(64, v)).sfixed64(v).sint64(v).uint64(BigInt.asUintN(64, v));
+    }
+    w.bool(true)
+      .bool(false)
+      .bytes(new Uint8Array([1, 2, 3]))
+      .string("after the fixed-width fields");
+    const payload = w.finish();
+    // at a non-zero byte offset, as a message inside a socket read is
+    const outer = new Uint8Array(payload.length + 16);
+    outer.set(payload, 7);
+    const bytes = outer.subarray(7, 7 + payload.length);
+    const readAll = (r: BinaryReader) => () => {
+      const out: unknown[] = [];
+      for (const _ of doubles) out.push(r.double(), r.float());
+      for (let i = 0; i < 5; i++) out.push(r.fixed32(), r.sfixed32(), r.sint32(), r.int32());
+      for (let i = 0; i < 5; i++)
+        out.push(String(r.fixed64()), String(r.sfixed64()), String(r.sint64()), String(r.uint64()));
+      out.push(r.bool(), r.bool(), [...r.bytes()], r.string(), r.pos);
+      return out;
+    };
+    assert.deepEqual(outcome(readAll(new ProtoReader(bytes))), outcome(readAll(new BinaryReader(bytes))));
+    // skipping fixed-width fields, and reading past the end
+    const skip = (r: BinaryReader) => () => [r.skip(1), r.skip(5), r.pos, r.double()];
+    const short = new BinaryWriter().double(1).float(2).finish();
+    assert.deepEqual(outcome(skip(new ProtoReader(short))), outcome(skip(new BinaryReader(short))));
+  });
+
   test("throws BinaryReader's error for a string running past the end, and at the same position", () => {
     for (const [len, have] of [
       [5, 4],
@@ -190,8 +242,12 @@ describe("ProtoReader (the consumer's protobuf reader)", () => {
       const w = new BinaryWriter();
       for (let f = rng.int(0, 12); f > 0; f--) {
         const field = rng.int(1, 12);
-        if (rng.next() < 0.7) w.uint32((field << 3) | 2).bytes(words[rng.int(0, words.length - 1)]!);
-        else w.uint32((field << 3) | 0).uint32(rng.int(0, 2 ** 20));
+        const kind = rng.next();
+        if (kind < 0.6) w.uint32((field << 3) | 2).bytes(words[rng.int(0, words.length - 1)]!);
+        else if (kind < 0.8) w.uint32((field << 3) | 0).uint32(rng.int(0, 2 ** 20));
+        // fixed-width fields: double/fixed64 (wire type 1) and float/fixed32 (wire type 5)
+        else if (kind < 0.9) w.uint32((field << 3) | 1).double(rng.next() * 1e6 - 5e5);
+        else w.uint32((field << 3) | 5).fixed32(rng.int(0, 2 ** 31));
       }
       let bytes = w.finish();
       if (rng.next() < 0.2) bytes = bytes.subarray(0, rng.int(0, bytes.length));
