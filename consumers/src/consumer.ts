@@ -3,6 +3,7 @@ import {
   type Catalog,
   ContractErrorCodes,
   ContractValidator,
+  checkEventHeaders,
   EventHeaders,
   type EventSpec,
   type EventType,
@@ -12,7 +13,6 @@ import {
   JetkitError,
   partitionKeyOf,
   type ReceivedEventHeaders,
-  readEventHeaders,
   subjectMatches,
   subjectsOverlap,
 } from "@jetkit/contracts";
@@ -573,7 +573,7 @@ class JetkitConsumer implements Consumer {
     if (this.#store) {
       // Look the effect record up now, while the message may still wait for a slot: the lookups
       // of a pulled batch run concurrently instead of one round trip per handler start.
-      const id = headersOf(f).get(EventHeaders.ID);
+      const id = headersOf(f).id;
       if (id) {
         f.lookupId = id;
         f.lookup = this.#store.seen(id);
@@ -640,7 +640,7 @@ class JetkitConsumer implements Consumer {
 
   #partitionKey(f: InFlight): string | undefined {
     const m = f.msg;
-    const fromHeader = headersOf(f).get(EventHeaders.PARTITION_KEY);
+    const fromHeader = headersOf(f).partitionKey;
     if (fromHeader) return fromHeader;
     const spec = this.#catalog.findBySubject(m.subject);
     if (!spec?.partitionKey) return undefined;
@@ -681,19 +681,18 @@ class JetkitConsumer implements Consumer {
     const attrs = subjectAttrs.base;
     if (delivery > 1) this.#tel.redeliveries.add(1, attrs);
     const hdrs = headersOf(f);
-    const get = (name: string) => hdrs.get(name) || undefined;
     const baseFields = () => ({
       subject: m.subject,
       stream: b.stream,
       seq: f.seq,
       delivery,
-      msg_id: get(EventHeaders.MSG_ID),
+      msg_id: hdrs.msgId || undefined,
     });
 
     // 1. Wire headers, type and contract: failures here never improve with a retry.
     let wire: ReceivedEventHeaders;
     try {
-      wire = readEventHeaders(get);
+      wire = checkEventHeaders(hdrs);
     } catch (err) {
       const header = isJetkitError(err) ? err.details.header : undefined;
       return this.#poison(

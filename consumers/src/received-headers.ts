@@ -1,5 +1,5 @@
 import { Buffer } from "node:buffer";
-import { EventHeaders } from "@jetkit/contracts";
+import { EventHeaders, type EventHeaderValues } from "@jetkit/contracts";
 import type { JsMsg } from "@nats-io/jetstream";
 
 /** First line of a NATS header block without a status code. */
@@ -80,22 +80,118 @@ function slotAt(data: Uint8Array, start: number, end: number): number {
   return -1;
 }
 
-/** The jetkit headers of one received message: the first value of each, as `MsgHdrs.get` gives it. */
-export class ReceivedHeaders {
-  readonly #values: (string | undefined)[];
-
-  constructor(values: (string | undefined)[]) {
-    this.#values = values;
-  }
+/**
+ * The jetkit headers of one received message: the first value of each, as `MsgHdrs.get` gives it
+ * (an empty value included), undefined when absent. One field per header, so the SDK reads them
+ * without a lookup by name, and `checkEventHeaders` takes the object as it is.
+ */
+export class ReceivedHeaders implements EventHeaderValues {
+  id: string | undefined = undefined;
+  specVersion: string | undefined = undefined;
+  type: string | undefined = undefined;
+  source: string | undefined = undefined;
+  time: string | undefined = undefined;
+  dataContentType: string | undefined = undefined;
+  partitionKey: string | undefined = undefined;
+  correlationId: string | undefined = undefined;
+  causationId: string | undefined = undefined;
+  traceparent: string | undefined = undefined;
+  tracestate: string | undefined = undefined;
+  msgId: string | undefined = undefined;
+  replayOf: string | undefined = undefined;
 
   /** First value of header `name`; undefined when absent or not one of the headers the SDK reads. */
   get(name: string): string | undefined {
-    const slot = slotOf(name);
-    return slot < 0 ? undefined : this.#values[slot];
+    return this.#at(slotOf(name));
+  }
+
+  #at(slot: number): string | undefined {
+    switch (slot) {
+      case 0:
+        return this.id;
+      case 1:
+        return this.specVersion;
+      case 2:
+        return this.type;
+      case 3:
+        return this.source;
+      case 4:
+        return this.time;
+      case 5:
+        return this.dataContentType;
+      case 6:
+        return this.partitionKey;
+      case 7:
+        return this.correlationId;
+      case 8:
+        return this.causationId;
+      case 9:
+        return this.traceparent;
+      case 10:
+        return this.tracestate;
+      case 11:
+        return this.msgId;
+      case 12:
+        return this.replayOf;
+      default:
+        return undefined;
+    }
+  }
+
+  /** Whether slot `slot` holds no value yet (a later value of a repeated header is ignored). */
+  isOpen(slot: number): boolean {
+    return slot >= 0 && this.#at(slot) === undefined;
+  }
+
+  /** Sets the value of slot `slot` (see {@link isOpen}). */
+  set(slot: number, value: string): void {
+    switch (slot) {
+      case 0:
+        this.id = value;
+        break;
+      case 1:
+        this.specVersion = value;
+        break;
+      case 2:
+        this.type = value;
+        break;
+      case 3:
+        this.source = value;
+        break;
+      case 4:
+        this.time = value;
+        break;
+      case 5:
+        this.dataContentType = value;
+        break;
+      case 6:
+        this.partitionKey = value;
+        break;
+      case 7:
+        this.correlationId = value;
+        break;
+      case 8:
+        this.causationId = value;
+        break;
+      case 9:
+        this.traceparent = value;
+        break;
+      case 10:
+        this.tracestate = value;
+        break;
+      case 11:
+        this.msgId = value;
+        break;
+      case 12:
+        this.replayOf = value;
+        break;
+    }
   }
 }
 
-const NONE = new ReceivedHeaders([]);
+/** The headers of a message without any (frozen: shared by every such message). */
+const NONE = new ReceivedHeaders();
+Object.freeze(NONE);
 
 /**
  * The jetkit headers of a received message, read in one pass.
@@ -125,12 +221,12 @@ export function receivedHeaders(m: JsMsg): ReceivedHeaders {
 function fromMsgHdrs(m: JsMsg): ReceivedHeaders {
   const h = m.headers;
   if (!h) return NONE;
-  const values: (string | undefined)[] = [];
+  const out = new ReceivedHeaders();
   for (const [k, v] of h) {
     const slot = slotOf(k);
-    if (slot >= 0 && values[slot] === undefined && v[0] !== undefined) values[slot] = v[0];
+    if (out.isOpen(slot) && v[0] !== undefined) out.set(slot, v[0]);
   }
-  return new ReceivedHeaders(values);
+  return out;
 }
 
 const CR = 13;
@@ -146,52 +242,66 @@ export function parseHeaderBlock(data: Uint8Array, end: number): ReceivedHeaders
 /**
  * The common case, a well-formed ASCII block (jetkit writes ASCII names and values, but a
  * partition key may be any text), read from its bytes with the rules of {@link parseText}: no
- * string per line or name, one per value the SDK reads. Undefined for any other block (a byte
- * above 0x7f, a status line, a lone CR or LF, a name nats-core refuses): the text pass reads it
- * and decides. For an ASCII block both passes give the same answer (latin1 and UTF-8 agree).
+ * string per line or name, one slice per value the SDK reads. Undefined for any
+ * other block (a byte above 0x7f, a status line, a lone CR or LF, a name nats-core refuses): the
+ * text pass reads it and decides. For an ASCII block both passes give the same answer (latin1
+ * and UTF-8 agree). Each line is two tight loops, name then value, one or two tests per byte.
  */
 function parseAscii(data: Uint8Array, end: number): ReceivedHeaders | undefined {
   const head = HEADER_LINE_BYTES.length;
   if (end < head) return undefined;
   for (let i = 0; i < head; i++) if (data[i] !== HEADER_LINE_BYTES[i]) return undefined;
-  const values: (string | undefined)[] = [];
-  if (end === head) return new ReceivedHeaders(values);
+  const out = new ReceivedHeaders();
+  if (end === head) return out;
   if (end < head + 2 || data[head] !== CR || data[head + 1] !== LF) return undefined;
-  /** The block as text, made on the first value read (latin1: one char per ASCII byte). */
+  /**
+   * The block as text, made on the first value read (latin1: one char per ASCII byte). Values
+   * are slices of it: one string copy per block costs less than one per value.
+   */
   let text: string | undefined;
   let pos = head + 2;
   while (pos < end) {
-    let colon = -1;
-    let eol = end;
-    for (let i = pos; i < end; i++) {
-      const c = data[i]!;
-      if (c > 0x7f || c === LF) return undefined;
-      if (c === CR) {
-        if (i + 1 < end && data[i + 1] === LF) {
-          eol = i;
-          break;
-        }
-        return undefined;
+    // The name: up to the first colon, or the end of a line without one.
+    let i = pos;
+    let c = 0;
+    /** A byte nats-core refuses in a name (it only matters when the line has a colon). */
+    let badName = false;
+    for (; i < end; i++) {
+      c = data[i]!;
+      if (c === COLON || c === CR) break;
+      if (c > 0x7e || c < 0x21) {
+        if (c > 0x7f || c === LF) return undefined;
+        badName = true;
       }
-      if (c === COLON && colon === -1) colon = i;
     }
-    if (colon !== -1) {
+    let slot = -1;
+    if (i < end && c === COLON) {
       // nats-core validates every name, including headers the SDK does not read.
-      for (let i = pos; i < colon; i++) if (data[i]! < 33 || data[i]! > 126) return undefined;
-      const slot = slotAt(data, pos, colon);
-      if (slot >= 0 && values[slot] === undefined) {
+      if (badName) return undefined;
+      slot = slotAt(data, pos, i);
+      const colon = i;
+      for (i = colon + 1; i < end; i++) {
+        c = data[i]!;
+        if (c === CR) break;
+        if (c > 0x7f || c === LF) return undefined;
+      }
+      if (slot >= 0 && out.isOpen(slot)) {
         // String#trim's whitespace within a line of ASCII bytes: tab, vertical tab, form feed, space.
         let a = colon + 1;
-        let b = eol;
+        let b = i;
         while (a < b && isTrimmed(data[a]!)) a++;
         while (b > a && isTrimmed(data[b - 1]!)) b--;
         text ??= latin1(data, end);
-        values[slot] = text.slice(a, b);
+        out.set(slot, text.slice(a, b));
       }
     }
-    pos = eol + 2;
+    // i is at the line's CR (which must start a CRLF) or at the end of the block.
+    if (i < end) {
+      if (i + 1 >= end || data[i + 1] !== LF) return undefined;
+      pos = i + 2;
+    } else pos = end;
   }
-  return new ReceivedHeaders(values);
+  return out;
 }
 
 function isTrimmed(c: number): boolean {
@@ -209,8 +319,8 @@ function latin1(data: Uint8Array, end: number): string {
 function parseText(s: string): ReceivedHeaders | undefined {
   let eol = s.indexOf("\r\n");
   if ((eol === -1 ? s : s.slice(0, eol)) !== HEADER_LINE) return undefined;
-  const values: (string | undefined)[] = [];
-  if (eol === -1) return new ReceivedHeaders(values);
+  const out = new ReceivedHeaders();
+  if (eol === -1) return out;
   let pos = eol + 2;
   while (pos < s.length) {
     eol = s.indexOf("\r\n", pos);
@@ -225,11 +335,11 @@ function parseText(s: string): ReceivedHeaders | undefined {
       // nats-core validates every name and value, including headers the SDK does not read.
       if (!validName(name)) return undefined;
       const slot = slotOf(name);
-      if (slot >= 0 && values[slot] === undefined) values[slot] = s.slice(colon + 1, eol).trim();
+      if (out.isOpen(slot)) out.set(slot, s.slice(colon + 1, eol).trim());
     }
     pos = eol + 2;
   }
-  return new ReceivedHeaders(values);
+  return out;
 }
 
 /** nats-core accepts header names of printable ASCII without `:` (and throws on others). */

@@ -29,12 +29,14 @@ export {
 export { ContractValidator, type EventType, type FieldViolation, violationError } from "./validate.js";
 export {
   CONTENT_TYPE,
+  checkEventHeaders,
   DeadLetterHeaders,
   type DeadLetterInput,
   deadLetterHeaders,
   deadLetterMsgId,
   type EventHeaderInput,
   EventHeaders,
+  type EventHeaderValues,
   eventHeaders,
   type FailureClass,
   FailureClasses,

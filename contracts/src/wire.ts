@@ -103,43 +103,60 @@ export interface ReceivedEventHeaders {
   source: string;
   time: string;
   msgId: string;
-  partitionKey?: string;
-  correlationId?: string;
-  causationId?: string;
-  traceparent?: string;
-  tracestate?: string;
-  replayOf?: string;
+  partitionKey?: string | undefined;
+  correlationId?: string | undefined;
+  causationId?: string | undefined;
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
+  replayOf?: string | undefined;
 }
 
-const ID_TOKEN = /^[\x21-\x7e]{1,256}$/;
+/**
+ * The event headers of one received message as found, before any check: the first value of each
+ * header, undefined when absent. An empty value counts as absent.
+ */
+export interface EventHeaderValues {
+  readonly id: string | undefined;
+  readonly specVersion: string | undefined;
+  readonly type: string | undefined;
+  readonly source: string | undefined;
+  readonly time: string | undefined;
+  readonly dataContentType: string | undefined;
+  readonly partitionKey: string | undefined;
+  readonly correlationId: string | undefined;
+  readonly causationId: string | undefined;
+  readonly traceparent: string | undefined;
+  readonly tracestate: string | undefined;
+  readonly msgId: string | undefined;
+  readonly replayOf: string | undefined;
+}
 
-/** The optional attributes of a received event and their headers (built once, not per message). */
-const OPTIONAL_RECEIVED = [
-  ["partitionKey", EventHeaders.PARTITION_KEY],
-  ["correlationId", EventHeaders.CORRELATION_ID],
-  ["causationId", EventHeaders.CAUSATION_ID],
-  ["traceparent", EventHeaders.TRACEPARENT],
-  ["tracestate", EventHeaders.TRACESTATE],
-  ["replayOf", EventHeaders.REPLAY_OF],
-] as const;
+function missing(name: string): JetkitError {
+  return new JetkitError(
+    ContractErrorCodes.WIRE_HEADERS,
+    `header ${name} is missing; every jetkit event carries the CloudEvents headers of contracts/WIRE.md.`,
+    { details: { header: name } },
+  );
+}
+
+/** A ce-id: 1-256 printable ASCII characters without spaces (`/^[\x21-\x7e]{1,256}$/`). */
+function isIdToken(id: string): boolean {
+  if (id.length > 256) return false;
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return id.length > 0;
+}
 
 /**
- * Reads and checks the headers of a received event. Throws `JK_WIRE_HEADERS` naming the header
- * when a required one is missing or malformed.
+ * Checks the headers of a received event and returns its attributes. Throws `JK_WIRE_HEADERS`
+ * naming the header when a required one is missing or malformed. Every optional attribute is
+ * present in the result, undefined when its header is absent (one object shape per event).
  */
-export function readEventHeaders(get: (name: string) => string | undefined): ReceivedEventHeaders {
-  const need = (name: string): string => {
-    const v = get(name);
-    if (!v) {
-      throw new JetkitError(
-        ContractErrorCodes.WIRE_HEADERS,
-        `header ${name} is missing; every jetkit event carries the CloudEvents headers of contracts/WIRE.md.`,
-        { details: { header: name } },
-      );
-    }
-    return v;
-  };
-  const spec = need(EventHeaders.SPEC_VERSION);
+export function checkEventHeaders(v: EventHeaderValues): ReceivedEventHeaders {
+  const spec = v.specVersion;
+  if (!spec) throw missing(EventHeaders.SPEC_VERSION);
   if (spec !== SPEC_VERSION) {
     throw new JetkitError(
       ContractErrorCodes.WIRE_HEADERS,
@@ -147,7 +164,7 @@ export function readEventHeaders(get: (name: string) => string | undefined): Rec
       { details: { header: EventHeaders.SPEC_VERSION } },
     );
   }
-  const ct = get(EventHeaders.DATA_CONTENT_TYPE);
+  const ct = v.dataContentType;
   if (ct && ct !== CONTENT_TYPE) {
     throw new JetkitError(
       ContractErrorCodes.WIRE_HEADERS,
@@ -155,26 +172,56 @@ export function readEventHeaders(get: (name: string) => string | undefined): Rec
       { details: { header: EventHeaders.DATA_CONTENT_TYPE } },
     );
   }
-  const id = need(EventHeaders.ID);
-  if (!ID_TOKEN.test(id)) {
+  const id = v.id;
+  if (!id) throw missing(EventHeaders.ID);
+  if (!isIdToken(id)) {
     throw new JetkitError(
       ContractErrorCodes.WIRE_HEADERS,
       "header ce-id must be 1-256 printable ASCII characters without spaces.",
       { details: { header: EventHeaders.ID } },
     );
   }
-  const out: ReceivedEventHeaders = {
+  const type = v.type;
+  if (!type) throw missing(EventHeaders.TYPE);
+  const source = v.source;
+  if (!source) throw missing(EventHeaders.SOURCE);
+  const time = v.time;
+  if (!time) throw missing(EventHeaders.TIME);
+  return {
     id,
-    type: need(EventHeaders.TYPE),
-    source: need(EventHeaders.SOURCE),
-    time: need(EventHeaders.TIME),
-    msgId: get(EventHeaders.MSG_ID) ?? id,
+    type,
+    source,
+    time,
+    msgId: v.msgId || id,
+    partitionKey: v.partitionKey || undefined,
+    correlationId: v.correlationId || undefined,
+    causationId: v.causationId || undefined,
+    traceparent: v.traceparent || undefined,
+    tracestate: v.tracestate || undefined,
+    replayOf: v.replayOf || undefined,
   };
-  for (const [key, name] of OPTIONAL_RECEIVED) {
-    const v = get(name);
-    if (v) out[key] = v;
-  }
-  return out;
+}
+
+/**
+ * Reads and checks the headers of a received event, `get(name)` giving the first value of a
+ * header. Throws `JK_WIRE_HEADERS` naming the header when a required one is missing or malformed.
+ */
+export function readEventHeaders(get: (name: string) => string | undefined): ReceivedEventHeaders {
+  return checkEventHeaders({
+    id: get(EventHeaders.ID),
+    specVersion: get(EventHeaders.SPEC_VERSION),
+    type: get(EventHeaders.TYPE),
+    source: get(EventHeaders.SOURCE),
+    time: get(EventHeaders.TIME),
+    dataContentType: get(EventHeaders.DATA_CONTENT_TYPE),
+    partitionKey: get(EventHeaders.PARTITION_KEY),
+    correlationId: get(EventHeaders.CORRELATION_ID),
+    causationId: get(EventHeaders.CAUSATION_ID),
+    traceparent: get(EventHeaders.TRACEPARENT),
+    tracestate: get(EventHeaders.TRACESTATE),
+    msgId: get(EventHeaders.MSG_ID),
+    replayOf: get(EventHeaders.REPLAY_OF),
+  });
 }
 
 /** Why and where a message is dead-lettered (contracts/WIRE.md §5). */

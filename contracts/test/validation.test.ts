@@ -27,7 +27,13 @@ import {
   getCatalog,
   isJetkitError,
 } from "../src/index.js";
-import { compileMessage, RULE_EXTENSIONS, runCheck } from "../src/validation/compile.js";
+import {
+  compileMessage,
+  isTrimmedUuid,
+  isUuid,
+  RULE_EXTENSIONS,
+  runCheck,
+} from "../src/validation/compile.js";
 import { translatePattern } from "../src/validation/pattern.js";
 import { readGolden } from "../tools/vectors.js";
 
@@ -60,6 +66,18 @@ const STRINGS = [
   "0d000000-0000-4000-8000-000000000001",
   "0D000000-0000-4000-8000-00000000000G",
   "0d0000000000400080000000000000001",
+  // UUID text at the edges of the format: case, digits, dashes, length, non-ASCII
+  "0D000000-0000-4000-8000-0000000000AF",
+  "0d000000-0000-4000-8000-00000000000g",
+  "0d000000-0000-4000-8000+000000000001",
+  "0d0000000-000-4000-8000-000000000001",
+  "0d000000-0000-4000-8000-0000000000Ł1",
+  "0d000000-0000-4000-8000-0000000000011",
+  "@d000000-0000-4000-8000-000000000001",
+  "`d000000-0000-4000-8000-000000000001",
+  "0d000000000040008000000000000001",
+  "0D00000000004000800000000000000F",
+  "0d00000000004000800000000000000:",
   "a@b.co",
   "bad@",
   "a@-b.co",
@@ -287,6 +305,34 @@ describe("compiled validator agrees with protovalidate", () => {
       v.violations(desc, long).map((x) => x.rule),
       ["short"],
     );
+  });
+
+  test("the UUID checks by char code accept exactly what the formats' regular expressions accept", () => {
+    const uuid = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+    const tuuid = /^[0-9a-fA-F]{32}$/;
+    // Characters next to each hex range (/ : @ G ` g), a dash, a space and non-ASCII ones.
+    const alphabet = [..."0123456789abcdefABCDEF/:@G`g- Ł\u0130\u0141😀"];
+    let seed = 7;
+    const next = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed / 2 ** 32;
+    };
+    let accepted = 0;
+    for (let n = 0; n < 20_000; n++) {
+      const len = 30 + Math.floor(next() * 9);
+      let s = Array.from({ length: len }, () => alphabet[Math.floor(next() * 16)]!).join("");
+      // Mostly well-formed, then one character replaced: every position and character is tried.
+      if (len === 36 && next() < 0.7)
+        s = `${s.slice(0, 8)}-${s.slice(9, 13)}-${s.slice(14, 18)}-${s.slice(19, 23)}-${s.slice(24)}`;
+      if (next() < 0.5) {
+        const at = Math.floor(next() * s.length);
+        s = s.slice(0, at) + alphabet[Math.floor(next() * alphabet.length)]! + s.slice(at + 1);
+      }
+      assert.equal(isUuid(s), uuid.test(s), JSON.stringify(s));
+      assert.equal(isTrimmedUuid(s), tuuid.test(s), JSON.stringify(s));
+      if (uuid.test(s) || tuuid.test(s)) accepted++;
+    }
+    assert.ok(accepted > 1000, `only ${accepted} valid ids were generated`);
   });
 
   test("patterns outside the shared RE2/JavaScript subset fall back", () => {

@@ -450,7 +450,7 @@ class Compiler {
       const spec = WELL_KNOWN[wk.case]!;
       const rule = `string.${snake(wk.case)}`;
       parts.push(
-        `if (${v} === "") ${this.#push(seg, `${rule}_empty`, spec.empty)}\nelse if (!${this.#k(spec.re)}.test(${v})) ${this.#push(seg, rule, spec.msg)}`,
+        `if (${v} === "") ${this.#push(seg, `${rule}_empty`, spec.empty)}\nelse if (!${spec.test ? `H.${spec.test}(${v})` : `${this.#k(spec.re)}.test(${v})`}) ${this.#push(seg, rule, spec.msg)}`,
       );
     }
     return parts.length > 0 ? parts.join("\n") : null;
@@ -544,8 +544,34 @@ class Compiler {
 }
 
 /** What generated checks call. */
+/** A hex digit: 0-9, a-f, A-F (`c | 0x20` folds A-F onto a-f and nothing else onto them). */
+function isHexCode(c: number): boolean {
+  return (c >= 48 && c <= 57) || ((c | 0x20) >= 97 && (c | 0x20) <= 102);
+}
+
+/** `/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(s)` */
+export function isUuid(s: string): boolean {
+  if (s.length !== 36) return false;
+  for (let i = 0; i < 36; i++) {
+    const c = s.charCodeAt(i);
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 45) return false;
+    } else if (!isHexCode(c)) return false;
+  }
+  return true;
+}
+
+/** `/^[0-9a-fA-F]{32}$/.test(s)` */
+export function isTrimmedUuid(s: string): boolean {
+  if (s.length !== 32) return false;
+  for (let i = 0; i < 32; i++) if (!isHexCode(s.charCodeAt(i))) return false;
+  return true;
+}
+
 const HELPERS = {
   at,
+  isUuid,
+  isTrimmedUuid,
   Undecided,
   cpLen: codepointLength,
   byteLen: (s: string) => Buffer.byteLength(s),
@@ -617,8 +643,15 @@ const STRING_RULES = new Set([
   "tuuid",
   "example",
 ]);
-/** The string formats implemented here, with protovalidate's messages (WHATWG e-mail, RFC 4122 UUID text). */
-const WELL_KNOWN: Record<string, { re: RegExp; msg: string; empty: string }> = {
+/**
+ * The string formats implemented here, with protovalidate's messages (WHATWG e-mail, RFC 4122 UUID
+ * text). `test` names a helper that checks the same as `re` without running a regular expression
+ * (a UUID check by char codes costs a fraction of the regex, and events carry several).
+ */
+const WELL_KNOWN: Record<
+  string,
+  { re: RegExp; test?: "isUuid" | "isTrimmedUuid"; msg: string; empty: string }
+> = {
   email: {
     re: /^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/,
     msg: "must be a valid email address",
@@ -626,11 +659,13 @@ const WELL_KNOWN: Record<string, { re: RegExp; msg: string; empty: string }> = {
   },
   uuid: {
     re: /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
+    test: "isUuid",
     msg: "must be a valid UUID",
     empty: "value is empty, which is not a valid UUID",
   },
   tuuid: {
     re: /^[0-9a-fA-F]{32}$/,
+    test: "isTrimmedUuid",
     msg: "must be a valid trimmed UUID",
     empty: "value is empty, which is not a valid trimmed UUID",
   },
