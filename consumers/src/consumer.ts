@@ -31,13 +31,15 @@ import {
   type Attributes,
   type Context,
   context,
+  isSpanContextValid,
+  ROOT_CONTEXT,
   type Span,
   SpanKind,
   type SpanOptions,
   SpanStatusCode,
   trace,
 } from "@opentelemetry/api";
-import { type Logger, pino } from "pino";
+import { type Bindings, type Logger, pino } from "pino";
 import { AckBatcher } from "./ack-batcher.js";
 import { watchMaxDeliveries } from "./advisories.js";
 import { nakDelay } from "./backoff.js";
@@ -172,17 +174,89 @@ interface SubjectAttributes {
   spanName: string;
 }
 
+/** Log fields of every line about one delivery. */
+function deliveryFields(f: InFlight): Bindings {
+  return {
+    subject: f.msg.subject,
+    stream: f.binding.stream,
+    seq: f.seq,
+    delivery: f.delivery,
+    msg_id: f.headers?.msgId || undefined,
+  };
+}
+
 /** A delivery that passed the wire and contract checks, on its way through its handler. */
-interface Run {
-  f: InFlight;
-  reg: Registration;
-  event: unknown;
-  wire: ReceivedEventHeaders;
-  /** The CONSUMER process span (non-recording without a tracer provider). */
-  span: Span;
-  log: Logger;
-  /** The context the handler runs in: the process span active. */
-  active: Context;
+class Run {
+  #log: Logger | undefined;
+
+  constructor(
+    readonly f: InFlight,
+    readonly reg: Registration,
+    readonly event: unknown,
+    readonly wire: ReceivedEventHeaders,
+    /** The CONSUMER process span (non-recording without a tracer provider). */
+    readonly span: Span,
+    /** The context the handler runs in: the process span active. */
+    readonly active: Context,
+    readonly parentLog: Logger,
+  ) {}
+
+  /** Child logger of this delivery, made on first use (most deliveries never log). */
+  get log(): Logger {
+    this.#log ??= lazyChild(this.parentLog, () => ({
+      ...deliveryFields(this.f),
+      trace_id: this.span.spanContext().traceId,
+      ...(this.wire.correlationId ? { correlation_id: this.wire.correlationId } : {}),
+    }));
+    return this.#log;
+  }
+}
+
+/** What a handler is given (one object per attempt; the logger is made when first read). */
+class DeliveryContext implements HandlerContext {
+  readonly subject: string;
+  readonly stream: string;
+  readonly seq: number;
+  readonly delivery: number;
+  readonly eventId: string;
+  readonly msgId: string;
+  readonly correlationId: string | undefined;
+  readonly causationId: string | undefined;
+  readonly partitionKey: string | undefined;
+  readonly replayOf: string | undefined;
+  readonly headers: ReceivedEventHeaders;
+  readonly signal: AbortSignal;
+  /** An own function, so `const { working } = ctx` keeps working. */
+  readonly working: () => void;
+  readonly #run: Run;
+  #logger: Logger | undefined;
+
+  constructor(run: Run, attempt: number, signal: AbortSignal) {
+    const { f, wire } = run;
+    this.subject = f.msg.subject;
+    this.stream = f.binding.stream;
+    this.seq = f.seq;
+    this.delivery = attempt;
+    this.eventId = wire.id;
+    this.msgId = wire.msgId;
+    this.correlationId = wire.correlationId;
+    this.causationId = wire.causationId;
+    this.partitionKey = wire.partitionKey;
+    this.replayOf = wire.replayOf;
+    this.headers = wire;
+    this.signal = signal;
+    this.working = () => f.msg.working();
+    this.#run = run;
+  }
+
+  get logger(): Logger {
+    if (!this.#logger) {
+      const attempt = this.delivery;
+      const log = this.#run.log;
+      this.#logger = attempt === this.#run.f.delivery ? log : lazyChild(log, () => ({ attempt }));
+    }
+    return this.#logger;
+  }
 }
 
 /**
@@ -260,8 +334,13 @@ class JetkitConsumer implements Consumer {
   #connected = true;
   #lastLag: ConsumerLag = { pending: 0, ackPending: 0, redelivered: 0 };
   #timers: NodeJS.Timeout[] = [];
-  /** True while the consume callback runs (#receive): handlers completing now do so inside it. */
+  /**
+   * True while #startReceived runs: the acks written meanwhile leave in one socket write, which
+   * nats-core flushes once that turn's work is done.
+   */
   #receiving = false;
+  /** The turn that starts the messages received by the consume callback (see #receive). */
+  #startScheduled: NodeJS.Immediate | undefined;
 
   constructor(o: ResolvedOptions, nc: NatsConnection, owns: boolean) {
     this.#o = o;
@@ -424,6 +503,8 @@ class JetkitConsumer implements Consumer {
     const timeoutMs = opts.timeoutMs ?? 10_000;
     this.#log.info({ in_flight: this.#inFlight.size, timeout_ms: timeoutMs }, "consumer stopping");
     for (const t of this.#timers) clearInterval(t);
+    if (this.#startScheduled) clearImmediate(this.#startScheduled);
+    this.#startScheduled = undefined;
     for (const sub of this.#advisorySubs) sub.unsubscribe();
     // Stop pulling, and hand the messages waiting for a slot back at once (nak) to other processes.
     for (const b of this.#bindings) b.iter?.stop();
@@ -472,7 +553,7 @@ class JetkitConsumer implements Consumer {
         first = false;
         const c = await this.#js.consumers.get(b.stream, this.durable);
         // Callback mode: each message reaches #receive synchronously as it is parsed, without an
-        // async-iterator hop per message; #receive queues it when every handler slot is busy.
+        // async-iterator hop per message; #receive queues it and starts handlers a turn later.
         const iter = await c.consume({
           max_messages: this.#o.batch,
           expires: this.#o.pullExpiresMs,
@@ -581,6 +662,16 @@ class JetkitConsumer implements Consumer {
       }
     }
     this.#queue.push(f);
+    // Handlers start in the next turn, not inside nats-core's parse of the read: the pull requests
+    // nats.js writes while parsing (it pulls again as its pending count drops) then go out at the
+    // end of the parse, so the server prepares the next batch while this one is handled, instead
+    // of after all of it. Every message of the read (or reads) starts in that one turn.
+    this.#startScheduled ??= setImmediate(() => this.#startReceived());
+  }
+
+  /** Starts the messages received since the last turn, as slots allow (see #receive). */
+  #startReceived(): void {
+    this.#startScheduled = undefined;
     this.#receiving = true;
     try {
       this.#pump();
@@ -651,6 +742,11 @@ class JetkitConsumer implements Consumer {
     }
   }
 
+  /** A logger for one delivery that never reached its handler (a poison message). */
+  #deliveryLog(f: InFlight): Logger {
+    return lazyChild(this.#log, () => deliveryFields(f));
+  }
+
   #attributes(subject: string): SubjectAttributes {
     let a = this.#attrs.get(subject);
     if (!a) {
@@ -681,13 +777,6 @@ class JetkitConsumer implements Consumer {
     const attrs = subjectAttrs.base;
     if (delivery > 1) this.#tel.redeliveries.add(1, attrs);
     const hdrs = headersOf(f);
-    const baseFields = () => ({
-      subject: m.subject,
-      stream: b.stream,
-      seq: f.seq,
-      delivery,
-      msg_id: hdrs.msgId || undefined,
-    });
 
     // 1. Wire headers, type and contract: failures here never improve with a retry.
     let wire: ReceivedEventHeaders;
@@ -699,7 +788,7 @@ class JetkitConsumer implements Consumer {
         f,
         header === EventHeaders.TYPE ? "unknown_type" : "undecodable",
         reasonOf(err),
-        lazyChild(this.#log, baseFields),
+        this.#deliveryLog(f),
       );
     }
     const spec = this.#catalog.findByType(wire.type);
@@ -707,7 +796,7 @@ class JetkitConsumer implements Consumer {
       const why = spec
         ? `ce-type ${wire.type} belongs to subject ${spec.subject}, not ${m.subject}`
         : `ce-type ${wire.type} is not an event of the contracts`;
-      return this.#poison(f, "unknown_type", why, lazyChild(this.#log, baseFields));
+      return this.#poison(f, "unknown_type", why, this.#deliveryLog(f));
     }
     const reg = this.#handlers.get(spec.type);
     if (!reg) {
@@ -715,7 +804,7 @@ class JetkitConsumer implements Consumer {
         f,
         "unknown_type",
         `durable ${this.durable} has no handler for ${spec.type}`,
-        lazyChild(this.#log, baseFields),
+        this.#deliveryLog(f),
       );
     }
     let event: unknown;
@@ -737,7 +826,7 @@ class JetkitConsumer implements Consumer {
       const cls: FailureClass = isJetkitError(err, ContractErrorCodes.VIOLATION)
         ? "contract_violation"
         : "undecodable";
-      return this.#poison(f, cls, reasonOf(err), lazyChild(this.#log, baseFields));
+      return this.#poison(f, cls, reasonOf(err), this.#deliveryLog(f));
     }
 
     const parent = extractTraceContext(wire.traceparent, wire.tracestate);
@@ -756,21 +845,13 @@ class JetkitConsumer implements Consumer {
         "messaging.nats.delivery_count": delivery,
       });
     }
-    const log = lazyChild(this.#log, () => ({
-      ...baseFields(),
-      trace_id: span.spanContext().traceId,
-      ...(wire.correlationId ? { correlation_id: wire.correlationId } : {}),
-    }));
-    const run: Run = {
-      f,
-      reg,
-      event,
-      wire,
-      span,
-      log,
-      // The handler runs with the process span active, so its spans and logs join the trace.
-      active: trace.setSpan(context.active(), span),
-    };
+    // The handler runs with the process span active, so its spans and logs join the trace. A span
+    // without identity (no tracer provider and no trace in the headers) changes nothing: the
+    // handler then runs in the root context, as it would with it, without a context per message.
+    // Either way the handler's context comes from the message alone, never from whatever context
+    // the connection's socket callback happens to run in.
+    const active = isSpanContextValid(span.spanContext()) ? trace.setSpan(ROOT_CONTEXT, span) : ROOT_CONTEXT;
+    const run = new Run(f, reg, event, wire, span, active, this.#log);
     if (this.#store) return this.#handleOnce(run, this.#store);
     let outcome: Outcome | Promise<Outcome>;
     try {
@@ -798,7 +879,7 @@ class JetkitConsumer implements Consumer {
 
   /** The handler of `run` unless its effect is already recorded in the idempotency store. */
   async #handleOnce(run: Run, store: IdempotencyStore): Promise<void> {
-    const { f, wire, span, log } = run;
+    const { f, wire, span } = run;
     const attrs = this.#attributes(f.msg.subject).base;
     try {
       let seen: boolean;
@@ -807,14 +888,14 @@ class JetkitConsumer implements Consumer {
         // A record this process wrote after the lookup started counts too.
         seen = (await lookup) || store.recordedLately(wire.id);
       } catch (err) {
-        log.warn({ err }, "idempotency store unavailable; retrying the message later");
+        run.log.warn({ err }, "idempotency store unavailable; retrying the message later");
         this.#nak(f, nakDelay(f.delivery, this.#o.backoff), attrs);
         span.setStatus({ code: SpanStatusCode.ERROR, message: "idempotency store unavailable" });
         return;
       }
       // 2. Effect already recorded: ack without running the handler.
       if (seen) {
-        log.debug("effect already recorded; acked without running the handler");
+        run.log.debug("effect already recorded; acked without running the handler");
         span.setAttribute("jetkit.duplicate", true);
         this.#tel.duplicates.add(1, attrs);
         this.#ack(f, attrs);
@@ -833,25 +914,9 @@ class JetkitConsumer implements Consumer {
    * outcome needs no round trip (an ack or a nak without the idempotency store).
    */
   #attempt(run: Run, attempt: number): Outcome | Promise<Outcome> {
-    const { f, wire, log } = run;
-    const m = f.msg;
-    const ctx: HandlerContext = {
-      subject: m.subject,
-      stream: f.binding.stream,
-      seq: f.seq,
-      delivery: attempt,
-      eventId: wire.id,
-      msgId: wire.msgId,
-      correlationId: wire.correlationId,
-      causationId: wire.causationId,
-      partitionKey: wire.partitionKey,
-      replayOf: wire.replayOf,
-      headers: wire,
-      logger: attempt === f.delivery ? log : lazyChild(log, () => ({ attempt })),
-      signal: this.#shutdown.signal,
-      working: () => m.working(),
-    };
-    const t0 = performance.now();
+    const ctx = new DeliveryContext(run, attempt, this.#shutdown.signal);
+    // Timed only when the duration is recorded somewhere (a meter provider is installed).
+    const t0 = this.#tel.timed ? performance.now() : 0;
     let result: Promise<void> | void;
     try {
       result = context.with(run.active, run.reg.handler, undefined, run.event, ctx);
@@ -874,11 +939,12 @@ class JetkitConsumer implements Consumer {
     failed: boolean,
     error: unknown,
   ): Outcome | Promise<Outcome> {
-    const { f, span, log } = run;
+    const { f, span } = run;
     const b = f.binding;
     const attrs = this.#attributes(f.msg.subject);
-    const seconds = (performance.now() - t0) / 1000;
-    this.#tel.duration.record(seconds, failed ? attrs.error : attrs.ok);
+    if (this.#tel.timed) {
+      this.#tel.duration.record((performance.now() - t0) / 1000, failed ? attrs.error : attrs.ok);
+    }
     if (f.abandoned) return "abandoned";
     if (!failed) {
       if (this.#store) return this.#recordAndAck(run, this.#store);
@@ -896,7 +962,7 @@ class JetkitConsumer implements Consumer {
     }
     const permanent = isPermanentError(error);
     if (permanent || attempt >= this.#o.maxDeliver) {
-      log.warn(
+      run.log.warn(
         { err: error },
         permanent ? "handler failed permanently" : "handler failed on the last delivery",
       );
@@ -905,7 +971,7 @@ class JetkitConsumer implements Consumer {
         permanent ? "handler_permanent" : "handler_exhausted",
         reasonOf(error),
         attempt,
-        log,
+        run.log,
       ).then(() => "dead" as const);
     }
     const delay = nakDelay(attempt, this.#o.backoff);
@@ -914,11 +980,14 @@ class JetkitConsumer implements Consumer {
       return "nak";
     }
     if (this.#o.ordering !== "per-key") {
-      log.info({ err: error, delay_ms: delay }, "handler failed; nak'd for a later retry");
+      run.log.info({ err: error, delay_ms: delay }, "handler failed; nak'd for a later retry");
       this.#nak(f, delay, attrs.base);
       return "nak";
     }
-    log.info({ err: error, delay_ms: delay }, "handler failed; retrying in place to keep the key's order");
+    run.log.info(
+      { err: error, delay_ms: delay },
+      "handler failed; retrying in place to keep the key's order",
+    );
     return this.#holdFor(f, delay).then((held) => {
       if (held) return this.#attempt(run, attempt + 1);
       this.#nak(f, 0, attrs.base);
@@ -928,13 +997,13 @@ class JetkitConsumer implements Consumer {
 
   /** Records the effect in the idempotency store, then acks. */
   async #recordAndAck(run: Run, store: IdempotencyStore): Promise<Outcome> {
-    const { f, wire, log } = run;
+    const { f, wire } = run;
     const b = f.binding;
     try {
       await store.record(wire.id, b.stream, f.seq);
     } catch (err) {
       // The effect happened: acking is right; only a later duplicate could run it again.
-      log.warn({ err }, "could not record the effect in the idempotency store");
+      run.log.warn({ err }, "could not record the effect in the idempotency store");
     }
     if (this.#firstFailure.size > 0) this.#firstFailure.delete(`${b.stream}:${f.seq}`);
     this.#ack(f, this.#attributes(f.msg.subject).base);
@@ -1006,8 +1075,8 @@ class JetkitConsumer implements Consumer {
   }
 
   #ack(f: InFlight, attrs: Attributes): void {
-    // Inside the consume callback, nats-core sends whatever is written while it parses one read
-    // in one write (with the next pull request): batching those acks would cost a second write.
+    // In the turn that starts received messages, nats-core sends whatever is written in one write
+    // at its end: batching those acks would cost a second write.
     if (this.#receiving) this.#acks.ackNow(f.msg);
     else this.#acks.ack(f.msg);
     this.#tel.acks.add(1, attrs);

@@ -1,6 +1,7 @@
 import {
   type Attributes,
   type Counter,
+  createNoopMeter,
   type Histogram,
   metrics,
   type ObservableGauge,
@@ -10,12 +11,16 @@ import {
 import type { ResolvedOptions } from "./options.js";
 
 const SCOPE = "@jetkit/consumers";
+/** The class of the API's no-op histogram, which every meter without a provider hands out. */
+const NoopHistogram = createNoopMeter().createHistogram("jetkit.probe").constructor;
 
 /** The consumer's tracer and metric instruments (messaging semantic conventions where they exist). */
 export interface Telemetry {
   tracer: Tracer;
   /** `messaging.process.duration` in seconds, per subject and outcome. */
   duration: Histogram;
+  /** False when `duration` records nowhere (no meter provider): handlers are then not timed. */
+  timed: boolean;
   acks: Counter;
   naks: Counter;
   redeliveries: Counter;
@@ -28,12 +33,14 @@ export interface Telemetry {
 export function createTelemetry(o: ResolvedOptions): Telemetry {
   const tracer = (o.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE);
   const meter = (o.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE);
+  const duration = meter.createHistogram("messaging.process.duration", {
+    unit: "s",
+    description: "Handler duration per message",
+  });
   return {
     tracer,
-    duration: meter.createHistogram("messaging.process.duration", {
-      unit: "s",
-      description: "Handler duration per message",
-    }),
+    duration,
+    timed: !(duration instanceof NoopHistogram),
     acks: meter.createCounter("jetkit.consumer.acks", { description: "Messages acknowledged" }),
     naks: meter.createCounter("jetkit.consumer.naks", { description: "Messages nak'd for a later retry" }),
     redeliveries: meter.createCounter("jetkit.consumer.redeliveries", {

@@ -84,6 +84,24 @@ describe("ProtoReader (the consumer's protobuf reader)", () => {
     assert.ok(fast > 40, "the fast path was exercised");
   });
 
+  test("reads random byte soups as string fields as BinaryReader does (UTF-8 errors replaced the same way)", () => {
+    const rng = prng(20261122);
+    // Bytes at the edges of UTF-8: continuation, overlong and surrogate leads, BOM, invalid
+    const pool = [0x00, 0x41, 0x7f, 0x80, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1, 0xed, 0xef];
+    pool.push(0xf0, 0xf4, 0xf5, 0xff, 0xa0, 0x9f, 0x8f, 0x90, 0xbb);
+    for (let n = 0; n < 20_000; n++) {
+      const len = rng.int(1, 60);
+      const payload = Uint8Array.from({ length: len }, () => pool[rng.int(0, pool.length - 1)]!);
+      const bytes = new BinaryWriter().uint32(10).bytes(payload).finish();
+      const read = (r: BinaryReader) => () => [r.uint32(), r.string(), r.pos];
+      assert.deepEqual(
+        outcome(read(new ProtoReader(bytes))),
+        outcome(read(new BinaryReader(bytes))),
+        Buffer.from(payload).toString("hex"),
+      );
+    }
+  });
+
   test("reads every varint as BinaryReader does: values, position, truncation and overlong forms", () => {
     const values = [
       0,

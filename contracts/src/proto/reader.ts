@@ -89,7 +89,8 @@ export function asciiString(bytes: Uint8Array, at: number, n: number): string | 
  *   whole event), used only by fixed-width fields (`double`, `float`, `fixed32/64`, `sfixed32/64`).
  *   Here it is made on the first such read.
  * - A string of up to 40 bytes, all ASCII, is made by {@link asciiString}: the string fields of
- *   events are mostly ids, codes and names. Anything else, and every error, goes through
+ *   events are mostly ids, codes and names. Other text is read by Node's UTF-8 reader directly
+ *   (same result as BinaryReader's decoder). Strict reads and every error go through
  *   `BinaryReader#string` itself.
  * - Tags and lengths of one or two bytes are read inline (`uint32`), the rest by BinaryReader.
  * - An `int64` within ±2^53 (every timestamp's seconds, every amount) is returned as its
@@ -131,6 +132,16 @@ function ProtoReaderImpl(this: ReaderState, bytes: Uint8Array): void {
 
 const baseString = BinaryReader.prototype.string;
 
+/**
+ * Node's own UTF-8 reader of a byte range (`Buffer#utf8Slice`, which `buf.toString()` uses): the
+ * same text as BinaryReader's `TextDecoder` with `ignoreBOM` (replacement characters included;
+ * a test compares them on random invalid sequences), without the decoder's argument checks and
+ * a subarray per field. Undefined outside Node: BinaryReader's path is used then.
+ */
+const utf8Slice = (
+  globalThis as { Buffer?: { prototype: { utf8Slice?: (start: number, end: number) => string } } }
+).Buffer?.prototype.utf8Slice;
+
 ProtoReaderImpl.prototype = Object.create(BinaryReader.prototype, {
   constructor: { value: ProtoReaderImpl, writable: true, configurable: true },
   /** BinaryReader's fixed-width reads use `this.view`. */
@@ -160,11 +171,18 @@ ProtoReaderImpl.prototype = Object.create(BinaryReader.prototype, {
       const len = this.uint32();
       const start = this.pos;
       const end = start + len;
-      if (len <= ASCII_STRING_MAX && end <= this.len) {
-        const s = readAscii(this.buf, start, len);
-        if (s !== undefined) {
+      if (end <= this.len) {
+        if (len <= ASCII_STRING_MAX) {
+          const s = readAscii(this.buf, start, len);
+          if (s !== undefined) {
+            this.pos = end;
+            return s;
+          }
+        }
+        // Longer or non-ASCII text; strict reads (which throw on invalid UTF-8) stay BinaryReader's.
+        if (!strict && utf8Slice) {
           this.pos = end;
-          return s;
+          return utf8Slice.call(this.buf, start, end);
         }
       }
       this.pos = at;
