@@ -23,8 +23,8 @@ export class AckBatcher {
   }
 
   /**
-   * Sends the ack of `m` at once: for code running inside nats-core's parse of one read, whose
-   * writes already go out together.
+   * Sends the ack of `m` at once: for code running in a turn whose writes already go out
+   * together (nats-core flushes once, after the turn's work).
    */
   ackNow(m: JsMsg): void {
     try {

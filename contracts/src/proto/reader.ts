@@ -2,11 +2,11 @@ import { protoInt64 } from "@bufbuild/protobuf";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 
 /**
- * Longest string made by {@link asciiString} (36-character UUIDs and most ids fit). The reader
+ * Longest string made by {@link readAscii} (36-character UUIDs and most ids fit). The reader
  * is one generated function with a case per length; far above this, V8 stops optimising it (at
  * 64, decoding an event took twice the instructions).
  */
-export const ASCII_STRING_MAX = 40;
+const ASCII_STRING_MAX = 40;
 
 /**
  * BinaryReader's own fields (@bufbuild/protobuf 2.17, pinned): an instance has exactly these, and
@@ -47,7 +47,10 @@ function readUint32(this: ReaderFields): number {
   return template.uint32.call(this);
 }
 
-/** Reads `n` bytes at `at`: their string when all are ASCII, else undefined. */
+/**
+ * Reads `n` bytes at `at` (the caller checks they lie within `bytes`): their string when all are
+ * ASCII and `n` is at most {@link ASCII_STRING_MAX}, else undefined. The string is a flat copy.
+ */
 type AsciiRead = (bytes: Uint8Array, at: number, n: number) => string | undefined;
 
 /**
@@ -70,15 +73,6 @@ const readAscii = (() => {
 })();
 
 /**
- * The text of `bytes[at, at + n)` when those bytes are all ASCII and `n` is at most
- * {@link ASCII_STRING_MAX}; undefined otherwise (decode those bytes as UTF-8 instead). The caller
- * checks the range lies within `bytes`. The string is a flat copy: it keeps no buffer alive.
- */
-export function asciiString(bytes: Uint8Array, at: number, n: number): string | undefined {
-  return readAscii(bytes, at, n);
-}
-
-/**
  * A protobuf binary reader for the generated `decode(input)` of ts-proto, which uses a reader it
  * is given as is: the same methods and results as `BinaryReader` of `@bufbuild/protobuf/wire`
  * (it is one: `instanceof BinaryReader` holds and every other method is BinaryReader's own),
@@ -88,7 +82,7 @@ export function asciiString(bytes: Uint8Array, at: number, n: number): string | 
  * - No `DataView` per message: BinaryReader makes one in its constructor (a tenth of decoding a
  *   whole event), used only by fixed-width fields (`double`, `float`, `fixed32/64`, `sfixed32/64`).
  *   Here it is made on the first such read.
- * - A string of up to 40 bytes, all ASCII, is made by {@link asciiString}: the string fields of
+ * - A string of up to 40 bytes, all ASCII, is made by one generated case per length: the string fields of
  *   events are mostly ids, codes and names. Other text is read by Node's UTF-8 reader directly
  *   (same result as BinaryReader's decoder). Strict reads and every error go through
  *   `BinaryReader#string` itself.
