@@ -5,7 +5,8 @@ import (
 	"fmt"
 )
 
-// Error codes, the same as @jetkit/contracts uses (contracts/src/errors.ts).
+// Error codes, the same as @jetkit/contracts uses (contracts/src/errors.ts) and, for
+// publishing, the same as @jetkit/producers (producers/src/errors.ts) and the Rust helper.
 const (
 	// CodeUnknownType: a message type is not an event of the contracts.
 	CodeUnknownType = "JK_CONTRACT_UNKNOWN_TYPE"
@@ -17,6 +18,15 @@ const (
 	CodeViolation = "JK_CONTRACT_VIOLATION"
 	// CodeWireHeaders: the headers of a received message break contracts/WIRE.md.
 	CodeWireHeaders = "JK_WIRE_HEADERS"
+	// CodeRejected: JetStream refused a publish (a limit such as the stream's max_msg_size,
+	// permissions, ...), or the client could not send it at all before anything was sent. The
+	// event is not stored; publishing it unchanged would be refused again.
+	CodeRejected = "JK_PRODUCER_REJECTED"
+	// CodeOutcomeUnknown: a publish got no definite answer before its deadline (or its ctx was
+	// cancelled) after at least one attempt was sent. The event MAY be stored: publish it again
+	// with the same msg id within the stream's duplicate window; an ack with Duplicate=true
+	// means it was stored. Never used for a refusal.
+	CodeOutcomeUnknown = "JK_PRODUCER_OUTCOME_UNKNOWN"
 )
 
 // Error is the one error type of this package: a stable code, a message that says what to do,

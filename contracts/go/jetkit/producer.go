@@ -2,7 +2,6 @@ package jetkit
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,6 +18,9 @@ type Producer struct {
 	// Validate refuses an event that breaks its contract's field rules before anything is sent
 	// (protovalidate). On by default; turn it off only for tools that send known-bad events.
 	Validate bool
+	// Timeout bounds one Publish (all its attempts) when its ctx has no deadline;
+	// DefaultPublishTimeout when zero. A ctx deadline, when there is one, is used instead.
+	Timeout time.Duration
 }
 
 // NewProducer returns a producer for the service named service (ce-source "/jetkit/<service>").
@@ -53,6 +55,19 @@ type Published struct {
 }
 
 // Publish encodes m, checks it against its contract and publishes it on its subject.
+//
+// It returns the stream's ack, or an error that says what is known (see publishWithRetry):
+//   - CodeRejected: JetStream refused the event (a limit such as max_msg_size, permissions,
+//     ...); it is not stored and the same publish would be refused again.
+//   - CodeOutcomeUnknown: no definite answer before the deadline (ctx's, else p.Timeout) or
+//     before ctx was cancelled, after at least one attempt was sent. The event MAY be stored:
+//     publish it again with the same PublishOptions.ID (and MsgID) within the stream's
+//     duplicate window; an ack with Duplicate=true means the first copy was stored.
+//
+// Timeouts, no responders (no stream yet, a leader election, a restarting server), disconnects,
+// server errors (5xx) and 10158 "duplicate message id is in process" are retried with the same
+// Nats-Msg-Id, headers and payload until the deadline, so a stored event is never reported as
+// refused. ctx cancelled or expired before anything was sent returns ctx.Err(), wrapped.
 func (p *Producer) Publish(ctx context.Context, m proto.Message, opts PublishOptions) (Published, error) {
 	ev, err := EventOf(m)
 	if err != nil {
@@ -92,9 +107,9 @@ func (p *Producer) publish(ctx context.Context, ev Event, payload []byte, key st
 		Traceparent: o.Traceparent, Tracestate: o.Tracestate, MsgID: o.MsgID,
 	})
 	msg := &nats.Msg{Subject: ev.Subject, Header: NatsHeader(hs), Data: payload}
-	ack, err := p.js.PublishMsg(ctx, msg)
+	ack, err := p.publishWithRetry(ctx, ev, msg)
 	if err != nil {
-		return Published{}, fmt.Errorf("publish %s on %s (ce-id %s): %w", ev.Type, ev.Subject, o.ID, err)
+		return Published{}, err
 	}
 	return Published{
 		Subject: ev.Subject, Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate,
