@@ -18,8 +18,8 @@ const (
 	CodeViolation = "JK_CONTRACT_VIOLATION"
 	// CodeWireHeaders: the headers of a received message break contracts/WIRE.md.
 	CodeWireHeaders = "JK_WIRE_HEADERS"
-	// CodeRejected: JetStream refused a publish (a limit such as the stream's max_msg_size,
-	// permissions, ...), or the client could not send it at all before anything was sent. The
+	// CodeRejected: JetStream refused a publish (an API error with status 4xx, e.g. the stream's
+	// max_msg_size), or the client could not send it at all before anything was sent. The
 	// event is not stored; publishing it unchanged would be refused again.
 	CodeRejected = "JK_PRODUCER_REJECTED"
 	// CodeOutcomeUnknown: a publish got no definite answer before its deadline (or its ctx was

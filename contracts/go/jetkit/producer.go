@@ -56,18 +56,21 @@ type Published struct {
 
 // Publish encodes m, checks it against its contract and publishes it on its subject.
 //
-// It returns the stream's ack, or an error that says what is known (see publishWithRetry):
-//   - CodeRejected: JetStream refused the event (a limit such as max_msg_size, permissions,
-//     ...); it is not stored and the same publish would be refused again.
+// It returns the stream's ack, or an error that says what is known:
+//   - CodeRejected: JetStream refused the event (an API error with status 4xx, e.g. the
+//     stream's max_msg_size), or the client could not send it (over max_payload, a closed
+//     connection); it is not stored and the same publish would be refused again.
 //   - CodeOutcomeUnknown: no definite answer before the deadline (ctx's, else p.Timeout) or
 //     before ctx was cancelled, after at least one attempt was sent. The event MAY be stored:
 //     publish it again with the same PublishOptions.ID (and MsgID) within the stream's
 //     duplicate window; an ack with Duplicate=true means the first copy was stored.
 //
-// Timeouts, no responders (no stream yet, a leader election, a restarting server), disconnects,
-// server errors (5xx) and 10158 "duplicate message id is in process" are retried with the same
-// Nats-Msg-Id, headers and payload until the deadline, so a stored event is never reported as
-// refused. ctx cancelled or expired before anything was sent returns ctx.Err(), wrapped.
+// Timeouts (each attempt waits at most 2 s for its ack), no responders (no stream yet, a leader
+// election, a restarting server), disconnects, server errors (5xx) and 10158 "duplicate message
+// id is in process" are retried with the same Nats-Msg-Id, headers and payload, with exponential
+// backoff (25 ms doubling to 250 ms, full jitter), until the deadline, so a stored event is
+// never reported as refused. ctx cancelled or expired before anything was sent returns
+// ctx.Err(), wrapped.
 func (p *Producer) Publish(ctx context.Context, m proto.Message, opts PublishOptions) (Published, error) {
 	ev, err := EventOf(m)
 	if err != nil {

@@ -1,6 +1,7 @@
 use std::fmt;
 
-/// Error codes, the same as `@jetkit/contracts` uses (contracts/src/errors.ts).
+/// Error codes, the same as `@jetkit/contracts` uses (contracts/src/errors.ts) and, for
+/// publishing, the same as `@jetkit/producers` (producers/src/errors.ts) and the Go helper.
 pub mod codes {
     /// The buf image could not be read.
     pub const CATALOG_INVALID: &str = "JK_CATALOG_INVALID";
@@ -12,8 +13,17 @@ pub mod codes {
     pub const UNDECODABLE: &str = "JK_CONTRACT_UNDECODABLE";
     /// The headers of a received message break contracts/WIRE.md.
     pub const WIRE_HEADERS: &str = "JK_WIRE_HEADERS";
-    /// JetStream refused or did not acknowledge a publish.
+    /// A dead letter could not be stored (`dead_letter`: JetStream refused or did not
+    /// acknowledge it); the message is not terminated, so JetStream delivers it again.
     pub const PUBLISH_FAILED: &str = "JK_PRODUCER_PUBLISH_FAILED";
+    /// JetStream refused a publish (an API error with status 4xx, e.g. the stream's
+    /// max_msg_size), or the client could not send it before anything was sent. The event is
+    /// not stored; publishing it unchanged would be refused again.
+    pub const REJECTED: &str = "JK_PRODUCER_REJECTED";
+    /// A publish got no definite answer before its deadline. The event MAY be stored: publish it
+    /// again with the same id / msg id within the stream's duplicate window; an ack with
+    /// `duplicate == true` means it was stored. Never used for a refusal.
+    pub const OUTCOME_UNKNOWN: &str = "JK_PRODUCER_OUTCOME_UNKNOWN";
 }
 
 /// The one error type of this crate: a stable code and a message that says what to do.

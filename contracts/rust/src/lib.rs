@@ -7,6 +7,7 @@ mod catalog;
 mod consumer;
 mod error;
 mod events;
+mod outcome;
 mod producer;
 mod protowire;
 mod trace;
@@ -18,6 +19,6 @@ pub use error::{Error, Result, codes};
 pub use events::{AnyEvent, EventMessage};
 /// The generated contract types (prost).
 pub use jetkit_contracts as contracts;
-pub use producer::{Producer, PublishOptions, Published};
+pub use producer::{DEFAULT_PUBLISH_TIMEOUT, Producer, PublishOptions, Published};
 pub use trace::TraceContext;
 pub use wire::FailureClass;

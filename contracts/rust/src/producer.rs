@@ -1,20 +1,53 @@
 //! Publishing contract events on JetStream per contracts/WIRE.md.
 
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use async_nats::jetstream;
+use async_nats::jetstream::publish::PublishAck;
 
 use crate::catalog::Event;
 use crate::error::{Error, Result, codes};
 use crate::events::EventMessage;
+use crate::outcome::{Attempt, classify_ack, classify_send, jitter};
 use crate::wire::{HeaderInput, event_headers, format_time, header_map, new_id};
+
+/// How long one publish, all its attempts included, keeps trying when neither
+/// [`PublishOptions::deadline`] nor [`Producer::with_timeout`] says otherwise. Well within
+/// JetStream's default duplicate window (2 min), so every retry of one publish is de-duplicated.
+pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The wait for one ack: an ack lost with a dropped connection or a leader that stepped down is
+/// retried instead of waited for.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Backoff between attempts (full jitter): small enough to ride out a leader election soon
+/// after the new leader is there.
+const RETRY_BASE_DELAY: Duration = Duration::from_millis(25);
+const RETRY_MAX_DELAY: Duration = Duration::from_millis(250);
 
 /// Publishes events: subject from the contract, protobuf payload, CloudEvents headers, and a
 /// Nats-Msg-Id so a retry with the same id is a no-op within the stream's duplicate window.
+///
+/// A publish returns the stream's ack or an error that says what is known:
+/// - [`codes::REJECTED`]: JetStream refused the event (an API error with status 4xx, e.g. the
+///   stream's max_msg_size), or the client could not send it at all (over max_payload, the
+///   client is gone). It is not stored; the same publish would be refused again. Reported at
+///   once, after one attempt.
+/// - [`codes::OUTCOME_UNKNOWN`]: no definite answer before the deadline, after at least one
+///   attempt was sent. The event MAY be stored: publish it again with the same id / msg id within
+///   the stream's duplicate window; an ack with `duplicate == true` means it was stored.
+///
+/// Timeouts (each attempt waits at most 2 s for its ack), no responders (no stream captures the
+/// subject yet, a leader election, a restarting server), a dropped connection, server errors
+/// (5xx) and 10158 "duplicate message id is in process" are retried with the same Nats-Msg-Id,
+/// headers and payload, with exponential backoff (25 ms doubling to 250 ms, full jitter), until
+/// the deadline: [`PublishOptions::deadline`], else the producer's timeout from the call
+/// ([`DEFAULT_PUBLISH_TIMEOUT`] unless set with [`Producer::with_timeout`]). A stored event is
+/// never reported as refused. Dropping the publish future stops retrying; nothing is reported.
 #[derive(Clone)]
 pub struct Producer {
     js: jetstream::Context,
     source: String,
+    timeout: Duration,
 }
 
 /// Per-event inputs of the headers; every field is optional.
@@ -33,6 +66,9 @@ pub struct PublishOptions {
     /// W3C trace context to continue (e.g. `delivery.trace.to_string()`).
     pub traceparent: Option<String>,
     pub tracestate: Option<String>,
+    /// When to stop retrying and report [`codes::OUTCOME_UNKNOWN`]; the producer's timeout from
+    /// the call when None.
+    pub deadline: Option<Instant>,
 }
 
 /// JetStream's acknowledgement of one event.
@@ -53,7 +89,15 @@ impl Producer {
         Producer {
             js,
             source: format!("/jetkit/{service}"),
+            timeout: DEFAULT_PUBLISH_TIMEOUT,
         }
+    }
+
+    /// How long a publish without [`PublishOptions::deadline`] keeps trying
+    /// ([`DEFAULT_PUBLISH_TIMEOUT`] by default).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Encodes `event` and publishes it on its contract's subject.
@@ -88,22 +132,20 @@ impl Producer {
             tracestate: opts.tracestate,
             msg_id: Some(msg_id.clone()),
         });
-        let failed = |e: &dyn std::fmt::Display| {
-            Error::new(
-                codes::PUBLISH_FAILED,
-                format!(
-                    "publish {} on {} (ce-id {id}): {e}",
-                    event.type_name, event.subject
-                ),
-            )
-        };
+        let what = format!("{} on {} (msg id {msg_id})", event.type_name, event.subject);
+        let deadline = opts
+            .deadline
+            .unwrap_or_else(|| Instant::now() + self.timeout);
         let ack = self
-            .js
-            .publish_with_headers(event.subject.clone(), header_map(&headers)?, payload.into())
-            .await
-            .map_err(|e| failed(&e))?
-            .await
-            .map_err(|e| failed(&e))?;
+            .send_until_answered(
+                &event.subject,
+                header_map(&headers)?,
+                payload.into(),
+                deadline,
+                &what,
+                &msg_id,
+            )
+            .await?;
         Ok(Published {
             subject: event.subject.clone(),
             stream: ack.stream,
@@ -113,4 +155,91 @@ impl Producer {
             msg_id,
         })
     }
+
+    /// Sends one message until JetStream answers definitely or `deadline` passes (see
+    /// [`Producer`]). Every attempt is the same message: same Nats-Msg-Id, headers and payload,
+    /// so the stream stores it at most once within its duplicate window.
+    async fn send_until_answered(
+        &self,
+        subject: &str,
+        headers: async_nats::HeaderMap,
+        payload: bytes::Bytes,
+        deadline: Instant,
+        what: &str,
+        msg_id: &str,
+    ) -> Result<PublishAck> {
+        let started = Instant::now();
+        let (mut attempts, mut sent) = (0u32, false);
+        let mut last = String::from("the deadline had passed before the first attempt");
+        let mut delay = RETRY_BASE_DELAY;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                if !sent {
+                    // Not stored, but not refused either: the same publish may well succeed.
+                    return Err(Error::new(
+                        codes::OUTCOME_UNKNOWN,
+                        format!(
+                            "no attempt of {what} was sent before its deadline ({last}); publish it again with the same msg id {msg_id}"
+                        ),
+                    ));
+                }
+                return Err(outcome_unknown(what, msg_id, attempts, started, &last));
+            }
+            attempts += 1;
+            let attempt = async {
+                // The ack future is awaited in its own step: an error before it says the message
+                // was not handed to the connection.
+                let ack = self
+                    .js
+                    .publish_with_headers(subject.to_string(), headers.clone(), payload.clone())
+                    .await
+                    .map_err(|e| (classify_send(&e), e.to_string()))?;
+                ack.await.map_err(|e| (classify_ack(&e), e.to_string()))
+            };
+            let (failure, why) =
+                match tokio::time::timeout(remaining.min(ATTEMPT_TIMEOUT), attempt).await {
+                    Ok(Ok(ack)) => return Ok(ack),
+                    Ok(Err(failed)) => failed,
+                    Err(_) => (
+                        Attempt::Ambiguous { sent: true },
+                        format!("no ack within {:?}", remaining.min(ATTEMPT_TIMEOUT)),
+                    ),
+                };
+            last = why;
+            match failure {
+                Attempt::Refused => {
+                    return Err(Error::new(
+                        codes::REJECTED,
+                        format!(
+                            "JetStream refused {what}: {last}. It is not stored, and the same publish would be refused again"
+                        ),
+                    ));
+                }
+                Attempt::Unsent if sent => {
+                    return Err(outcome_unknown(what, msg_id, attempts, started, &last));
+                }
+                Attempt::Unsent => {
+                    return Err(Error::new(
+                        codes::REJECTED,
+                        format!("{what} could not be sent: {last}. It is not stored"),
+                    ));
+                }
+                Attempt::Ambiguous { sent: s } => sent |= s,
+            }
+            let wait = jitter(delay).min(deadline.saturating_duration_since(Instant::now()));
+            tokio::time::sleep(wait).await;
+            delay = (delay * 2).min(RETRY_MAX_DELAY);
+        }
+    }
+}
+
+fn outcome_unknown(what: &str, msg_id: &str, attempts: u32, started: Instant, last: &str) -> Error {
+    Error::new(
+        codes::OUTCOME_UNKNOWN,
+        format!(
+            "no definite answer for {what} after {attempts} attempt(s) in {} ms (last: {last}). The event MAY be stored: publish it again with the same msg id {msg_id} within the stream's duplicate window; an ack with duplicate == true means it was stored",
+            started.elapsed().as_millis()
+        ),
+    )
 }
