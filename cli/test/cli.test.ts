@@ -4,6 +4,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { type NatsCluster, startCluster } from "@jetkit/testing";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 
 const main = new URL("../src/main.js", import.meta.url).pathname;
 const repo = new URL("../../../", import.meta.url).pathname;
@@ -65,6 +68,11 @@ describe("jetkit CLI against a local dev server", () => {
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /nothing to change/);
     assert.match(second.stdout, /= ORDER unchanged/);
+    // A single server keeps one copy: there is nowhere to put a second.
+    const status = JSON.parse((await jetkit(["dev", "status", "--json"], env)).stdout) as {
+      nodes: { url: string }[];
+    };
+    assert.deepEqual(await numReplicas(status.nodes.map((n) => n.url)), { ORDER: 1, PAYMENT: 1 });
   });
 
   test("publish validates by contract: a good event is stored once, a bad one names the field and stores nothing", async () => {
@@ -134,6 +142,69 @@ describe("jetkit CLI against a local dev server", () => {
     });
     assert.equal(envWins.code, 0, envWins.stderr);
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+/** `num_replicas` of ORDER and PAYMENT as the server has them (absent streams are left out). */
+async function numReplicas(servers: string[]): Promise<Record<string, number>> {
+  const nc = await connect({ servers });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const out: Record<string, number> = {};
+    for (const name of ["ORDER", "PAYMENT"]) {
+      const info = await jsm.streams.info(name).catch(() => undefined);
+      if (info) out[name] = info.config.num_replicas;
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
+}
+
+describe("jetkit streams apply on a 3-node cluster", () => {
+  let cluster: NatsCluster;
+  const home = mkdtempSync(join(tmpdir(), "jetkit-cli-cluster-"));
+  const env = { JETKIT_HOME: home };
+  const streams = (command: "plan" | "apply", ...extra: string[]) =>
+    jetkit(["streams", command, "-s", cluster.urls.join(","), ...extra], env);
+
+  before(async () => {
+    cluster = await startCluster({ size: 3 });
+  });
+  after(async () => {
+    await cluster?.dispose();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  test("--replicas 5 is refused with a code before anything is created", async () => {
+    const r = await streams("apply", "--only", "ORDER,PAYMENT", "--replicas", "5");
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /error\[JK_STREAMS_REPLICAS_EXCEED_CLUSTER\]: ORDER asks for 5 replicas/);
+    assert.match(r.stderr, /at most 3 \(--replicas 3/);
+    assert.deepEqual(await numReplicas(cluster.urls), {});
+  });
+
+  test("by default the cluster's size decides, and the plan says so", async () => {
+    const r = await streams("apply", "--only", "ORDER");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^cluster "jetkit": 3 JetStream server\(s\) \(n1, n2, n3\)$/m);
+    assert.match(r.stdout, /^\+ ORDER create \(subjects \[order\.>\], file, R3 \(cluster of 3 nodes\)\)$/m);
+    assert.deepEqual(await numReplicas(cluster.urls), { ORDER: 3 });
+  });
+
+  test("--replicas 1 gives an R1 stream; without it the next apply scales it to R3 in place", async () => {
+    const r1 = await streams("apply", "--only", "PAYMENT", "--replicas", "1");
+    assert.equal(r1.code, 0, r1.stderr);
+    assert.deepEqual(await numReplicas(cluster.urls), { ORDER: 3, PAYMENT: 1 });
+
+    const plan = await streams("plan", "--only", "ORDER,PAYMENT");
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.match(plan.stdout, /^= ORDER unchanged$/m);
+    assert.match(plan.stdout, /^~ PAYMENT update \(num_replicas: 1 -> 3 \(cluster of 3 nodes\)\)$/m);
+    const r = await streams("apply", "--only", "ORDER,PAYMENT");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /applied 1 change\(s\)/);
+    assert.deepEqual(await numReplicas(cluster.urls), { ORDER: 3, PAYMENT: 3 });
   });
 });
 

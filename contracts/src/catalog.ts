@@ -29,7 +29,11 @@ export interface StreamSpec {
   readonly subjects: readonly string[];
   readonly retention: "limits" | "interest" | "workqueue";
   readonly storage: "file" | "memory";
-  readonly replicas: number;
+  /**
+   * Replicas the file declares. Absent when it declares none (`replicas` unset or 0): streams
+   * as code then picks min(3, JetStream servers in the cluster), 1 on a single server.
+   */
+  readonly replicas?: number;
   /** 0 means no age limit. */
   readonly maxAgeMs: number;
   readonly duplicateWindowMs: number;
@@ -289,7 +293,7 @@ function buildCatalog(
         subjects: [...o.subjects],
         retention: (["limits", "limits", "interest", "workqueue"] as const)[o.retention] ?? "limits",
         storage: o.storage === 2 ? "memory" : "file",
-        replicas: o.replicas || 1,
+        ...(o.replicas > 0 ? { replicas: o.replicas } : {}),
         maxAgeMs: durationMs(o.maxAge),
         duplicateWindowMs: durationMs(o.duplicateWindow) || DEFAULT_DUPLICATE_WINDOW_MS,
         maxBytes: Number(o.maxBytes),

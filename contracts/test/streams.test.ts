@@ -50,7 +50,11 @@ describe("streams as code (single server)", () => {
       plan.entries.map((e) => `${e.name}:${e.action}`),
       catalog.streams.map((s) => `${s.name}:create`),
     );
-    assert.match(formatPlan(plan), /^\+ ORDER create \(subjects \[order\.>\], file, R1\)$/m);
+    assert.match(
+      formatPlan(plan),
+      /^\+ ORDER create \(subjects \[order\.>\], file, R1 \(single server\)\)$/m,
+    );
+    assert.deepEqual(plan.entries[0]?.replicas, { count: 1, source: "cluster", reason: "single server" });
     assert.deepEqual(
       applied.map((a) => a.name),
       catalog.streams.map((s) => s.name),
@@ -198,11 +202,20 @@ describe("streams as code (single server)", () => {
     await assert.rejects(planStreams(jsm, catalog, { only: ["NOPE"] }), /no stream named NOPE/);
   });
 
-  test("a replicas override the single server cannot honour fails with JK_STREAMS_APPLY_FAILED", async () => {
-    await assert.rejects(applyStreams(jsm, catalog, { replicas: 3, only: ["ORDER"] }), (err: JetkitError) => {
-      assert.ok(isJetkitError(err, StreamsErrorCodes.APPLY_FAILED));
-      assert.match(err.message, /refused to create stream ORDER/);
-      return true;
-    });
+  test("more replicas than the single server can hold are refused before anything is created", async () => {
+    for (const attempt of [
+      applyStreams(jsm, catalog, { replicas: 3 }),
+      applyStreams(jsm, withOrder({ replicas: 3 })), // declared in the contracts: refused the same way
+    ]) {
+      await assert.rejects(attempt, (err: JetkitError) => {
+        assert.ok(isJetkitError(err, StreamsErrorCodes.REPLICAS_EXCEED_CLUSTER), String(err));
+        assert.match(
+          err.message,
+          /ORDER asks for 3 replicas .*more than the single JetStream server .*at most 1/,
+        );
+        return true;
+      });
+    }
+    assert.deepEqual(await jsm.streams.names().next(), [], "no stream was created");
   });
 });

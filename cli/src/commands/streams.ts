@@ -14,7 +14,8 @@ const options: OptionDef[] = [
     name: "replicas",
     type: "string",
     value: "N",
-    description: "Replicas for every stream (3 on an R3 cluster); default: what the contracts say",
+    description:
+      "Replicas for every stream, at most the cluster's JetStream servers; default: what the contracts declare, else min(3, servers in the cluster), 1 on a single server",
     env: "JETKIT_REPLICAS",
   },
   {
@@ -54,11 +55,21 @@ const plan: CommandDef = {
       description: "+ create, ~ update (field: old -> new), = unchanged, ! refused",
     },
     {
-      command: "jetkit streams plan --replicas 3 --json",
-      description: "the plan for an R3 cluster, as JSON",
+      command: "jetkit streams plan -s nats://n1:4222,nats://n2:4222,nats://n3:4222",
+      description: "on a 3-node cluster: + ORDER create (subjects [order.>], file, R3 (cluster of 3 nodes))",
+    },
+    {
+      command: "jetkit streams plan --replicas 1 --json",
+      description: "single copies even on a cluster, as JSON",
     },
   ],
-  exitCodes: [{ code: 1, meaning: "the plan holds a refused (destructive) change" }],
+  exitCodes: [
+    {
+      code: 1,
+      meaning:
+        "the plan holds a refused (destructive) change, or replicas exceed the cluster / cannot be chosen (JK_STREAMS_REPLICAS_EXCEED_CLUSTER, JK_STREAMS_CLUSTER_UNKNOWN)",
+    },
+  ],
   async run(ctx) {
     const nc = await connectNats(ctx);
     try {
@@ -81,12 +92,20 @@ const apply: CommandDef = {
       description: "create missing streams, update changed ones; a second run changes nothing",
     },
     {
+      command: "jetkit streams apply --replicas 1",
+      description: "single copies even on a cluster (the default there is min(3, servers))",
+    },
+    {
       command: "jetkit streams apply --only ORDER --allow-destructive",
       description: "apply a change that drops data, knowingly",
     },
   ],
   exitCodes: [
-    { code: 1, meaning: "refused: a destructive change needs --allow-destructive (nothing was applied)" },
+    {
+      code: 1,
+      meaning:
+        "refused, nothing was applied: a destructive change needs --allow-destructive, or replicas exceed the cluster / cannot be chosen",
+    },
   ],
   async run(ctx) {
     const nc = await connectNats(ctx);

@@ -43,14 +43,17 @@ export type ManagedField = (typeof MANAGED_FIELDS)[number];
 
 const NS_PER_MS = 1_000_000;
 
-/** The JetStream configuration a contract's stream declaration asks for. */
+/**
+ * The JetStream configuration a contract's stream declaration asks for, with `replicas` copies
+ * (default: what the file declares, else 1; plans choose it with the cluster's size).
+ */
 export function streamConfig(spec: StreamSpec, replicas?: number): ManagedStreamConfig {
   return {
     name: spec.name,
     subjects: [...spec.subjects],
     retention: spec.retention,
     storage: spec.storage,
-    num_replicas: replicas ?? spec.replicas,
+    num_replicas: replicas ?? spec.replicas ?? 1,
     max_age: spec.maxAgeMs * NS_PER_MS,
     duplicate_window: spec.duplicateWindowMs * NS_PER_MS,
     max_bytes: spec.maxBytes > 0 ? spec.maxBytes : -1,

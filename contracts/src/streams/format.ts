@@ -1,3 +1,4 @@
+import type { ClusterView } from "./cluster.js";
 import type { ManagedField } from "./config.js";
 import type { StreamPlan } from "./plan.js";
 
@@ -44,21 +45,38 @@ export function formatValue(field: ManagedField, value: unknown): string {
   }
 }
 
+/** The cluster the replicas were sized by, when the server is in one. */
+function clusterLine(cluster: ClusterView): string | undefined {
+  if (cluster.name === undefined) return undefined;
+  const nodes = cluster.nodes.join(", ");
+  if (cluster.complete)
+    return `cluster "${cluster.name}": ${cluster.nodes.length} JetStream server(s) (${nodes})`;
+  const seen = nodes ? `; holding streams: ${nodes}` : "";
+  return `cluster "${cluster.name}": size unknown (${cluster.unknownReason ?? "not asked"})${seen}`;
+}
+
 /**
- * The plan for humans, one line per stream:
- * `+ ORDER create`, `~ ORDER update (max_age: 30d -> 90d)`, `= ORDER unchanged`,
+ * The plan for humans, one line per stream, replica counts with where they come from:
+ * `+ ORDER create (subjects [order.>], file, R3 (cluster of 3 nodes))`,
+ * `~ ORDER update (num_replicas: 1 -> 3 (cluster of 3 nodes))`, `= ORDER unchanged`,
  * `! ORDER refused: ...`, `- LEGACY recreate ...`, then `? NAME not in the contracts` lines.
+ * A first line names the cluster and its servers when the server is in one.
  */
 export function formatPlan(plan: StreamPlan): string {
   const lines: string[] = [];
+  const header = clusterLine(plan.cluster);
+  if (header) lines.push(header);
   for (const e of plan.entries) {
     const changes = e.changes
-      .map((c) => `${c.field}: ${formatValue(c.field, c.from)} -> ${formatValue(c.field, c.to)}`)
+      .map(
+        (c) =>
+          `${c.field}: ${formatValue(c.field, c.from)} -> ${formatValue(c.field, c.to)}${c.field === "num_replicas" ? ` (${e.replicas.reason})` : ""}`,
+      )
       .join(", ");
     switch (e.action) {
       case "create":
         lines.push(
-          `+ ${e.name} create (subjects ${formatValue("subjects", e.config.subjects)}, ${e.config.storage}, R${e.config.num_replicas})`,
+          `+ ${e.name} create (subjects ${formatValue("subjects", e.config.subjects)}, ${e.config.storage}, R${e.config.num_replicas} (${e.replicas.reason}))`,
         );
         break;
       case "update":

@@ -2,6 +2,7 @@
 
 export type { AppliedStream, ApplyResult } from "./apply.js";
 export { applyStreams } from "./apply.js";
+export type { ClusterView } from "./cluster.js";
 export type { ManagedField, ManagedStreamConfig } from "./config.js";
 export { MANAGED_FIELDS, managedPart, streamConfig } from "./config.js";
 export type { FieldChange } from "./diff.js";
@@ -19,3 +20,4 @@ export type {
   UnmanagedStream,
 } from "./plan.js";
 export { planStreams } from "./plan.js";
+export type { ReplicasChoice, ReplicasSource } from "./replicas.js";

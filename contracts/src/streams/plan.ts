@@ -9,15 +9,20 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { StreamSpec } from "../catalog.js";
 import { JetkitError } from "../errors.js";
 import { subjectsOverlap } from "../subjects.js";
+import { type ClusterView, readCluster, withStreamPeers } from "./cluster.js";
 import { type ManagedStreamConfig, managedPart, streamConfig } from "./config.js";
 import { diffStreamConfig, type FieldChange } from "./diff.js";
 import { StreamsErrorCodes } from "./errors.js";
+import { chooseReplicas, type ReplicasChoice } from "./replicas.js";
 
 /** Options of {@link planStreams} and `applyStreams`. */
 export interface StreamsOptions {
   /**
-   * Replicas for every stream, overriding the contracts (which say 1 unless a file declares
-   * otherwise): 1 for a single dev server, 3 for an R3 cluster. Default: each stream's own.
+   * Replicas for every stream, overriding the contracts. Default: what the stream's contract
+   * file declares, else min(3, JetStream servers in the connected server's cluster), 1 on a
+   * single server. A count above the servers there are is refused before anything changes
+   * (`JK_STREAMS_REPLICAS_EXCEED_CLUSTER`); on a cluster whose size cannot be read, a stream
+   * without a declared count is refused (`JK_STREAMS_CLUSTER_UNKNOWN`) unless this is given.
    */
   replicas?: number;
   /** Manage only these streams of the catalog (by name). Default: all of them. */
@@ -49,6 +54,8 @@ export interface StreamPlanEntry {
   readonly overridable?: boolean;
   /** The configuration the contracts ask for. */
   readonly config: ManagedStreamConfig;
+  /** Where `config.num_replicas` comes from: the option, the contract file or the cluster's size. */
+  readonly replicas: ReplicasChoice;
 }
 
 /** A stream on the server that the catalog does not declare: reported, never touched. */
@@ -61,6 +68,8 @@ export interface UnmanagedStream {
 /** The difference between the catalog's streams and a live server, and what apply will do. */
 export interface StreamPlan {
   readonly entries: readonly StreamPlanEntry[];
+  /** The JetStream servers the plan sized replicas by. */
+  readonly cluster: ClusterView;
   readonly unmanaged: readonly UnmanagedStream[];
   readonly allowDestructive: boolean;
   /** Number of entries that apply would change (create, update, recreate). */
@@ -141,14 +150,17 @@ export async function planStreams(
   const specs = selectSpecs(source, opts);
   const allowDestructive = opts.allowDestructive === true;
   const jsm = await managerOf(target);
-  const infos = await serverStreams(jsm);
+  const [infos, asked] = await Promise.all([serverStreams(jsm), readCluster(target, jsm)]);
+  const cluster = withStreamPeers(asked, infos.values());
+  const replicas = chooseReplicas(specs, cluster, opts.replicas);
   const managed = new Set(specs.map((s) => s.name));
   const catalogNames = new Set(source.streams.map((s) => s.name));
   const others = [...infos.values()].filter((si) => !managed.has(si.config.name));
 
   const entries = specs.map((spec): StreamPlanEntry => {
-    const config = streamConfig(spec, opts.replicas);
-    const base = { name: spec.name, file: spec.file, config };
+    const choice = replicas.get(spec.name)!;
+    const config = streamConfig(spec, choice.count);
+    const base = { name: spec.name, file: spec.file, config, replicas: choice };
     const conflicts = others.flatMap((si) =>
       config.subjects.flatMap((a) =>
         (si.config.subjects ?? [])
@@ -192,6 +204,7 @@ export async function planStreams(
     .sort((a, b) => a.name.localeCompare(b.name));
   return {
     entries,
+    cluster,
     unmanaged,
     allowDestructive,
     pending: entries.filter((e) => e.action !== "unchanged" && e.action !== "refused").length,
