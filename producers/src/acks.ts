@@ -38,8 +38,10 @@ interface AckBody {
  *
  * Same outcomes as `js.publish`: the PubAck; JetStreamApiError for a JetStream refusal;
  * RequestError caused by NoRespondersError when no stream leader answers; TimeoutError when
- * no ack arrived in time (also after a disconnect: nats.js does not fail requests on one
- * either); RequestError("connection closed") once the connection is closed.
+ * no ack arrived in time; RequestError("connection disconnected") for the attempts in flight
+ * when the connection drops (their acks cannot arrive on the new connection: nats.js would let
+ * them time out, so a retry after a reconnect waited a whole attempt timeout);
+ * RequestError("connection closed") once the connection is closed.
  */
 export class AckInbox {
   readonly #nc: NatsConnection;
@@ -49,12 +51,30 @@ export class AckInbox {
   #timer: NodeJS.Timeout | undefined;
   /** When the armed timer fires (performance.now()). */
   #timerAt = Number.POSITIVE_INFINITY;
+  #connected = true;
 
   constructor(nc: NatsConnection, inboxPrefix?: string) {
     this.#nc = nc;
     this.#prefix = `${createInbox(inboxPrefix)}.`;
     nc.subscribe(`${this.#prefix}*`, { callback: (err, msg) => this.#onAck(err, msg) });
     void nc.closed().then(() => this.#failAll(new RequestError("connection closed")));
+    void this.#watch();
+  }
+
+  /** False from a disconnect until the reconnect (publishes meanwhile wait in nats.js's buffer). */
+  get connected(): boolean {
+    return this.#connected && !this.#nc.isClosed();
+  }
+
+  async #watch(): Promise<void> {
+    for await (const s of this.#nc.status()) {
+      if (s.type === "disconnect") {
+        this.#connected = false;
+        this.#failAll(new RequestError("connection disconnected"));
+      } else if (s.type === "reconnect") {
+        this.#connected = true;
+      }
+    }
   }
 
   /** Publishes `payload` to `subject` and resolves with the stream's ack (see the class doc). */

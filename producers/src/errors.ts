@@ -1,5 +1,5 @@
 import { JetkitError } from "@jetkit/contracts";
-import { JetStreamApiError } from "@nats-io/jetstream";
+import { JetStreamApiError, JetStreamError } from "@nats-io/jetstream";
 import { errors as natsErrors, RequestError } from "@nats-io/transport-node";
 
 /** Error codes of the producer SDK (documented with their fix in producers/README.md). */
@@ -12,8 +12,11 @@ export const ProducerErrorCodes = {
   PAYLOAD_TOO_LARGE: "JK_PRODUCER_PAYLOAD_TOO_LARGE",
   /** The circuit breaker is open: the broker failed repeatedly, publishes fail fast. */
   CIRCUIT_OPEN: "JK_PRODUCER_CIRCUIT_OPEN",
-  /** No acknowledgement within the publish deadline, after every retry. */
-  TIMEOUT: "JK_PRODUCER_TIMEOUT",
+  /**
+   * No definite answer within the publish deadline, after every retry: the event may be stored
+   * (an earlier attempt may have reached the stream and its ack been lost). Never a refusal.
+   */
+  OUTCOME_UNKNOWN: "JK_PRODUCER_OUTCOME_UNKNOWN",
   /** An optimistic-concurrency expectation (last sequence / last msg id) failed. */
   EXPECTATION_FAILED: "JK_PRODUCER_EXPECTATION_FAILED",
   /** The subject is captured by another stream than the contract's. */
@@ -33,31 +36,55 @@ const API = {
   WRONG_LAST_SEQUENCE_UNKNOWN: 10164,
   WRONG_LAST_MSG_ID: 10070,
   EXPECTED_STREAM_MISMATCH: 10060,
+  /**
+   * "duplicate message id is in process" (409): an earlier attempt with this msg id reached the
+   * stream and is being stored right now. Not a refusal: the retry's answer will be its ack.
+   */
+  DUPLICATE_IN_PROCESS: 10158,
 } as const;
 
-/** How a failed attempt is handled. */
-export type FailureKind = "transient" | "permanent";
+/**
+ * How a failed attempt is handled: `refused` is a definite answer that the event was not stored
+ * (the same attempt again would be refused again); `ambiguous` says nothing definite, so the
+ * event may be stored or not, and the attempt is retried with the same msg id.
+ */
+export type FailureKind = "refused" | "ambiguous";
 
 /**
- * Sorts a failed publish attempt: timeouts, no-responders (JetStream restarting or not yet
- * elected), disconnects and server 5xx are worth retrying with the same message id; everything
- * else (expectations, permissions, limits, a closed connection) is not.
+ * Sorts a failed publish attempt. Ambiguous: timeouts (the ack may be lost), no-responders (the
+ * stream has no leader yet, or the server is restarting), disconnects, an unreadable answer,
+ * server 5xx and 10158 "duplicate message id is in process" (an earlier attempt is being stored).
+ * Refused: every other JetStream API error (expectations, limits, permissions), contract
+ * errors, JetStream not enabled, a closed connection.
  */
 export function classify(err: unknown): FailureKind {
-  if (err instanceof JetkitError) return "permanent";
-  if (err instanceof JetStreamApiError) return err.status >= 500 ? "transient" : "permanent";
+  if (err instanceof JetkitError) return "refused";
+  if (err instanceof JetStreamApiError) {
+    return err.status >= 500 || err.code === API.DUPLICATE_IN_PROCESS ? "ambiguous" : "refused";
+  }
   // publish() wraps no-responders in "jetstream not enabled" (the stream leader is not there
   // yet, e.g. the server is restarting), so look down the cause chain.
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; depth++) {
-    if (e instanceof natsErrors.TimeoutError || e instanceof natsErrors.NoRespondersError) return "transient";
-    if (e instanceof natsErrors.ConnectionError) return "transient";
+    if (e instanceof natsErrors.TimeoutError || e instanceof natsErrors.NoRespondersError) return "ambiguous";
+    if (e instanceof natsErrors.ConnectionError) return "ambiguous";
     if (e instanceof RequestError) {
       // "connection disconnected" or no responders; "connection closed" is final.
-      return e.message === "connection closed" ? "permanent" : "transient";
+      return e.message === "connection closed" ? "refused" : "ambiguous";
     }
+    if (e instanceof JetStreamError && e.message === "invalid ack response") return "ambiguous";
     e = e.cause;
   }
-  return "permanent";
+  return "refused";
+}
+
+/** True when the failure was the stream (or server) answering, so the broker is reachable. */
+export function brokerAnswered(err: unknown): boolean {
+  if (err instanceof JetStreamApiError) return true;
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; depth++) {
+    if (e instanceof natsErrors.NoRespondersError) return true;
+    e = e.cause;
+  }
+  return false;
 }
 
 /**
@@ -91,18 +118,31 @@ export function toProducerError(
         );
     }
   }
-  if (
-    err instanceof natsErrors.ClosedConnectionError ||
-    err instanceof natsErrors.DrainingConnectionError ||
-    (err instanceof RequestError && err.message === "connection closed")
-  ) {
-    return closedError(err);
-  }
+  if (isClosedConnection(err)) return closedError(err);
   const message = err instanceof Error ? err.message : String(err);
   return new JetkitError(ProducerErrorCodes.REJECTED, `publish to ${ctx.subject} failed: ${message}.`, {
     cause: err,
     details,
   });
+}
+
+/** The connection was closed (or is draining): no attempt can be sent on it any more. */
+export function isClosedConnection(err: unknown): boolean {
+  return (
+    err instanceof natsErrors.ClosedConnectionError ||
+    err instanceof natsErrors.DrainingConnectionError ||
+    inFlightWhenClosed(err)
+  );
+}
+
+/** The attempt was in flight when the connection dropped (see AckInbox); it is retried on the next one. */
+export function failedByDisconnect(err: unknown): boolean {
+  return err instanceof RequestError && err.message === "connection disconnected";
+}
+
+/** The attempt was sent and waiting for its ack when the connection closed. */
+export function inFlightWhenClosed(err: unknown): boolean {
+  return err instanceof RequestError && err.message === "connection closed";
 }
 
 /** `JK_PRODUCER_WRONG_STREAM`. */

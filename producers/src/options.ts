@@ -5,19 +5,33 @@ import type { BreakerChange } from "./breaker.js";
 
 /** How failed publish attempts are retried. */
 export interface RetryOptions {
-  /** Give up (JK_PRODUCER_TIMEOUT) when no ack arrived this long after the publish began, in ms. Default: 30000. */
+  /**
+   * Give up (JK_PRODUCER_OUTCOME_UNKNOWN) when no definite answer arrived this long after the
+   * publish began, in ms. Default: 30000, which covers a stream leader election with default
+   * server settings (4-9 s leaderless) several times over.
+   */
   deadlineMs: number;
-  /** How long one attempt waits for its ack, in ms. Default: 5000. */
+  /**
+   * How long one attempt waits for its ack, in ms; then it is sent again with the same msg id.
+   * Default: 2000 (a lost ack, e.g. of a request routed to a node that died, costs this long).
+   */
   attemptTimeoutMs: number;
-  /** First backoff cap, in ms; each retry doubles it (full jitter: the wait is random below the cap). Default: 50. */
+  /** First backoff cap, in ms; each retry doubles it (full jitter: the wait is random below the cap). Default: 25. */
   initialDelayMs: number;
-  /** Largest backoff cap, in ms. Default: 2000. */
+  /**
+   * Largest backoff cap, in ms. Default: 250, so a publish waiting through an election goes
+   * through within ~250 ms of the new leader (no-responders answers are cheap for the server;
+   * a broker that is really down is the breaker's job).
+   */
   maxDelayMs: number;
 }
 
 /** When the circuit breaker opens and how it probes. */
 export interface BreakerOptions {
-  /** Consecutive failed attempts that open the breaker. Default: 5. */
+  /**
+   * Consecutive attempts that found the broker unreachable (timed out while disconnected or while
+   * the server did not answer a ping) that open the breaker. Default: 5.
+   */
   failureThreshold: number;
   /** How long the breaker stays open before one probe may pass (half-open), in ms. Default: 1000. */
   coolDownMs: number;
@@ -53,9 +67,9 @@ export interface ProducerOptions {
 
 export const DEFAULT_RETRY: RetryOptions = {
   deadlineMs: 30_000,
-  attemptTimeoutMs: 5_000,
-  initialDelayMs: 50,
-  maxDelayMs: 2_000,
+  attemptTimeoutMs: 2_000,
+  initialDelayMs: 25,
+  maxDelayMs: 250,
 };
 
 export const DEFAULT_BREAKER: BreakerOptions = { failureThreshold: 5, coolDownMs: 1_000 };

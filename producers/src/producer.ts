@@ -10,13 +10,23 @@ import {
   uuidv7,
 } from "@jetkit/contracts";
 import { ProtoWriter } from "@jetkit/contracts/proto";
-import { JetStreamApiError, type PubAck, PubHeaders } from "@nats-io/jetstream";
+import { type PubAck, PubHeaders } from "@nats-io/jetstream";
 import { connect, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { SpanStatusCode } from "@opentelemetry/api";
 import { type Logger, pino } from "pino";
 import { AckInbox } from "./acks.js";
 import { type BreakerChange, type BreakerState, CircuitBreaker } from "./breaker.js";
-import { classify, closedError, ProducerErrorCodes, toProducerError, wrongStream } from "./errors.js";
+import {
+  brokerAnswered,
+  classify,
+  closedError,
+  failedByDisconnect,
+  inFlightWhenClosed,
+  isClosedConnection,
+  ProducerErrorCodes,
+  toProducerError,
+  wrongStream,
+} from "./errors.js";
 import { checkExtraHeaders, isoNow, toMsgHdrs } from "./headers.js";
 import { InFlightWindow } from "./in-flight.js";
 import {
@@ -128,6 +138,7 @@ export class Producer {
   #writer: ProtoWriter | undefined;
   #closing: Promise<void> | undefined;
   #stats = { published: 0, duplicates: 0, retries: 0, failures: 0 };
+  #serverProbe: { at: number; result: Promise<boolean> } | undefined;
 
   /** @internal use {@link createProducer} */
   constructor(nc: NatsConnection, opts: ProducerOptions, log: Logger) {
@@ -429,15 +440,19 @@ export class Producer {
           const timeout = Math.max(1, Math.min(this.#retry.attemptTimeoutMs, deadline - Date.now()));
           ack = await this.#acks.publish(subject, payload, headers, timeout);
         } catch (err) {
-          if (classify(err) === "permanent" || (this.#closing && this.#nc.isClosed())) {
+          if (classify(err) === "refused" || (this.#closing && this.#nc.isClosed())) {
             // The broker answered (a refusal), so it is reachable; anything else says nothing about it.
-            if (err instanceof JetStreamApiError) this.#breaker.success(probe);
+            if (brokerAnswered(err)) this.#breaker.success(probe);
             else this.#breaker.release(probe);
+            // A closed connection after an attempt was sent does not say the event was not stored.
+            if (isClosedConnection(err) && (attempts > 1 || inFlightWhenClosed(err))) {
+              throw this.#outcomeUnknown(ctx, attempts, "connection closed", err);
+            }
             throw toProducerError(err, ctx);
           }
-          this.#breaker.failure(probe);
+          await this.#judgeBroker(err, probe);
           const reason = err instanceof Error ? err.message : String(err);
-          if (Date.now() >= deadline) throw this.#timeout(ctx, attempts, reason, err);
+          if (Date.now() >= deadline) throw this.#outcomeUnknown(ctx, attempts, reason, err);
           this.#stats.retries++;
           // The payload may be a view of the encoder's arena: a copy keeps one event waiting on
           // retries from holding a whole arena of already-acknowledged events in memory.
@@ -450,7 +465,7 @@ export class Producer {
             admission = this.#breaker.enter();
             if (admission.kind === "pass") break;
             const left = deadline - Date.now();
-            if (left <= 0) throw this.#timeout(ctx, attempts, "circuit breaker open", err);
+            if (left <= 0) throw this.#outcomeUnknown(ctx, attempts, "circuit breaker open", err);
             await this.#breaker.whenPassable(left);
           }
           probe = admission.probe;
@@ -548,16 +563,63 @@ export class Producer {
     }
   }
 
-  #timeout(
+  /**
+   * The breaker's bookkeeping for an ambiguous failure. It is for a broker that is really
+   * unreachable, not for a stream electing a leader: an answer (no responders, 5xx, 10158) says
+   * the server is there; attempts failed by a disconnect are retried on the new connection; a
+   * timeout counts only when the connection is down or the server does not answer a ping.
+   */
+  async #judgeBroker(err: unknown, probe: boolean): Promise<void> {
+    if (brokerAnswered(err)) this.#breaker.success(probe);
+    else if (failedByDisconnect(err)) this.#breaker.release(probe);
+    else if (!this.#acks.connected || !(await this.#serverResponds())) this.#breaker.failure(probe);
+    else this.#breaker.success(probe);
+  }
+
+  /**
+   * Whether the connected server answers a ping within a second. One probe serves every attempt
+   * that timed out at about the same time. A server that does not answer (SIGSTOPped, its host
+   * gone) would be noticed by nats.js only after pingInterval x maxPingOut (4 minutes by
+   * default), so the connection is dropped and re-dialled at once (to another node if any).
+   */
+  #serverResponds(): Promise<boolean> {
+    const now = performance.now();
+    if (this.#serverProbe && now - this.#serverProbe.at < 250) return this.#serverProbe.result;
+    const result = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), Math.min(1000, this.#retry.attemptTimeoutMs));
+      this.#nc.flush().then(
+        () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+        () => {
+          clearTimeout(timer);
+          resolve(false);
+        },
+      );
+    }).then((ok) => {
+      if (!ok && this.#acks.connected && !this.#closing) {
+        this.#log.warn({ server: this.#nc.getServer() }, "nats server does not answer a ping: reconnecting");
+        this.#nc.reconnect().catch(() => {}); // closed or draining meanwhile: nothing to do
+      }
+      return ok;
+    });
+    this.#serverProbe = { at: now, result };
+    return result;
+  }
+
+  #outcomeUnknown(
     ctx: { subject: string; stream: string; msgId: string },
     attempts: number,
     reason: string,
     cause: unknown,
   ): JetkitError {
+    const windowMs = this.catalog.stream(ctx.stream)?.duplicateWindowMs;
+    const within = windowMs ? ` within the stream's duplicate window (${windowMs / 1000} s)` : "";
     return new JetkitError(
-      ProducerErrorCodes.TIMEOUT,
-      `no ack from stream ${ctx.stream} for ${ctx.subject} within ${this.#retry.deadlineMs} ms after ${attempts} attempt(s) (last: ${reason}). The event may or may not be stored: publish it again with the same msgId (${ctx.msgId}) and the stream drops the duplicate.`,
-      { cause, details: { ...ctx, attempts, deadline_ms: this.#retry.deadlineMs } },
+      ProducerErrorCodes.OUTCOME_UNKNOWN,
+      `no definite answer from stream ${ctx.stream} for ${ctx.subject} within ${this.#retry.deadlineMs} ms after ${attempts} attempt(s) (last: ${reason}). The event may be stored: publish it again with the same msgId (${ctx.msgId})${within}; an ack with duplicate=true means this copy was stored, a fresh ack means it was not and is now.`,
+      { cause, details: { ...ctx, attempts, deadline_ms: this.#retry.deadlineMs, last: reason } },
     );
   }
 

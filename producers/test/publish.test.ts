@@ -222,7 +222,7 @@ describe("publish", () => {
     }
   });
 
-  it("retries while no stream answers (no responders) and fails at the deadline with JK_PRODUCER_TIMEOUT", async () => {
+  it("retries while no stream answers (no responders) and fails at the deadline with JK_PRODUCER_OUTCOME_UNKNOWN, not a refusal", async () => {
     const bare = await startServer(); // JetStream on, no streams: the server answers 503 no responders
     const p = await createProducer({
       servers: bare.url,
@@ -235,7 +235,11 @@ describe("publish", () => {
       const started = Date.now();
       await assert.rejects(
         p.publish(OrderFulfillmentCompleted, fulfillmentCompleted()),
-        (err: JetkitError) => err.code === "JK_PRODUCER_TIMEOUT" && /no responders/.test(err.message),
+        (err: JetkitError) =>
+          err.code === "JK_PRODUCER_OUTCOME_UNKNOWN" &&
+          /no responders/.test(err.message) &&
+          /may be stored/.test(err.message) &&
+          err.details.msgId !== undefined,
       );
       assert.ok(Date.now() - started < 3000, "failed at the deadline, not later");
       assert.ok(p.stats().retries > 0, "no responders is retried");
