@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   type Catalog,
@@ -49,7 +51,7 @@ import { durableConfig, ensureDurable } from "./durable.js";
 import { ConsumerErrorCodes, isPermanentError, reasonOf } from "./errors.js";
 import { Fifo } from "./fifo.js";
 import { type HealthServer, startHealthServer } from "./health.js";
-import { IdempotencyStore } from "./idempotency.js";
+import { ClaimLostError, type EffectRecord, IdempotencyStore } from "./idempotency.js";
 import { KeyLanes } from "./key-lanes.js";
 import { lazyChild } from "./lazy-logger.js";
 import { type ConsumerOptions, type ResolvedOptions, resolveOptions } from "./options.js";
@@ -137,7 +139,7 @@ interface InFlight {
   /** stop() gave up on it and nak'd it: no ack any more. */
   abandoned: boolean;
   /** Idempotency lookup started on arrival, for event id `lookupId`. */
-  lookup: Promise<boolean> | undefined;
+  lookup: Promise<EffectRecord> | undefined;
   lookupId: string | undefined;
   /** The message's headers (name -> first value), read once on first use. */
   headers: ReceivedHeaders | undefined;
@@ -188,6 +190,12 @@ function deliveryFields(f: InFlight): Bindings {
 /** A delivery that passed the wire and contract checks, on its way through its handler. */
 class Run {
   #log: Logger | undefined;
+  /** Revision of this process's claim on the event id in the idempotency store, while held. */
+  claim: number | undefined;
+  /** Renews the claim while the handler runs. */
+  renewal: NodeJS.Timeout | undefined;
+  /** The claim was taken over by another process (this one was paused or cut off past its lease). */
+  claimLost = false;
 
   constructor(
     readonly f: InFlight,
@@ -329,6 +337,8 @@ class JetkitConsumer implements Consumer {
   readonly #shutdown = new AbortController();
   readonly #advisorySubs: Subscription[] = [];
   #store: IdempotencyStore | undefined;
+  /** Event ids whose handler runs in this process under a claim. */
+  readonly #claimedHere = new Set<string>();
   #health: HealthServer | undefined;
   #state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   #connected = true;
@@ -445,7 +455,11 @@ class JetkitConsumer implements Consumer {
       this.#store = await IdempotencyStore.open(
         this.#js,
         this.durable,
-        this.#o.idempotency,
+        {
+          ...this.#o.idempotency,
+          owner: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
+          leaseMs: this.#o.ackWaitMs,
+        },
         Boolean(this.#nc.info?.cluster),
         this.#nc,
       );
@@ -657,7 +671,7 @@ class JetkitConsumer implements Consumer {
       const id = headersOf(f).id;
       if (id) {
         f.lookupId = id;
-        f.lookup = this.#store.seen(id);
+        f.lookup = this.#store.lookup(id);
         f.lookup.catch(() => {}); // awaited (and reported) in #handle
       }
     }
@@ -877,16 +891,30 @@ class JetkitConsumer implements Consumer {
     );
   }
 
-  /** The handler of `run` unless its effect is already recorded in the idempotency store. */
+  /**
+   * The handler of `run` under a claim on its event id, unless its effect is already recorded or
+   * another process holds a live claim (then the message comes back after that claim's lease).
+   */
   async #handleOnce(run: Run, store: IdempotencyStore): Promise<void> {
     const { f, wire, span } = run;
     const attrs = this.#attributes(f.msg.subject).base;
     try {
-      let seen: boolean;
+      let claim: Awaited<ReturnType<IdempotencyStore["claim"]>>;
       try {
-        const lookup = f.lookupId === wire.id && f.lookup ? f.lookup : store.seen(wire.id);
-        // A record this process wrote after the lookup started counts too.
-        seen = (await lookup) || store.recordedLately(wire.id);
+        const known = f.lookupId === wire.id && f.lookup ? await f.lookup : undefined;
+        // A record this process wrote after the lookup started counts too; a copy of the event
+        // whose handler runs here now is busy without asking the store.
+        if (store.recordedLately(wire.id)) claim = { kind: "done" };
+        else if (this.#claimedHere.has(wire.id)) {
+          claim = { kind: "busy", owner: store.owner, retryInMs: Math.min(250 * f.delivery, store.leaseMs) };
+        } else {
+          this.#claimedHere.add(wire.id); // reserved while the claim is written
+          try {
+            claim = await store.claim(wire.id, known);
+          } finally {
+            this.#claimedHere.delete(wire.id);
+          }
+        }
       } catch (err) {
         run.log.warn({ err }, "idempotency store unavailable; retrying the message later");
         this.#nak(f, nakDelay(f.delivery, this.#o.backoff), attrs);
@@ -894,17 +922,69 @@ class JetkitConsumer implements Consumer {
         return;
       }
       // 2. Effect already recorded: ack without running the handler.
-      if (seen) {
+      if (claim.kind === "done") {
         run.log.debug("effect already recorded; acked without running the handler");
         span.setAttribute("jetkit.duplicate", true);
         this.#tel.duplicates.add(1, attrs);
         this.#ack(f, attrs);
         return;
       }
-      const outcome = await this.#attempt(run, f.delivery);
-      span.setAttribute("jetkit.outcome", outcome);
+      if (claim.kind === "busy") {
+        // Another delivery of this event is running (here or in another process): never run it
+        // twice at once. It comes back when that claim's lease would have lapsed.
+        const delay = Math.min(claim.retryInMs + 100, this.#o.ackWaitMs);
+        run.log.info(
+          { owner: claim.owner, retry_in_ms: delay },
+          "event claimed by another delivery that is still running; retrying after its lease",
+        );
+        span.setAttribute("jetkit.outcome", "busy");
+        this.#nak(f, delay, attrs);
+        return;
+      }
+      run.claim = claim.revision;
+      this.#claimedHere.add(wire.id);
+      run.renewal = setInterval(() => void this.#renew(run, store), Math.max(100, store.leaseMs / 3));
+      try {
+        const outcome = await this.#attempt(run, f.delivery);
+        span.setAttribute("jetkit.outcome", outcome);
+      } finally {
+        clearInterval(run.renewal);
+        this.#claimedHere.delete(wire.id);
+      }
     } finally {
       span.end();
+    }
+  }
+
+  /** Extends `run`'s claim (and the message's ack wait with it). */
+  async #renew(run: Run, store: IdempotencyStore): Promise<void> {
+    const revision = run.claim;
+    if (revision === undefined || run.claimLost) return;
+    try {
+      run.claim = await store.renew(run.wire.id, revision);
+      run.f.msg.working();
+    } catch (err) {
+      if (err instanceof ClaimLostError) {
+        run.claimLost = true;
+        run.log.error(
+          { err },
+          "claim on the event lost while its handler runs: another process took it over",
+        );
+      } else run.log.warn({ err }, "could not renew the claim on the event; retrying");
+    }
+  }
+
+  /** Gives up `run`'s claim after a failed handler, so the retry can run wherever it lands. */
+  async #releaseClaim(run: Run): Promise<void> {
+    const revision = run.claim;
+    if (!this.#store || revision === undefined || run.claimLost) return;
+    clearInterval(run.renewal);
+    run.claim = undefined;
+    try {
+      await this.#store.release(run.wire.id, revision);
+    } catch (err) {
+      // It lapses after its lease; the retry waits for that.
+      run.log.warn({ err }, "could not release the claim on the event; it lapses after its lease");
     }
   }
 
@@ -966,21 +1046,33 @@ class JetkitConsumer implements Consumer {
         { err: error },
         permanent ? "handler failed permanently" : "handler failed on the last delivery",
       );
-      return this.#deadLetterAndTerm(
-        f,
-        permanent ? "handler_permanent" : "handler_exhausted",
-        reasonOf(error),
-        attempt,
-        run.log,
-      ).then(() => "dead" as const);
+      return this.#releaseClaim(run)
+        .then(() =>
+          this.#deadLetterAndTerm(
+            f,
+            permanent ? "handler_permanent" : "handler_exhausted",
+            reasonOf(error),
+            attempt,
+            run.log,
+          ),
+        )
+        .then(() => "dead" as const);
     }
     const delay = nakDelay(attempt, this.#o.backoff);
     if (this.#state !== "running") {
-      this.#nak(f, 0, attrs.base);
-      return "nak";
+      return this.#releaseClaim(run).then(() => {
+        this.#nak(f, 0, attrs.base);
+        return "nak" as const;
+      });
     }
     if (this.#o.ordering !== "per-key") {
       run.log.info({ err: error, delay_ms: delay }, "handler failed; nak'd for a later retry");
+      if (run.claim !== undefined) {
+        return this.#releaseClaim(run).then(() => {
+          this.#nak(f, delay, attrs.base);
+          return "nak" as const;
+        });
+      }
       this.#nak(f, delay, attrs.base);
       return "nak";
     }
@@ -988,23 +1080,52 @@ class JetkitConsumer implements Consumer {
       { err: error, delay_ms: delay },
       "handler failed; retrying in place to keep the key's order",
     );
-    return this.#holdFor(f, delay).then((held) => {
+    return this.#holdFor(f, delay).then(async (held) => {
       if (held) return this.#attempt(run, attempt + 1);
+      await this.#releaseClaim(run);
       this.#nak(f, 0, attrs.base);
-      return "nak";
+      return "nak" as const;
     });
   }
 
-  /** Records the effect in the idempotency store, then acks. */
+  /**
+   * Records the effect in the idempotency store, then acks. The message is never acked before its
+   * record is written: a lost record could let a redelivery run the handler again. A failed write
+   * is retried (the message kept alive meanwhile) for as long as this process runs; if it stops
+   * first, the message is left unacked (its claim lapses and the event is redelivered: the one
+   * window where an effect can repeat, see the README).
+   */
   async #recordAndAck(run: Run, store: IdempotencyStore): Promise<Outcome> {
     const { f, wire } = run;
     const b = f.binding;
-    try {
-      await store.record(wire.id, b.stream, f.seq);
-    } catch (err) {
-      // The effect happened: acking is right; only a later duplicate could run it again.
-      run.log.warn({ err }, "could not record the effect in the idempotency store");
+    for (let attempt = 1; ; attempt++) {
+      if (run.claimLost) {
+        run.log.error(
+          "the handler ran but another process took the event over meanwhile (this one was paused or cut off longer than the lease): not acked; the effect may have run twice",
+        );
+        return "abandoned";
+      }
+      try {
+        await store.complete(wire.id, run.claim ?? 0, b.stream, f.seq);
+        break;
+      } catch (err) {
+        if (err instanceof ClaimLostError) {
+          run.claimLost = true;
+          continue;
+        }
+        if (this.#state === "stopped") {
+          run.log.error({ err }, "could not record the effect before the consumer stopped: left unacked");
+          return "abandoned";
+        }
+        run.log.warn(
+          { err, attempt },
+          "could not record the effect in the idempotency store; retrying (not acked)",
+        );
+        f.msg.working();
+        await sleep(Math.min(2000, 50 * 2 ** Math.min(attempt, 6)));
+      }
     }
+    run.claim = undefined;
     if (this.#firstFailure.size > 0) this.#firstFailure.delete(`${b.stream}:${f.seq}`);
     this.#ack(f, this.#attributes(f.msg.subject).base);
     return "ack";

@@ -1,7 +1,7 @@
 import { JetkitError } from "@jetkit/contracts";
-import type { JetStreamClient } from "@nats-io/jetstream";
+import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
-import type { NatsConnection } from "@nats-io/nats-core";
+import { type Msg, type NatsConnection, headers as natsHeaders } from "@nats-io/nats-core";
 import { ConsumerErrorCodes } from "./errors.js";
 import type { IdempotencyOptions } from "./options.js";
 import { ReplyMux } from "./reply-mux.js";
@@ -44,9 +44,46 @@ interface DirectRequests {
   get: string;
 }
 
+/** What the store holds for one event id. */
+export type EffectRecord =
+  | { readonly state: "none"; readonly revision: number }
+  | { readonly state: "done"; readonly revision: number }
+  | {
+      readonly state: "claimed";
+      readonly revision: number;
+      readonly owner: string;
+      /** Epoch ms the claim lapses unless its owner renews it. */
+      readonly expires: number;
+    };
+
+/** The outcome of {@link IdempotencyStore.claim}. */
+export type ClaimResult =
+  | { readonly kind: "claimed"; readonly revision: number }
+  | { readonly kind: "done" }
+  | { readonly kind: "busy"; readonly owner: string; readonly retryInMs: number };
+
+/** The record changed under a claim: another process took the event over (compare-and-set lost). */
+export class ClaimLostError extends Error {
+  constructor(eventId: string) {
+    super(`the claim on event ${eventId} was taken over by another process`);
+    this.name = "ClaimLostError";
+  }
+}
+
+/** JetStream "wrong last sequence": the compare-and-set of a KV write lost. */
+const WRONG_LAST_SEQUENCE = 10071;
+
 /**
- * Effect records in a JetStream KV bucket with a TTL, one per (durable, ce-id). A record is
- * written only after the handler succeeded, so a message whose record exists already had its effect.
+ * Effect records in a JetStream KV bucket with a TTL, one per (durable, ce-id), written with
+ * compare-and-set on the key's revision so two processes can never both run a handler for one
+ * event id:
+ * 1. before the handler, the consumer **claims** the id: a create (expected revision 0), or a
+ *    takeover of a lapsed claim (expected: the lapsed claim's revision); a live claim of another
+ *    process means "busy", a `done` record means "already effected";
+ * 2. while the handler runs, the owner **renews** the claim (lease = the durable's ack wait);
+ * 3. after the handler, the owner turns the claim into **done** (expected: its claim's revision);
+ *    only then is the message acked. A failed write is retried, never acked around;
+ * 4. a handler that failed **releases** its claim so the retry (anywhere) can run.
  */
 export class IdempotencyStore {
   readonly #kv: KV;
@@ -55,18 +92,30 @@ export class IdempotencyStore {
   readonly #recent = new Set<string>();
   /** Direct requests (see {@link ReplyMux}); undefined: through @nats-io/kv. */
   readonly #direct: DirectRequests | undefined;
+  /** Owner id written into claims: this consumer instance. */
+  readonly owner: string;
+  /** How long a claim lives without renewal, in ms. */
+  readonly leaseMs: number;
 
-  private constructor(kv: KV, durable: string, direct: DirectRequests | undefined) {
+  private constructor(
+    kv: KV,
+    durable: string,
+    direct: DirectRequests | undefined,
+    owner: string,
+    leaseMs: number,
+  ) {
     this.#kv = kv;
     this.#prefix = durable;
     this.#direct = direct;
+    this.owner = owner;
+    this.leaseMs = leaseMs;
   }
 
   /** Creates the bucket when missing (an existing one is opened as it is). */
   static async open(
     js: JetStreamClient,
     durable: string,
-    o: IdempotencyOptions,
+    o: IdempotencyOptions & { owner: string; leaseMs: number },
     clustered = false,
     nc?: NatsConnection,
   ): Promise<IdempotencyStore> {
@@ -75,7 +124,7 @@ export class IdempotencyStore {
       const kv = await new Kvm(js).create(o.bucket, { ttl: o.ttlMs, history: 1, replicas });
       const subjects = nc ? directSubjects(kv, o.bucket) : undefined;
       const direct = nc && subjects ? { mux: new ReplyMux(nc, REQUEST_TIMEOUT_MS), ...subjects } : undefined;
-      return new IdempotencyStore(kv, durable, direct);
+      return new IdempotencyStore(kv, durable, direct, o.owner, o.leaseMs);
     } catch (err) {
       throw new JetkitError(
         ConsumerErrorCodes.IDEMPOTENCY,
@@ -90,37 +139,82 @@ export class IdempotencyStore {
     return `${this.#prefix}.${Buffer.from(eventId, "utf8").toString("base64url")}`;
   }
 
-  /** True when the effect of event `eventId` was recorded. */
-  async seen(eventId: string): Promise<boolean> {
+  /** The record of event `eventId` (a read; see {@link claim} to act on it). */
+  async lookup(eventId: string): Promise<EffectRecord> {
     if (!this.#direct) {
       const e = await this.#kv.get(this.key(eventId));
-      return e !== null && e.operation === "PUT";
+      if (e === null || e.operation !== "PUT") return { state: "none", revision: e?.revision ?? 0 };
+      return parseRecord(e.string(), e.revision);
     }
     const m = await this.#direct.mux.request(this.#direct.get + this.key(eventId), "");
     const h = m.headers;
     if (h && h.code !== 0) {
-      if (h.code === 404) return false; // no record
+      if (h.code === 404) return { state: "none", revision: 0 }; // no record
       throw new Error(`direct get of the idempotency record failed: ${h.code} ${h.description}`);
     }
+    const revision = Number(h?.get("Nats-Sequence") || 0);
     // As @nats-io/kv reads an entry's operation: a TTL marker ("MaxAge") is a purge, else
     // KV-Operation (DEL, PURGE), PUT when absent.
-    if (h?.get("Nats-Marker-Reason") === "MaxAge") return false;
-    return (h?.get("KV-Operation") || "PUT") === "PUT";
+    if (h?.get("Nats-Marker-Reason") === "MaxAge") return { state: "none", revision };
+    if ((h?.get("KV-Operation") || "PUT") !== "PUT") return { state: "none", revision };
+    return parseRecord(m.string(), revision);
   }
 
-  /** Records that the effect of `eventId` happened (stream/seq kept for operators). */
-  async record(eventId: string, stream: string, seq: number): Promise<void> {
-    const value = JSON.stringify({ stream, seq, at: new Date().toISOString() });
-    if (this.#direct) {
-      const m = await this.#direct.mux.request(this.#direct.put + this.key(eventId), value);
-      // The stream's answer: {"stream","seq"} once stored, {"error":{...}} when refused.
-      const ack = JSON.parse(m.string()) as { error?: { code?: number; description?: string } };
-      if (ack.error) {
-        throw new Error(`the idempotency record was refused: ${ack.error.code} ${ack.error.description}`);
+  /** True when the effect of event `eventId` was recorded. */
+  async seen(eventId: string): Promise<boolean> {
+    return (await this.lookup(eventId)).state === "done";
+  }
+
+  /**
+   * Claims `eventId` for a handler run by this process, from the record `known` (read on arrival)
+   * when given. `busy` when another owner's claim is live, `done` when the effect is recorded.
+   * The caller makes sure this process does not claim an id it is running already.
+   */
+  async claim(eventId: string, known?: EffectRecord): Promise<ClaimResult> {
+    let rec = known ?? (await this.lookup(eventId));
+    for (let tries = 0; ; tries++) {
+      if (rec.state === "done") return { kind: "done" };
+      if (rec.state === "claimed") {
+        const left = rec.expires - Date.now();
+        if (rec.owner !== this.owner && left > 0) {
+          return { kind: "busy", owner: rec.owner, retryInMs: Math.max(left, 0) };
+        }
       }
-    } else await this.#kv.put(this.key(eventId), value);
+      // No record, a deleted one, or a lapsed claim: take it with compare-and-set.
+      try {
+        const revision = await this.#write(eventId, this.#claimValue(), rec.revision);
+        return { kind: "claimed", revision };
+      } catch (err) {
+        if (!(err instanceof ClaimLostError) || tries >= 3) throw err;
+        rec = await this.lookup(eventId); // someone wrote meanwhile: decide again on what is there
+      }
+    }
+  }
+
+  /** Extends the claim at `revision`; returns the new revision. ClaimLostError when it was taken over. */
+  renew(eventId: string, revision: number): Promise<number> {
+    return this.#write(eventId, this.#claimValue(), revision);
+  }
+
+  /** Turns the claim at `revision` into the effect record. ClaimLostError when it was taken over. */
+  async complete(eventId: string, revision: number, stream: string, seq: number): Promise<void> {
+    const value = JSON.stringify({ s: "done", stream, seq, at: new Date().toISOString(), by: this.owner });
+    await this.#write(eventId, value, revision);
     if (this.#recent.size >= RECENT) this.#recent.delete(this.#recent.values().next().value!);
     this.#recent.add(eventId);
+  }
+
+  /** Gives the claim at `revision` up (the handler failed; a retry anywhere may claim it). */
+  async release(eventId: string, revision: number): Promise<void> {
+    if (this.#direct) {
+      const h = natsHeaders();
+      h.set("KV-Operation", "DEL");
+      h.set("Nats-Expected-Last-Subject-Sequence", String(revision));
+      await this.#answer(
+        await this.#direct.mux.request(this.#direct.put + this.key(eventId), "", h),
+        eventId,
+      );
+    } else await this.#kv.delete(this.key(eventId), { previousSeq: revision });
   }
 
   /**
@@ -135,4 +229,51 @@ export class IdempotencyStore {
   close(): void {
     this.#direct?.mux.close();
   }
+
+  #claimValue(): string {
+    return JSON.stringify({ s: "claim", owner: this.owner, exp: Date.now() + this.leaseMs });
+  }
+
+  /** Writes `value` if the key is still at `expected` (0: absent); the new revision. */
+  async #write(eventId: string, value: string, expected: number): Promise<number> {
+    const key = this.key(eventId);
+    if (this.#direct) {
+      const h = natsHeaders();
+      h.set("Nats-Expected-Last-Subject-Sequence", String(expected));
+      return this.#answer(await this.#direct.mux.request(this.#direct.put + key, value, h), eventId);
+    }
+    try {
+      return expected === 0 ? await this.#kv.create(key, value) : await this.#kv.update(key, value, expected);
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE)
+        throw new ClaimLostError(eventId);
+      throw err;
+    }
+  }
+
+  /** The stream's answer to a direct write: {"stream","seq"} once stored, {"error":{...}} when refused. */
+  #answer(m: Msg, eventId: string): number {
+    const ack = JSON.parse(m.string()) as {
+      seq?: number;
+      error?: { err_code?: number; code?: number; description?: string };
+    };
+    if (ack.error) {
+      if (ack.error.err_code === WRONG_LAST_SEQUENCE) throw new ClaimLostError(eventId);
+      throw new Error(`the idempotency record was refused: ${ack.error.code} ${ack.error.description}`);
+    }
+    return ack.seq ?? 0;
+  }
+}
+
+/** Reads a stored record; records written before claims existed (`{stream, seq, at}`) are `done`. */
+function parseRecord(text: string, revision: number): EffectRecord {
+  try {
+    const v = JSON.parse(text) as { s?: string; owner?: string; exp?: number };
+    if (v.s === "claim" && typeof v.owner === "string" && typeof v.exp === "number") {
+      return { state: "claimed", revision, owner: v.owner, expires: v.exp };
+    }
+  } catch {
+    // not JSON: an effect record of an older writer
+  }
+  return { state: "done", revision };
 }

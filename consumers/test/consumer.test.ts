@@ -132,6 +132,56 @@ describe("consumer: delivery, failures, dead letters", () => {
     assert.equal(c.isReady(), true);
   });
 
+  it("two consumers on one durable never both run a handler for one event id: copies at once, and a handler slower than the ack wait", async () => {
+    // A non-idempotent effect (a counter per event id). Each event is stored twice (same ce-id,
+    // two Nats-Msg-Ids), so both consumers get a copy at about the same time; every 5th handler
+    // outlasts the ack wait, so without a renewed claim JetStream redelivers it meanwhile.
+    const idem = { bucket: "idem-race" };
+    const a = await consumer("race", { idempotency: idem, ackWaitMs: 1000, concurrency: 8 });
+    const b = await consumer("race", { idempotency: idem, ackWaitMs: 1000, concurrency: 8 });
+    const effects = new Map<string, string[]>();
+    const handler = (name: string) => async (e: OrderFulfillmentCompleted) => {
+      effects.set(e.orderId, [...(effects.get(e.orderId) ?? []), name]);
+      const slow = Number.parseInt(e.orderId.slice(-2), 16) % 5 === 0;
+      await new Promise((r) => setTimeout(r, slow ? 1800 : 100));
+    };
+    a.on(OrderFulfillmentCompleted, handler("a"));
+    b.on(OrderFulfillmentCompleted, handler("b"));
+    await a.start();
+    await b.start();
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const e = completed();
+      ids.push(e.orderId);
+      await Promise.all([
+        publishRaw(env.js, OrderFulfillmentCompleted, e, {
+          id: `race-${e.orderId}`,
+          msgId: `race-${e.orderId}-1`,
+        }),
+        publishRaw(env.js, OrderFulfillmentCompleted, e, {
+          id: `race-${e.orderId}`,
+          msgId: `race-${e.orderId}-2`,
+        }),
+      ]);
+    }
+    await until(
+      async () => {
+        const [la, lb] = [await a.lag(), await b.lag()];
+        return effects.size === 30 && la.ackPending === 0 && la.pending === 0 && lb.ackPending === 0;
+      },
+      20_000,
+      "every copy acked",
+    );
+    const twice = [...effects]
+      .filter(([, by]) => by.length !== 1)
+      .map(([id, by]) => `${id}: ${by.join(",")}`);
+    assert.deepEqual(twice, [], "no event's handler ran twice");
+    assert.ok(
+      ids.some((id) => Number.parseInt(id.slice(-2), 16) % 5 === 0),
+      "some handlers outlasted the ack wait (else the test proves less)",
+    );
+  });
+
   it("dead-letters poison payloads, unknown types and contract violations without calling the handler", async () => {
     const c = await consumer("poison");
     let calls = 0;

@@ -69,6 +69,8 @@ export interface RawPublish {
   /** ce-type to send instead of the type's. */
   type?: string;
   traceparent?: string;
+  /** Nats-Msg-Id instead of the ce-id (to store one event twice). */
+  msgId?: string;
 }
 
 /** Publishes like a producer would (wire headers of contracts/WIRE.md) without the producer SDK. */
@@ -91,6 +93,7 @@ export async function publishRaw<T>(
   })) {
     h.set(k, v);
   }
+  if (o.msgId) h.set("Nats-Msg-Id", o.msgId);
   const ack = await js.publish(spec.subject, o.data ?? Type.encode(event).finish(), { headers: h });
   return { id, seq: ack.seq };
 }
