@@ -51,7 +51,7 @@ import { durableConfig, ensureDurable } from "./durable.js";
 import { ConsumerErrorCodes, isPermanentError, reasonOf } from "./errors.js";
 import { Fifo } from "./fifo.js";
 import { type HealthServer, startHealthServer } from "./health.js";
-import { ClaimLostError, type EffectRecord, IdempotencyStore } from "./idempotency.js";
+import { ClaimLostError, IdempotencyStore } from "./idempotency.js";
 import { KeyLanes } from "./key-lanes.js";
 import { lazyChild } from "./lazy-logger.js";
 import { type ConsumerOptions, type ResolvedOptions, resolveOptions } from "./options.js";
@@ -138,9 +138,6 @@ interface InFlight {
   started: boolean;
   /** stop() gave up on it and nak'd it: no ack any more. */
   abandoned: boolean;
-  /** Idempotency lookup started on arrival, for event id `lookupId`. */
-  lookup: Promise<EffectRecord> | undefined;
-  lookupId: string | undefined;
   /** The message's headers (name -> first value), read once on first use. */
   headers: ReceivedHeaders | undefined;
   /** Stream sequence and delivery count, from the reply subject. */
@@ -659,22 +656,10 @@ class JetkitConsumer implements Consumer {
       binding: b,
       started: false,
       abandoned: false,
-      lookup: undefined,
-      lookupId: undefined,
       headers: undefined,
       seq,
       delivery: deliveryCount,
     };
-    if (this.#store) {
-      // Look the effect record up now, while the message may still wait for a slot: the lookups
-      // of a pulled batch run concurrently instead of one round trip per handler start.
-      const id = headersOf(f).id;
-      if (id) {
-        f.lookupId = id;
-        f.lookup = this.#store.lookup(id);
-        f.lookup.catch(() => {}); // awaited (and reported) in #handle
-      }
-    }
     this.#queue.push(f);
     // Handlers start in the next turn, not inside nats-core's parse of the read: the pull requests
     // nats.js writes while parsing (it pulls again as its pending count drops) then go out at the
@@ -901,16 +886,15 @@ class JetkitConsumer implements Consumer {
     try {
       let claim: Awaited<ReturnType<IdempotencyStore["claim"]>>;
       try {
-        const known = f.lookupId === wire.id && f.lookup ? await f.lookup : undefined;
-        // A record this process wrote after the lookup started counts too; a copy of the event
-        // whose handler runs here now is busy without asking the store.
+        // A record this process wrote lately is known without asking the store; so is a copy of
+        // the event whose handler runs here now (busy).
         if (store.recordedLately(wire.id)) claim = { kind: "done" };
         else if (this.#claimedHere.has(wire.id)) {
           claim = { kind: "busy", owner: store.owner, retryInMs: Math.min(250 * f.delivery, store.leaseMs) };
         } else {
           this.#claimedHere.add(wire.id); // reserved while the claim is written
           try {
-            claim = await store.claim(wire.id, known);
+            claim = await store.claim(wire.id);
           } finally {
             this.#claimedHere.delete(wire.id);
           }

@@ -171,7 +171,8 @@ export class IdempotencyStore {
    * The caller makes sure this process does not claim an id it is running already.
    */
   async claim(eventId: string, known?: EffectRecord): Promise<ClaimResult> {
-    let rec = known ?? (await this.lookup(eventId));
+    // Most ids are new: try the create first (one round trip), read only when it lost.
+    let rec: EffectRecord = known ?? { state: "none", revision: 0 };
     for (let tries = 0; ; tries++) {
       if (rec.state === "done") return { kind: "done" };
       if (rec.state === "claimed") {
