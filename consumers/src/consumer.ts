@@ -128,6 +128,8 @@ interface Binding {
   subjects: string[];
   iter: ConsumerMessages | undefined;
   loop: Promise<void> | undefined;
+  /** Why the loop stopped its own iterator (logged at info instead of as a failure). */
+  restart: string | undefined;
 }
 
 /** One delivery, from its arrival to its outcome. */
@@ -446,7 +448,7 @@ class JetkitConsumer implements Consumer {
     }
     for (const [stream, subs] of byStream) {
       await ensureDurable(jsm, stream, durableConfig(this.#o, subs));
-      this.#bindings.push({ stream, subjects: subs, iter: undefined, loop: undefined });
+      this.#bindings.push({ stream, subjects: subs, iter: undefined, loop: undefined, restart: undefined });
     }
     if (this.#o.idempotency)
       this.#store = await IdempotencyStore.open(
@@ -460,6 +462,25 @@ class JetkitConsumer implements Consumer {
         Boolean(this.#nc.info?.cluster),
         this.#nc,
       );
+    // A new consumer leader (after a node died or stepped down) has none of the pull requests the
+    // old one held: pull again at once instead of waiting for two missed heartbeats (~2 x
+    // pullExpiresMs / 2). Every process of the durable re-pulls its own, so no queue group.
+    for (const b of this.#bindings) {
+      this.#advisorySubs.push(
+        this.#nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.${b.stream}.${this.durable}`, {
+          callback: (err) => {
+            if (err) {
+              this.#log.warn({ err, stream: b.stream }, "leader elected advisory subscription failed");
+              return;
+            }
+            const iter = b.iter;
+            if (!iter || this.#state !== "running") return;
+            b.restart = "consumer leader elected";
+            iter.stop();
+          },
+        }),
+      );
+    }
     if (this.#o.deadLetter.advisories) {
       for (const b of this.#bindings) {
         this.#advisorySubs.push(
@@ -578,7 +599,13 @@ class JetkitConsumer implements Consumer {
         this.#watchStatus(b, iter, log);
         const ended = await iter.closed();
         if (ended instanceof Error) throw ended;
-        if (this.#state === "running") log.warn("consume loop ended; recreating it");
+        if (this.#state === "running" && b.restart) log.info({ reason: b.restart }, "pulling again");
+        else if (this.#state === "running") log.warn("consume loop ended; recreating it");
+        if (b.restart) {
+          b.restart = undefined;
+          b.iter = undefined;
+          continue; // at once: the new leader has no pull request of this process
+        }
       } catch (err) {
         failures++;
         if (this.#state === "running")
