@@ -141,7 +141,10 @@ describe("publish outcomes on a cluster", () => {
       let lost: string[] = [];
       await until(
         "every acked publish to be readable",
-        async () => (lost = await missing()).length === 0,
+        async () => {
+          lost = await missing();
+          return lost.length === 0;
+        },
         15_000,
       ).catch(() => assert.deepEqual(lost, [], "every acked publish is stored"));
     } finally {
