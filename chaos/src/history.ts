@@ -11,6 +11,8 @@ export type HistoryEvent =
       attempt: number;
       poison?: PoisonKind;
       repeat?: boolean;
+      /** The key's sequence number the producer gave the event (1, 2, ... per key, in publish order). */
+      pseq?: number;
     }
   | {
       t: number;
@@ -32,13 +34,85 @@ export type HistoryEvent =
       final: boolean;
     }
   | { t: number; kind: "delivery"; id: string; key: string; seq: number; delivery: number; consumer: string }
-  | { t: number; kind: "effect"; id: string; key: string; seq: number; consumer: string }
+  | EffectEvent
   | { t: number; kind: "skip"; id: string; key: string; seq: number; reason: string }
   | { t: number; kind: "dlq"; id: string; key: string; seq: number; failureClass: string }
+  | {
+      t: number;
+      kind: "sdk";
+      /** What the consumer SDK said about a delivery (its log line, by meaning). */
+      note: "store_unavailable" | "record_failed";
+      id: string;
+      key: string;
+      seq: number;
+      delivery: number;
+      consumer: string;
+    }
   | { t: number; kind: "fault_start" | "fault_end"; fault: string; action: string; detail?: string }
   | { t: number; kind: "fault_skipped"; fault: string; action: string; reason: string }
+  | { t: number; kind: "fault_step"; fault: string; detail: string }
   | { t: number; kind: "phase"; phase: string }
-  | { t: number; kind: "process"; name: string; event: "start" | "exit"; detail?: string };
+  | {
+      t: number;
+      kind: "process";
+      name: string;
+      /** `crash`: the process is about to kill itself (a drill's crash knob), `detail` says where. */
+      event: "start" | "exit" | "crash";
+      detail?: string;
+      pid?: number;
+    }
+  | {
+      t: number;
+      kind: "leader";
+      /** `stream:<name>` or `consumer:<stream>/<durable>`: the Raft group polled. */
+      group: string;
+      /** The leader's server name, or null when the group answered without a leader or not at all. */
+      leader: string | null;
+      /** What the info request answered through each node's connection. */
+      views?: string;
+    }
+  | { t: number; kind: "stored"; stream: string; seq: number; id: string }
+  | {
+      t: number;
+      kind: "stream_read";
+      stream: string;
+      firstSeq: number;
+      lastSeq: number;
+      messages: number;
+      /** False when the read stopped early (then an event absent from the read may still be stored). */
+      complete: boolean;
+      error?: string;
+    };
+
+/**
+ * One effect of the workload's handler, as its effect file has it (a line appended before the
+ * handler returns). Effects read from the files are the truth the checker judges; the older
+ * histories without the file fields still check (order then falls back to stream sequence).
+ */
+export interface EffectEvent {
+  /** Wall clock, ms since the epoch. */
+  t: number;
+  kind: "effect";
+  id: string;
+  key: string;
+  /** Stream sequence of the delivery. */
+  seq: number;
+  /** The consumer process (supervised name, e.g. `consumer-1`). */
+  consumer: string;
+  /** The key's sequence number the producer gave the event. */
+  pseq?: number;
+  /** OS process id of the incarnation that wrote the line. */
+  pid?: number;
+  /** The delivery count the SDK gave the handler. */
+  delivery?: number;
+  /**
+   * CLOCK_MONOTONIC of the host in ns (`process.hrtime.bigint()`), as a decimal string: one clock
+   * for every process on the machine, so effects of different processes merge in one order.
+   */
+  mono?: string;
+  /** Line number in its effect file (1-based): breaks ties of `mono`. */
+  line?: number;
+}
 
 /** How a poison message is broken. */
 export type PoisonKind = "undecodable" | "contract_violation";

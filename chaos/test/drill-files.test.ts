@@ -15,7 +15,7 @@ describe("drill files", () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it("every shipped drill validates", async () => {
+  it("every shipped drill validates (listed in file order)", async () => {
     const drills = await listDrills(DRILLS);
     assert.deepEqual(
       drills.map((d) => d.name),
@@ -23,14 +23,44 @@ describe("drill files", () => {
         "broker-pause",
         "client-latency",
         "consumer-crash-loop",
+        "consumer-kill-mid-handler",
+        "idempotency-store-outage",
         "leader-kill",
         "minority-partition",
+        "negative-control",
         "poison-storm",
+        "rolling-restart-per-key",
         "rolling-restart",
         "slow-consumer",
       ],
     );
     for (const d of drills) assert.deepEqual(d.problems, [], d.name);
+  });
+
+  it("every drill that asks for per-key ordering requires per-key order", async () => {
+    for (const d of await listDrills(DRILLS)) {
+      const drill = await loadDrill(d.file);
+      if (drill.workload.consumer.ordering === "per-key")
+        assert.ok(
+          drill.invariants.includes("per_key_order"),
+          `${drill.name} orders per key but does not require it`,
+        );
+    }
+  });
+
+  it("reads the crash knob, consumer processes and lame-duck restarts", async () => {
+    const mid = await loadDrill(join(DRILLS, "consumer-kill-mid-handler.yaml"));
+    assert.equal(mid.workload.consumer.processes, 2);
+    assert.equal(mid.workload.consumer.group, "competing");
+    assert.deepEqual(
+      [mid.faults[0]?.action, mid.faults[0]?.point, mid.faults[0]?.consumer],
+      ["consumer_crash", "after_effect", "random"],
+    );
+    const neg = await loadDrill(join(DRILLS, "negative-control.yaml"));
+    assert.equal(neg.workload.consumer.idempotency, false);
+    assert.ok(neg.invariants.includes("no_duplicate_effects"));
+    const roll = await loadDrill(join(DRILLS, "rolling-restart-per-key.yaml"));
+    assert.deepEqual([roll.faults[0]?.shutdown, roll.faults[0]?.lameDuckMs], ["lame_duck", 1500]);
   });
 
   it("fills defaults and parses durations", async () => {
@@ -54,11 +84,14 @@ describe("drill files", () => {
       [
         "name: Bad Name",
         "description: x",
-        "workload: { duration: 10 parsecs, rate: -1, consumer: { ackWait: 500ms } }",
+        "workload: { duration: 10 parsecs, rate: -1, consumer: { ackWait: 500ms, idempotency: false, processes: 9 } }",
         "faults:",
         "  - { action: explode, at: 5s }",
         "  - { action: toxic, at: 1s, for: 2s, toxic: { type: latency, attributes: { latncy: 5 } } }",
         "  - { action: partition, at: 5s, for: 2s, nodes: [n1, n2] }",
+        "  - { action: consumer_crash, at: 5s, point: later, consumer: consumer-3 }",
+        "  - { action: rolling_restart, at: 5s, lameDuck: 2s }",
+        "  - { action: store_outage, at: 5s }",
         "invariants: [no_acked_lost, everything_fine, per_key_order]",
         "extra: 1",
       ].join("\n"),
@@ -78,6 +111,12 @@ describe("drill files", () => {
       "extra",
       "workload.consumer.ordering",
       "workload.consumer.ackWait",
+      "workload.consumer.processes",
+      "faults[3].point",
+      "faults[3].consumer",
+      "faults[4].lameDuck",
+      "faults[5].for",
+      "faults[5].action",
     ]) {
       assert.ok(paths.includes(p), `missing problem at ${p}: ${JSON.stringify(res.problems)}`);
     }

@@ -1,53 +1,14 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { readFile, rm } from "node:fs/promises";
-import { createConnection } from "node:net";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
-import { type DrillReport, loadDrill, runDrill } from "../src/index.js";
+import { loadDrill } from "../src/index.js";
+import { assertNothingLeft, DRILLS, drillRunner } from "./support.js";
 
-const DRILLS = fileURLToPath(new URL("../../drills", import.meta.url));
-const dirs: string[] = [];
-
-function childProcesses(): string[] {
-  const out = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(process.pid)], { encoding: "utf8" });
-  return out
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l && !/\bps$/.test(l));
-}
-
-const refused = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = createConnection({ port, host: "127.0.0.1" });
-    s.once("connect", () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once("error", () => resolve(true));
-  });
-
-async function assertNothingLeft(report: DrillReport): Promise<void> {
-  assert.deepEqual(childProcesses(), [], "child processes left running");
-  assert.ok(report.endpoints.proxies.length >= 9, "3 client proxies and 6 route links");
-  for (const p of report.endpoints.proxies)
-    assert.ok(await refused(p.port), `proxy ${p.name} still listening`);
-  for (const n of report.endpoints.nodes)
-    assert.ok(await refused(n.clientPort), `node ${n.name} still listening`);
-}
-
-async function run(name: string, opts: Parameters<typeof runDrill>[1] = {}): Promise<DrillReport> {
-  const reportDir = join(tmpdir(), `jetkit-drill-e2e-${name}-${process.pid}`);
-  dirs.push(reportDir);
-  return runDrill(join(DRILLS, `${name}.yaml`), { reportDir, ...opts });
-}
+const { run, cleanup } = drillRunner();
 
 describe("shipped drills on a real 3-node cluster", () => {
-  after(async () => {
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-  });
+  after(cleanup);
 
   it("leader-kill: no acknowledged message lost, no effect twice, the cluster recovers", async () => {
     // The shipped drill leaves 5 s after the node is back; on a loaded 2-core CI machine the
@@ -59,16 +20,22 @@ describe("shipped drills on a real 3-node cluster", () => {
     // duplicates and recovery, so it allows 3 s; the shipped drill keeps 1 s for operators.
     for (const p of drill.steadyState)
       if (p.probe === "publish_p99_ms" && p.max !== undefined) p.max = Math.max(p.max, 3000);
-    const reportDir = join(tmpdir(), `jetkit-drill-e2e-leader-kill-${process.pid}`);
-    dirs.push(reportDir);
-    const report = await runDrill(drill, { reportDir });
+    const report = await run(drill);
     const c = report.check.counts;
     assert.equal(c.lost, 0, JSON.stringify(report.check.lost));
     assert.equal(c.duplicatedEffects, 0);
     assert.ok(c.acked > 300, `acked ${c.acked}; ${report.error ?? report.abortReason ?? ""}`);
     assert.equal(report.faults[0]?.status, "done");
     assert.match(report.faults[0]?.detail ?? "", /kill -9 n\d/);
-    assert.notEqual(report.check.recoveries[0]?.recoveryMs, null, "never steady again");
+    const rec = report.check.recoveries[0];
+    assert.notEqual(rec?.recoveryMs, null, "no event published after the kill was effected");
+    assert.notEqual(rec?.steadyAfterEndMs, null, "never steady again");
+    // The independent leadership poll saw the killed node lead ORDER, then another node.
+    const killed = /kill -9 (n\d)/.exec(report.faults[0]?.detail ?? "")?.[1];
+    const order = rec?.leadership.find((l) => l.group === "stream:ORDER");
+    assert.equal(order?.leaderBefore, killed);
+    assert.ok(order?.newLeader && order.newLeader.leader !== killed, JSON.stringify(order));
+    assert.ok((rec?.brokerMs ?? 0) > 0 && (rec?.recoveryMs ?? 0) >= (rec?.brokerMs ?? 0) - 200);
     assert.equal(report.outcome, "held", await readFile(report.files.markdown, "utf8"));
     const html = await readFile(report.files.html, "utf8");
     assert.match(html, /<svg[\s\S]*<rect[^>]*fill="#f4a261"/, "fault window shaded");

@@ -1,17 +1,25 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import type { NatsConnection } from "@nats-io/nats-core";
 import type { ChaosTarget } from "../cluster/target.js";
+import { waitFor } from "../cluster/target.js";
 import type { Rng } from "../prng.js";
 import type { FaultProxy } from "../proxy/fault-proxy.js";
 import type { ConsumerProcess } from "../workload/consumer-process.js";
 import { WORKLOAD_STREAM } from "../workload/events.js";
 import type { WorkloadProducer } from "../workload/producer.js";
+import { IDEMPOTENCY_STREAM } from "./setup.js";
 import type { FaultSpec } from "./spec.js";
 
 /** What a fault acts on. */
 export interface FaultContext {
   target: ChaosTarget;
   producer: WorkloadProducer;
-  consumer: ConsumerProcess;
+  /** The workload's consumer processes (`consumer-1` ...). */
+  consumers: ConsumerProcess[];
+  /** A connection straight to the nodes (no proxy) for JetStream API calls (leader step-downs). */
+  admin?: NatsConnection;
+  /** The workload's durable on WORKLOAD_STREAM. */
+  durable?: string;
   rng: Rng;
   baseHandlerDelayMs: number;
   baseDuplicateRate: number;
@@ -23,11 +31,22 @@ export interface FaultContext {
 export interface StartedFault {
   detail: string;
   rollback: () => Promise<void>;
+  /** When the fault took effect, if later than its start (a crash planned for the next effect). */
+  at?: number;
+}
+
+/** Faults that take effect later than they are started: their `fault_start` is written at `at`. */
+export function takesEffectLater(spec: FaultSpec): boolean {
+  return (
+    (spec.action === "consumer_crash" && spec.point === "after_effect") || spec.action === "store_outage"
+  );
 }
 
 /** Why a fault cannot run on this target, or undefined when it can. */
 export function unsupportedReason(spec: FaultSpec, target: ChaosTarget): string | undefined {
-  const processFault = ["kill", "terminate", "pause", "rolling_restart"].includes(spec.action);
+  const processFault = ["kill", "terminate", "pause", "rolling_restart", "store_outage"].includes(
+    spec.action,
+  );
   if (processFault && target.kind !== "local")
     return "process faults need the local cluster; the target is given by URL";
   if (spec.action === "partition" && target.kind !== "local")
@@ -76,9 +95,24 @@ const once = (fn: () => Promise<void>) => {
   };
 };
 
-/** Starts one occurrence of a fault. */
-export async function startFault(spec: FaultSpec, ctx: FaultContext): Promise<StartedFault> {
-  const { target, producer, consumer } = ctx;
+/** The consumer processes a consumer fault hits. */
+function pickConsumers(selector: string | undefined, ctx: FaultContext): ConsumerProcess[] {
+  const all = ctx.consumers;
+  if (selector === "all") return all;
+  if (selector === undefined || selector === "random") return all.length > 0 ? [ctx.rng.pick(all)] : [];
+  return all.filter((c) => c.config.name === selector);
+}
+
+/**
+ * Starts one occurrence of a fault. `step` is told each step of a fault with several (a rolling
+ * restart's node by node), for the history's timeline.
+ */
+export async function startFault(
+  spec: FaultSpec,
+  ctx: FaultContext,
+  step: (what: string) => void = () => {},
+): Promise<StartedFault> {
+  const { target, producer, consumers } = ctx;
   switch (spec.action) {
     case "kill":
     case "terminate": {
@@ -108,20 +142,47 @@ export async function startFault(spec: FaultSpec, ctx: FaultContext): Promise<St
     case "rolling_restart": {
       const stopped = new Set<string>();
       let cancelled = false;
+      const lameDuck = spec.shutdown === "lame_duck";
+      const notes: string[] = [];
       const run = (async () => {
         for (const name of target.nodeNames) {
           if (cancelled || ctx.signal.aborted) return;
           const node = target.node(name);
           stopped.add(name);
+          if (lameDuck) {
+            // nats-server's lame duck mode (SIGUSR2, what `--signal ldm` sends): it stops taking
+            // new clients and shuts its JetStream down at once (its Raft leaderships pass to the
+            // peers), then waits lame_duck_grace_period (10 s) and closes its clients over
+            // lame_duck_duration (30 s at least). A SIGTERM waits that grace out; SIGINT ends it
+            // at once, so the drill sends SIGINT after lameDuckMs.
+            const t0 = Date.now();
+            const wait = spec.lameDuckMs ?? 3000;
+            step(`${name}: lame duck (SIGUSR2)`);
+            node.signal("SIGUSR2");
+            const exited = await waitFor(() => !node.running, wait, 50);
+            if (!exited) {
+              step(`${name}: SIGINT after ${wait} ms in lame duck`);
+              node.signal("SIGINT");
+              await waitFor(() => !node.running, 10_000, 50);
+            }
+            notes.push(
+              `${name}: ${exited ? `exited in lame duck after ${Date.now() - t0} ms` : `SIGINT after ${wait} ms in lame duck`}`,
+            );
+          } else step(`${name}: SIGTERM`);
+          // Without lame duck: SIGTERM (and SIGKILL after 10 s); with it, a no-op unless SIGINT did not end it.
           await node.stop();
+          step(`${name}: stopped; starting`);
           await node.start();
+          step(`${name}: healthy`);
           stopped.delete(name);
           await sleep(spec.gapMs ?? 1000);
         }
       })();
       await run;
       return {
-        detail: `restarted ${target.nodeNames.join(", ")} one by one (SIGTERM, start, healthy)`,
+        detail: lameDuck
+          ? `restarted ${target.nodeNames.join(", ")} one by one (lame duck via SIGUSR2, then SIGINT, start, healthy; ${notes.join("; ")})`
+          : `restarted ${target.nodeNames.join(", ")} one by one (SIGTERM, start, healthy)`,
         rollback: once(async () => {
           cancelled = true;
           for (const name of stopped) await target.node(name).start();
@@ -171,13 +232,35 @@ export async function startFault(spec: FaultSpec, ctx: FaultContext): Promise<St
       };
     }
     case "consumer_crash": {
-      const pid = consumer.pid;
-      await consumer.crash();
+      const hit = pickConsumers(spec.consumer, ctx);
+      if (spec.point === "after_effect") {
+        // Which effect, from the seed: the 1st to 5th the process appends from now.
+        const plans = hit.map((c) => ({ c, n: 1 + ctx.rng.int(5), pid: c.pid }));
+        const exits = plans.map((p) => p.c.nextExit(15_000));
+        for (const p of plans) p.c.crashAfterEffects(p.n);
+        // The fault is the crash: it starts when the first planned process is gone.
+        const times = await Promise.all(exits);
+        const at = times.filter((t): t is number => t !== undefined);
+        return {
+          detail: plans
+            .map(
+              (p, i) =>
+                `${p.c.config.name} (pid ${p.pid ?? "?"}) killed itself (SIGKILL) right after its ${p.n}. effect from the fault's schedule, before the SDK recorded or acked it${times[i] === undefined ? " (it did not crash within 15 s: no effect)" : ""}`,
+            )
+            .join("; "),
+          rollback: async () => {},
+          ...(at.length > 0 ? { at: Math.min(...at) } : {}),
+        };
+      }
+      const pids = hit.map((c) => `${c.config.name} pid ${c.pid ?? "?"}`);
+      await Promise.all(hit.map((c) => c.crash()));
       return {
-        detail: `kill -9 consumer pid ${pid ?? "?"} (supervisor restarts it)`,
+        detail: `kill -9 ${pids.join(", ")} (the supervisor restarts it)`,
         rollback: async () => {},
       };
     }
+    case "store_outage":
+      return storeOutage(ctx, step);
     case "poison":
       producer.setPoisonRate(spec.rate ?? 20);
       return {
@@ -185,10 +268,12 @@ export async function startFault(spec: FaultSpec, ctx: FaultContext): Promise<St
         rollback: once(async () => producer.setPoisonRate(0)),
       };
     case "slow_handler":
-      consumer.command({ handlerDelayMs: spec.delayMs ?? 0 });
+      for (const c of consumers) c.command({ handlerDelayMs: spec.delayMs ?? 0 });
       return {
         detail: `handler takes ${spec.delayMs ?? 0} ms per message`,
-        rollback: once(async () => consumer.command({ handlerDelayMs: ctx.baseHandlerDelayMs })),
+        rollback: once(async () => {
+          for (const c of consumers) c.command({ handlerDelayMs: ctx.baseHandlerDelayMs });
+        }),
       };
     case "duplicate_publish":
       producer.setDuplicateRate(spec.rate ?? 0.2);
@@ -249,4 +334,77 @@ async function partitionNamespaces(
       for (const [p, id] of clientIds) p.removeToxic(id);
     }),
   };
+}
+
+/**
+ * Takes the idempotency store down: the node leading the bucket's stream is frozen (SIGSTOP) for
+ * the fault's duration. First the workload stream's and the durable's leaderships are moved off
+ * that node (leader step-down with it excluded as preferred peer, retried) and the clients' links
+ * to it are reset and refused, so what breaks is the store: its stream has no leader until the
+ * other two elect one (the leadership poll measures it), and the frozen node comes back stale.
+ */
+async function storeOutage(ctx: FaultContext, step: (what: string) => void): Promise<StartedFault> {
+  const { target, admin } = ctx;
+  const leader = await target.cluster?.streamLeader(IDEMPOTENCY_STREAM);
+  if (!leader) throw new Error(`no leader of ${IDEMPOTENCY_STREAM} is known`);
+  const others = target.nodeNames.filter((n) => n !== leader);
+  const moved: string[] = [];
+  if (admin) {
+    const groups = [
+      { name: `stream ${WORKLOAD_STREAM}`, api: `$JS.API.STREAM.LEADER.STEPDOWN.${WORKLOAD_STREAM}` },
+      ...(ctx.durable
+        ? [
+            {
+              name: `consumer ${ctx.durable}`,
+              api: `$JS.API.CONSUMER.LEADER.STEPDOWN.${WORKLOAD_STREAM}.${ctx.durable}`,
+            },
+          ]
+        : []),
+    ];
+    for (const g of groups) {
+      const current = () =>
+        g.name.startsWith("stream")
+          ? target.cluster?.streamLeader(WORKLOAD_STREAM)
+          : consumerLeader(admin, ctx.durable ?? "");
+      for (let attempt = 0; attempt < 5 && (await current()) === leader; attempt++) {
+        const preferred = ctx.rng.pick(others);
+        step(`${g.name}: leader step-down off ${leader} (preferred ${preferred})`);
+        await admin
+          .request(g.api, JSON.stringify({ placement: { preferred } }), { timeout: 3000 })
+          .catch(() => undefined);
+        await waitFor(async () => (await current()) !== leader, 3000, 100);
+      }
+      const now = await current();
+      moved.push(`${g.name} led by ${now ?? "?"}${now === leader ? " (could not be moved)" : ""}`);
+    }
+  }
+  const proxy = target.clientProxies.get(leader);
+  const refused = proxy?.addToxic({ type: "reset_peer", attributes: { timeout: 0 } });
+  proxy?.dropConnections(true);
+  const node = target.node(leader);
+  node.pause();
+  const at = Date.now();
+  return {
+    at,
+    detail: `SIGSTOP ${leader}, the leader of ${IDEMPOTENCY_STREAM} (the idempotency store); before it: ${moved.join(", ") || "nothing moved"}; clients refused by ${leader}`,
+    rollback: once(async () => {
+      if (node.running) node.resume();
+      if (proxy && refused !== undefined) proxy.removeToxic(refused);
+    }),
+  };
+}
+
+/** The durable's Raft leader as the consumer info says (three tries: it may be electing), or undefined. */
+async function consumerLeader(nc: NatsConnection, durable: string): Promise<string | undefined> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const m = await nc.request(`$JS.API.CONSUMER.INFO.${WORKLOAD_STREAM}.${durable}`, "", {
+        timeout: 1000,
+      });
+      const leader = (m.json() as { cluster?: { leader?: string } }).cluster?.leader;
+      if (leader) return leader;
+    } catch {}
+    await sleep(200);
+  }
+  return undefined;
 }

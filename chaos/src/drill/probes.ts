@@ -12,12 +12,17 @@ export interface ProbeResult {
   held: boolean;
 }
 
-/** Evaluates the steady-state probes on the history between `from` and `to` (ms since the epoch). */
+/**
+ * Evaluates the steady-state probes on the history between `from` and `to` (ms since the epoch).
+ * `effected` says whether an event has had its effect so far: effects enter the history from the
+ * effect files only at the end, so the live view comes from the consumer processes.
+ */
 export async function runProbes(
   probes: ProbeSpec[],
   events: readonly HistoryEvent[],
   to: number,
   target: ChaosTarget,
+  effected: (id: string) => boolean = () => false,
 ): Promise<ProbeResult[]> {
   const out: ProbeResult[] = [];
   for (const p of probes) {
@@ -56,7 +61,7 @@ export async function runProbes(
           if (e.kind === "ack") acked.add(e.id);
           else if (e.kind === "effect" || e.kind === "skip" || e.kind === "dlq") done.add(e.id);
         }
-        value = [...acked].filter((id) => !done.has(id)).length;
+        value = [...acked].filter((id) => !done.has(id) && !effected(id)).length;
         break;
       }
     }

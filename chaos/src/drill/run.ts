@@ -1,4 +1,4 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -14,13 +14,16 @@ import { History } from "../history.js";
 import { createRng } from "../prng.js";
 import { writeReports } from "../report/write.js";
 import { ConsumerProcess } from "../workload/consumer-process.js";
+import { effectFile, readEffectLogs } from "../workload/effect-log.js";
 import { ORDER_NAMESPACE, WORKLOAD_STREAM } from "../workload/events.js";
 import { WorkloadProducer } from "../workload/producer.js";
-import { type FaultContext, startFault, unsupportedReason } from "./faults.js";
+import { type FaultContext, startFault, takesEffectLater, unsupportedReason } from "./faults.js";
 import { loadDrill } from "./files.js";
+import { consumerGroup, LeadershipPoll, streamGroup } from "./leadership.js";
 import { type ProbeResult, runProbes } from "./probes.js";
-import { EFFECTS_BUCKET, IDEMPOTENCY_BUCKET, provision } from "./setup.js";
+import { IDEMPOTENCY_BUCKET, IDEMPOTENCY_STREAM, provision } from "./setup.js";
 import type { Drill, FaultSpec } from "./spec.js";
+import { readStream } from "./stream-read.js";
 
 /** Options of {@link runDrill}. */
 export interface RunDrillOptions {
@@ -85,7 +88,14 @@ export interface DrillReport {
     nodes: { name: string; clientPort: number; pid?: number }[];
   };
   reportDir: string;
-  files: { json: string; markdown: string; html: string; history: string };
+  files: {
+    json: string;
+    markdown: string;
+    html: string;
+    history: string;
+    /** The consumer processes' effect files (one per process; restarts append to the same file). */
+    effects: string[];
+  };
 }
 
 /** Runs a drill file (or a loaded drill) end to end and writes its reports. Never leaves processes, proxies or faults behind. */
@@ -129,7 +139,9 @@ export async function runDrill(
   let network: NetworkInfo | undefined;
   let admin: NatsConnection | undefined;
   let producer: WorkloadProducer | undefined;
-  let consumer: ConsumerProcess | undefined;
+  const consumers: ConsumerProcess[] = [];
+  let poll: LeadershipPoll | undefined;
+  const effectsDir = join(reportDir, "effects");
   let before: ProbeResult[] = [];
   let after: ProbeResult[] = [];
   let stream: StreamContents | undefined;
@@ -177,40 +189,73 @@ export async function runDrill(
       history,
     });
     await producer.connect();
-    consumer = new ConsumerProcess(
-      {
-        servers: target.clientUrls,
-        durable,
-        name: "consumer",
-        idempotency: w.consumer.idempotency,
-        bucket: IDEMPOTENCY_BUCKET,
-        effectsBucket: EFFECTS_BUCKET,
-        ordering: w.consumer.ordering,
-        concurrency: w.consumer.concurrency,
-        handlerDelayMs: w.consumer.handlerDelayMs,
-        batch: w.consumer.batch,
-        ackWaitMs: w.consumer.ackWaitMs,
-        maxDeliver: w.consumer.maxDeliver,
-        maxAckPending: w.consumer.maxAckPending,
-      },
-      history,
-      w.consumer.restartDelayMs,
-    );
-    consumer.start();
-    const ready = await waitFor(async () => {
+    // A fresh effects directory: the checker reads every file in it.
+    await rm(effectsDir, { recursive: true, force: true });
+    await mkdir(effectsDir, { recursive: true });
+    for (let i = 1; i <= w.consumer.processes; i++) {
+      const name = `consumer-${i}`;
+      consumers.push(
+        new ConsumerProcess(
+          {
+            servers: target.clientUrls,
+            durable,
+            name,
+            idempotency: w.consumer.idempotency,
+            bucket: IDEMPOTENCY_BUCKET,
+            effectFile: effectFile(effectsDir, name),
+            ordering: w.consumer.ordering,
+            group: w.consumer.group,
+            groupSize: w.consumer.processes,
+            concurrency: w.consumer.concurrency,
+            handlerDelayMs: w.consumer.handlerDelayMs,
+            batch: w.consumer.batch,
+            ackWaitMs: w.consumer.ackWaitMs,
+            maxDeliver: w.consumer.maxDeliver,
+            maxAckPending: w.consumer.maxAckPending,
+          },
+          history,
+          w.consumer.restartDelayMs,
+        ),
+      );
+    }
+    // The first creates the durable; the others join it.
+    consumers[0]?.start();
+    const first = await waitFor(async () => {
       const info = await jsm.consumers.info(WORKLOAD_STREAM, durable).catch(() => undefined);
       return (info?.num_waiting ?? 0) > 0;
     }, 15_000);
+    for (const c of consumers.slice(1)) c.start();
+    const ready =
+      first &&
+      (await waitFor(async () => {
+        const info = await jsm.consumers.info(WORKLOAD_STREAM, durable).catch(() => undefined);
+        return (info?.num_waiting ?? 0) >= consumers.length;
+      }, 15_000));
     if (!ready)
       throw new ChaosError(
         ChaosErrorCodes.WORKLOAD,
         "the workload consumer did not start pulling within 15 s",
       );
 
+    // Leadership of the workload stream, the durable and the idempotency store, polled on its own.
+    poll = await LeadershipPoll.open(
+      target.nodeNames,
+      target.directUrls,
+      [
+        streamGroup(WORKLOAD_STREAM),
+        consumerGroup(WORKLOAD_STREAM, durable),
+        ...(w.consumer.idempotency ? [streamGroup(IDEMPOTENCY_STREAM)] : []),
+      ],
+      history,
+    );
+    poll.start();
+
     const ctx: FaultContext = {
       target,
       producer,
-      consumer,
+      consumers,
+      admin,
+      durable,
       rng: rng.fork("faults"),
       baseHandlerDelayMs: w.consumer.handlerDelayMs,
       baseDuplicateRate: w.duplicateRate,
@@ -218,8 +263,10 @@ export async function runDrill(
     };
     const t0 = Date.now();
     let lastProgress = { t: t0, attempted: 0, acked: 0, effects: 0, errors: 0 };
+    const effectCount = () => consumers.reduce((n, c) => n + c.stats.effects, 0);
+    const effectedLive = (id: string) => consumers.some((c) => c.effected.has(id));
     progressTimer = setInterval(() => {
-      if (!producer || !consumer) return;
+      if (!producer) return;
       const now = Date.now();
       const dt = Math.max(1, now - lastProgress.t) / 1000;
       const s = producer.stats;
@@ -229,10 +276,10 @@ export async function runDrill(
         activeFaults: [...activeFaults],
         publishPerSec: Math.round((s.attempted - lastProgress.attempted) / dt),
         ackPerSec: Math.round((s.acked - lastProgress.acked) / dt),
-        effectPerSec: Math.round((consumer.stats.effects - lastProgress.effects) / dt),
+        effectPerSec: Math.round((effectCount() - lastProgress.effects) / dt),
         errorsPerSec: Math.round((s.errors - lastProgress.errors) / dt),
         acked: s.acked,
-        effected: consumer.stats.effects,
+        effected: effectCount(),
         publishErrors: s.errors,
         inFlight: s.inFlight,
       });
@@ -240,7 +287,7 @@ export async function runDrill(
         t: now,
         attempted: s.attempted,
         acked: s.acked,
-        effects: consumer.stats.effects,
+        effects: effectCount(),
         errors: s.errors,
       };
     }, 1000);
@@ -252,7 +299,7 @@ export async function runDrill(
     }
     await sleep(w.warmupMs, undefined, { signal: stop.signal }).catch(() => {});
     if (!abortReason) {
-      before = await runProbes(drill.steadyState, history.events, Date.now(), target);
+      before = await runProbes(drill.steadyState, history.events, Date.now(), target, effectedLive);
       if (!before.every((p) => p.held)) {
         abort(
           `steady state did not hold before the faults: ${before
@@ -316,15 +363,17 @@ export async function runDrill(
         history.events,
         end,
         target,
+        effectedLive,
       );
       // Drain: let the consumer catch up on everything acknowledged.
       const drained = await waitFor(
         () => {
           const acked = new Set<string>();
           const done = new Set<string>();
+          for (const c of consumers) for (const id of c.effected) done.add(id);
           for (const e of history.events) {
             if (e.kind === "ack") acked.add(e.id);
-            else if (e.kind === "effect" || e.kind === "skip" || e.kind === "dlq") done.add(e.id);
+            else if (e.kind === "skip" || e.kind === "dlq") done.add(e.id);
           }
           return [...acked].every((id) => done.has(id));
         },
@@ -332,12 +381,29 @@ export async function runDrill(
         250,
       );
       const lag = drill.steadyState.filter((p) => p.probe === "consumer_lag");
-      after.push(...(await runProbes(lag, history.events, Date.now(), target)));
+      after.push(...(await runProbes(lag, history.events, Date.now(), target, effectedLive)));
       if (!drained) history.add({ t: Date.now(), kind: "phase", phase: "drain timed out" });
     }
     setPhase("check");
-    await consumer.stop();
-    stream = await lookup(jsm, sequencesToVerify(history.events));
+    await Promise.all(consumers.map((c) => c.stop()));
+    await poll.stop();
+    poll = undefined;
+    // The truth the checker judges: every effect line of every process, and the stream as stored.
+    const read = await readStream(admin, WORKLOAD_STREAM);
+    history.add({
+      t: Date.now(),
+      kind: "stream_read",
+      stream: read.stream,
+      firstSeq: read.firstSeq,
+      lastSeq: read.lastSeq,
+      messages: read.messages.length,
+      complete: read.complete,
+      ...(read.error ? { error: read.error } : {}),
+    });
+    const readAt = Date.now();
+    for (const m of read.messages) history.add({ t: readAt, kind: "stored", stream: read.stream, ...m });
+    // An incomplete read: look the unconfirmed sequences up one by one instead.
+    if (!read.complete) stream = await lookup(jsm, sequencesToVerify(history.events));
   } catch (err) {
     error = err;
   } finally {
@@ -347,7 +413,13 @@ export async function runDrill(
     await Promise.allSettled(occurrences);
     await rollbackAll(rollbacks, activeFaults, history);
     await producer?.close().catch(() => {});
-    await consumer?.stop().catch(() => {});
+    await Promise.allSettled(consumers.map((c) => c.stop()));
+    await poll?.stop().catch(() => {});
+    // Effects from the files (after every process stopped): each line is one run of the handler.
+    const { effects, unreadable } = await readEffectLogs(effectsDir);
+    for (const e of effects) history.add(e);
+    if (unreadable > 0)
+      history.add({ t: Date.now(), kind: "phase", phase: `${unreadable} effect lines could not be parsed` });
     await admin?.close().catch(() => {});
     await target?.dispose().catch(() => {});
     history.add({ t: Date.now(), kind: "phase", phase: "done" });
@@ -393,6 +465,7 @@ export async function runDrill(
       markdown: join(reportDir, "report.md"),
       html: join(reportDir, "report.html"),
       history: join(reportDir, "history.jsonl"),
+      effects: consumers.map((c) => c.config.effectFile),
     },
   };
   await writeReports(report);
@@ -430,13 +503,21 @@ export async function runDrill(
         records.push({ name: id, action: spec.action, status: "skipped", detail: reason });
         return;
       }
-      const startedAt = Date.now();
+      let startedAt = Date.now();
+      const later = takesEffectLater(spec);
       let started: Awaited<ReturnType<typeof startFault>>;
       try {
-        history.add({ t: startedAt, kind: "fault_start", fault: id, action: spec.action });
+        if (!later) history.add({ t: startedAt, kind: "fault_start", fault: id, action: spec.action });
         activeFaults.add(id);
-        started = await startFault(spec, ctx);
+        started = await startFault(spec, ctx, (what) =>
+          history.add({ t: Date.now(), kind: "fault_step", fault: id, detail: what }),
+        );
+        if (later) {
+          startedAt = started.at ?? startedAt;
+          history.add({ t: startedAt, kind: "fault_start", fault: id, action: spec.action });
+        }
       } catch (err) {
+        if (later) history.add({ t: startedAt, kind: "fault_start", fault: id, action: spec.action });
         activeFaults.delete(id);
         history.add({
           t: Date.now(),

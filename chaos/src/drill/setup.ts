@@ -4,8 +4,8 @@ import { Kvm } from "@nats-io/kv";
 
 /** The consumer SDK's idempotency store (R3, created here so that it is replicated). */
 export const IDEMPOTENCY_BUCKET = "jetkit_chaos_idempotency";
-/** Where the workload handler records its effects (one key per event id, KV create). */
-export const EFFECTS_BUCKET = "jetkit_chaos_effects";
+/** The stream behind the idempotency bucket (a store outage takes its leader away). */
+export const IDEMPOTENCY_STREAM = `KV_${IDEMPOTENCY_BUCKET}`;
 
 /** Retries a cluster API call: right after start (or on a busy machine) the meta leader may still be settling. */
 async function retry<T>(what: string, fn: () => Promise<T>, attempts = 8): Promise<T> {
@@ -28,7 +28,7 @@ const RETENTION = { limits: "limits", interest: "interest", workqueue: "workqueu
 
 /**
  * Creates the domain streams from the contracts catalog with `replicas` copies (existing streams
- * are left as they are), the idempotency and effects buckets. The durable consumer is created by
+ * are left as they are) and the idempotency bucket. The durable consumer is created by
  * the consumer SDK when the workload consumer starts.
  */
 export async function provision(jsm: JetStreamManager, opts: { replicas: number }): Promise<void> {
@@ -54,9 +54,11 @@ export async function provision(jsm: JetStreamManager, opts: { replicas: number 
       }),
     );
   }
-  for (const bucket of [IDEMPOTENCY_BUCKET, EFFECTS_BUCKET]) {
-    await retry(`creating KV bucket ${bucket}`, () =>
-      new Kvm(jsm.jetstream()).create(bucket, { replicas: opts.replicas, history: 1, ttl: 3_600_000 }),
-    );
-  }
+  await retry(`creating KV bucket ${IDEMPOTENCY_BUCKET}`, () =>
+    new Kvm(jsm.jetstream()).create(IDEMPOTENCY_BUCKET, {
+      replicas: opts.replicas,
+      history: 1,
+      ttl: 3_600_000,
+    }),
+  );
 }

@@ -1,5 +1,6 @@
 import type { Invariant } from "../checker.js";
 import type { ToxicSpec } from "../proxy/toxics.js";
+import type { ConsumerGroupMode } from "../workload/consumer-config.js";
 
 /** Which node a process or network fault hits: a name (`n1`), or chosen when the fault starts. */
 export type NodeSelector = string;
@@ -41,6 +42,10 @@ export interface WorkloadSpec {
     batch: number;
     maxAckPending: number;
     restartDelayMs: number;
+    /** Consumer processes on the one durable (`consumer-1` ... `consumer-N`), each supervised. */
+    processes: number;
+    /** How they share it (see ConsumerGroupMode). */
+    group: ConsumerGroupMode;
   };
 }
 
@@ -72,6 +77,7 @@ export const FAULT_ACTIONS = [
   "poison",
   "slow_handler",
   "duplicate_publish",
+  "store_outage",
 ] as const;
 export type FaultAction = (typeof FAULT_ACTIONS)[number];
 
@@ -94,6 +100,14 @@ export interface FaultSpec {
   /** netem: packet loss, percent. */
   lossPct?: number;
   isolateClients?: boolean;
+  /** consumer_crash: `now` (kill -9 from outside) or `after_effect` (the process kills itself right after an effect). */
+  point?: "now" | "after_effect";
+  /** consumer_crash: which consumer process: `random`, `all`, or a name (`consumer-2`). */
+  consumer?: string;
+  /** rolling_restart: how each node goes down. */
+  shutdown?: "terminate" | "lame_duck";
+  /** rolling_restart with lame_duck: time in lame duck mode before the SIGTERM. */
+  lameDuckMs?: number;
 }
 
 export const ABORT_METRICS = ["lost", "publish_error_rate", "failed_publishes"] as const;

@@ -6,6 +6,7 @@ import {
   type ToxicSpec,
   type ToxicType,
 } from "../proxy/toxics.js";
+import { CONSUMER_GROUP_MODES } from "../workload/consumer-config.js";
 import { parseDuration } from "./duration.js";
 import {
   ABORT_METRICS,
@@ -199,6 +200,8 @@ function readWorkload(r: Reader, raw: unknown): WorkloadSpec {
     "batch",
     "maxAckPending",
     "restartDelay",
+    "processes",
+    "group",
   ]);
   const b = r.obj(o?.breaker, `${p}.breaker`);
   r.known(b, `${p}.breaker`, ["failureThreshold", "coolDown"]);
@@ -227,6 +230,8 @@ function readWorkload(r: Reader, raw: unknown): WorkloadSpec {
       batch: r.num(c, "batch", cp, 32, 1, 10_000),
       maxAckPending: r.num(c, "maxAckPending", cp, 1000, 1, 1_000_000),
       restartDelayMs: r.dur(c, "restartDelay", cp, 500) ?? 500,
+      processes: r.num(c, "processes", cp, 1, 1, 8),
+      group: r.oneOf(c, "group", cp, CONSUMER_GROUP_MODES, "competing") ?? "competing",
     },
   };
 }
@@ -257,14 +262,15 @@ const FAULT_FIELDS: Record<FaultAction, string[]> = {
   kill: ["node"],
   terminate: ["node"],
   pause: ["node"],
-  rolling_restart: ["gap"],
+  rolling_restart: ["gap", "shutdown", "lameDuck"],
   toxic: ["link", "node", "toxic"],
   partition: ["nodes", "isolateClients"],
   netem: ["nodes", "delay", "jitter", "loss"],
-  consumer_crash: [],
+  consumer_crash: ["point", "consumer"],
   poison: ["rate"],
   slow_handler: ["delay"],
   duplicate_publish: ["rate"],
+  store_outage: [],
 };
 
 function readToxic(r: Reader, raw: unknown, path: string): ToxicSpec | undefined {
@@ -340,7 +346,30 @@ function readFaults(r: Reader, raw: unknown, nodes: number, workload: WorkloadSp
     if (["kill", "terminate", "pause", "partition"].includes(action) && forMs === 0) {
       r.problem(`${p}.for`, `is required for ${action} (how long until the node is back)`);
     }
-    if (action === "rolling_restart") spec.gapMs = r.dur(o, "gap", p, 1000) ?? 1000;
+    if (action === "rolling_restart") {
+      spec.gapMs = r.dur(o, "gap", p, 1000) ?? 1000;
+      spec.shutdown =
+        r.oneOf(o, "shutdown", p, ["terminate", "lame_duck"] as const, "terminate") ?? "terminate";
+      if (o?.lameDuck !== undefined && spec.shutdown !== "lame_duck")
+        r.problem(`${p}.lameDuck`, "applies only with shutdown: lame_duck");
+      if (spec.shutdown === "lame_duck") spec.lameDuckMs = r.dur(o, "lameDuck", p, 3000) ?? 3000;
+    }
+    if (action === "consumer_crash") {
+      spec.point = r.oneOf(o, "point", p, ["now", "after_effect"] as const, "now") ?? "now";
+      const names = Array.from({ length: workload.consumer.processes }, (_, j) => `consumer-${j + 1}`);
+      const allowed = ["random", "all", ...names];
+      const c = o?.consumer ?? "random";
+      if (typeof c !== "string" || !allowed.includes(c))
+        r.problem(`${p}.consumer`, `must be one of: ${allowed.join(", ")} (got ${JSON.stringify(c)})`);
+      else spec.consumer = c;
+    }
+    if (action === "store_outage" && forMs === 0)
+      r.problem(`${p}.for`, "is required for store_outage (how long the store is down)");
+    if (action === "store_outage" && !workload.consumer.idempotency)
+      r.problem(
+        `${p}.action`,
+        "store_outage needs workload.consumer.idempotency: true (it takes the idempotency store down)",
+      );
     if (action === "toxic") {
       spec.link = r.oneOf(o, "link", p, ["client", "route"] as const, "client") ?? "client";
       const toxic = readToxic(r, o?.toxic, `${p}.toxic`);

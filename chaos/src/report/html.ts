@@ -1,5 +1,6 @@
-import type { Window } from "../checker.js";
+import type { Recovery, Window } from "../checker.js";
 import type { DrillReport } from "../drill/run.js";
+import { brokerShare } from "./markdown.js";
 
 const esc = (s: string) =>
   s.replace(
@@ -71,6 +72,84 @@ function chart(
   return parts.join("\n");
 }
 
+const fmt = (v: number | null | undefined) => (v === null || v === undefined ? "n/a" : `${Math.round(v)} ms`);
+
+/**
+ * One fault's timeline: the fault window, each polled group's leaderless gaps and new leader, the
+ * first ack and the first effect of an event published after the fault started.
+ */
+function timeline(rec: Recovery): string {
+  const W = 760;
+  const L = 190;
+  const rowH = 18;
+  const rows = [
+    { label: `fault ${rec.fault}` },
+    ...rec.leadership.map((l) => ({ label: l.group })),
+    { label: "workload" },
+  ];
+  const H = 30 + rows.length * rowH + 24;
+  const ends = [
+    rec.endedAt - rec.startedAt,
+    ...rec.timeline.map((x) => x.atMs),
+    ...rec.leadership.flatMap((l) => l.gaps.map((g) => g.toMs ?? g.fromMs)),
+  ];
+  // Steps before the fault took effect (a store outage moves leaders first) sit left of zero.
+  const lo = Math.min(-500, ...rec.timeline.map((t) => t.atMs - 200));
+  const hi = Math.max(1000, ...ends) * 1.1;
+  const span = hi - lo;
+  const x = (ms: number) => L + ((ms - lo) / span) * (W - L - 10);
+  const y = (row: number) => 24 + row * rowH;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="timeline of ${esc(rec.fault)}">`,
+    `<text x="4" y="14" font-size="13" font-weight="bold">Timeline of ${esc(rec.fault)} (ms from the fault's start)</text>`,
+  ];
+  rows.forEach((r, i) => {
+    parts.push(`<text x="4" y="${y(i) + 12}" font-size="11">${esc(r.label)}</text>`);
+    parts.push(
+      `<line x1="${L}" y1="${y(i) + rowH / 2}" x2="${W - 10}" y2="${y(i) + rowH / 2}" stroke="#ddd"/>`,
+    );
+  });
+  const faultTo = Math.max(rec.endedAt - rec.startedAt, 150);
+  parts.push(
+    `<rect x="${x(0).toFixed(1)}" y="${y(0) + 2}" width="${(x(faultTo) - x(0)).toFixed(1)}" height="${rowH - 4}" fill="#f4a261"><title>fault ${esc(rec.fault)}: ${rec.endedAt - rec.startedAt} ms</title></rect>`,
+  );
+  rec.leadership.forEach((l, i) => {
+    for (const g of l.gaps) {
+      const to = g.toMs ?? hi;
+      parts.push(
+        `<rect x="${x(g.fromMs).toFixed(1)}" y="${y(i + 1) + 2}" width="${Math.max(2, x(to) - x(g.fromMs)).toFixed(1)}" height="${rowH - 4}" fill="#6c757d"><title>${esc(l.group)}: no leader from +${g.fromMs} ms to ${g.toMs === null ? "the end" : `+${g.toMs} ms`}</title></rect>`,
+      );
+    }
+    if (l.newLeader) {
+      const cx = x(l.newLeader.atMs);
+      const cy = y(i + 1) + rowH / 2;
+      parts.push(
+        `<path d="M${cx.toFixed(1)},${cy - 6} L${(cx + 6).toFixed(1)},${cy} L${cx.toFixed(1)},${cy + 6} Z" fill="#2a9d8f"><title>${esc(l.group)}: new leader ${esc(l.newLeader.leader)} at +${l.newLeader.atMs} ms</title></path>`,
+      );
+    }
+  });
+  const wl = y(rows.length - 1);
+  const mark = (ms: number | null, color: string, label: string) => {
+    if (ms === null) return;
+    parts.push(
+      `<line x1="${x(ms).toFixed(1)}" y1="${wl}" x2="${x(ms).toFixed(1)}" y2="${wl + rowH}" stroke="${color}" stroke-width="3"><title>${esc(label)} at +${ms} ms</title></line>`,
+    );
+  };
+  mark(rec.firstAckMs, "#264653", "first ack after the fault started");
+  mark(rec.recoveryMs, "#6a4c93", "first effect after the fault started (recovery)");
+  parts.push(`<line x1="${x(0)}" y1="20" x2="${x(0)}" y2="${H - 20}" stroke="#333" stroke-dasharray="3,3"/>`);
+  for (let t = 0; t <= hi; t += Math.max(500, Math.ceil(span / 8 / 500) * 500)) {
+    parts.push(
+      `<text x="${x(t).toFixed(1)}" y="${H - 6}" font-size="10" text-anchor="middle">+${(t / 1000).toFixed(1)}s</text>`,
+    );
+  }
+  parts.push(
+    `<text x="${W - 330}" y="${H - 6}" font-size="10"><tspan fill="#6c757d">■ no leader</tspan> <tspan fill="#2a9d8f">▶ new leader</tspan> <tspan fill="#264653">| first ack</tspan> <tspan fill="#6a4c93">| first effect</tspan></text>`,
+  );
+  parts.push("</svg>");
+  return parts.join("\n");
+}
+
 /** A self-contained HTML page (inline CSS and SVG, no external assets) with the report and plots. */
 export function renderHtml(r: DrillReport): string {
   const windowMs = r.check.windows.length > 1 ? r.check.windows[1]!.t - r.check.windows[0]!.t : 1000;
@@ -89,6 +168,7 @@ export function renderHtml(r: DrillReport): string {
     [
       { label: "acked/s", color: "#2a9d8f", values: w.map((x) => (x.acked * 1000) / windowMs) },
       { label: "delivered/s", color: "#264653", values: w.map((x) => (x.delivered * 1000) / windowMs) },
+      { label: "effected/s", color: "#6a4c93", values: w.map((x) => (x.effected * 1000) / windowMs) },
       { label: "publish errors/s", color: "#e63946", values: w.map((x) => (x.errors * 1000) / windowMs) },
     ],
     faults,
@@ -125,7 +205,8 @@ ${latency}
 ${r.check.verdicts.map((v) => row([v.invariant, v.held ? "yes" : "NO", v.count, v.detail])).join("\n")}</table>
 <h2>Steady-state hypothesis</h2><table><tr><th>when</th><th>probe</th><th>value</th><th>tolerance</th><th>held</th></tr>
 ${[...r.hypothesis.before.map((p) => ["before", p] as const), ...r.hypothesis.after.map((p) => ["after", p] as const)].map(([when, p]) => row([when, p.name, String(p.value), p.tolerance, p.held ? "yes" : "NO"])).join("\n")}</table>
-<h2>Faults</h2><table><tr><th>fault</th><th>action</th><th>status</th><th>recovery</th><th>detail</th></tr>
+<h2>Faults</h2><p>Recovery is end to end: from the fault's start to the first effect of an event first published after the fault started; the broker's share is the time until every polled Raft group (workload stream, durable, idempotency store) had a leader again, the SDKs' share the rest.</p>
+<table><tr><th>fault</th><th>action</th><th>status</th><th>recovery</th><th>broker: leader back</th><th>SDKs' share</th><th>steady after end</th><th>detail</th></tr>
 ${r.faults
   .map((f) => {
     const rec = r.check.recoveries.find((x) => x.fault === f.name);
@@ -133,11 +214,31 @@ ${r.faults
       f.name,
       f.action,
       f.status,
-      rec ? (rec.recoveryMs === null ? "not recovered" : `${rec.recoveryMs} ms`) : "",
+      rec ? (rec.recoveryMs === null ? "not recovered" : fmt(rec.recoveryMs)) : "",
+      rec ? brokerShare(rec) : "",
+      rec ? fmt(rec.sdkShareMs) : "",
+      rec ? fmt(rec.steadyAfterEndMs) : "",
       f.detail,
     ]);
   })
   .join("\n")}</table>
+${r.check.recoveries
+  .map(
+    (rec) =>
+      `${timeline(rec)}\n<table><tr><th>at</th><th>what</th></tr>${rec.timeline.map((t) => row([`${t.atMs >= 0 ? "+" : ""}${fmt(t.atMs)}`, t.what])).join("")}</table>`,
+  )
+  .join("\n")}
+<h2>Findings: every non-zero count explained</h2>
+${
+  r.check.findings.length === 0
+    ? "<p>none</p>"
+    : `<ul>${r.check.findings
+        .map(
+          (f) =>
+            `<li><b>${esc(f.count)}</b> (${f.n}): ${esc(f.text)}${f.examples.length > 0 ? `<br><code>${esc(JSON.stringify(f.examples.slice(0, 3)))}</code>` : ""}</li>`,
+        )
+        .join("\n")}</ul>`
+}
 <h2>Counts</h2><table>
 ${Object.entries(c)
   .map(([k, v]) => row([k, v]))

@@ -6,7 +6,7 @@ import type { ConsumerCommand, ConsumerConfig } from "./consumer-config.js";
 const WORKER = new URL("./consumer-worker.js", import.meta.url);
 
 /**
- * Runs the consumer worker as a child process under a supervisor: a crash (or a drill's kill -9)
+ * Runs one consumer worker as a child process under a supervisor: a crash (or a drill's kill -9)
  * is followed by a restart after `restartDelayMs`, as an orchestrator would do.
  */
 export class ConsumerProcess {
@@ -20,6 +20,11 @@ export class ConsumerProcess {
   #stderr = "";
   /** Deliveries, effects, dead letters seen so far (progress). */
   readonly stats = { deliveries: 0, effects: 0, dlq: 0, restarts: 0, crashes: 0 };
+  /**
+   * Event ids this process reported effecting (live, for the drain). The checker never uses it:
+   * the effect files are the truth (a line written just before a kill -9 may miss stdout).
+   */
+  readonly effected = new Set<string>();
   /** Live handler delay (re-sent to each new process). */
   handlerDelayMs: number;
 
@@ -53,14 +58,20 @@ export class ConsumerProcess {
       name: this.config.name,
       event: "start",
       detail: `pid ${child.pid}`,
+      ...(child.pid ? { pid: child.pid } : {}),
     });
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       try {
         const e = JSON.parse(line) as HistoryEvent;
         // The SDK's log lines carry no partition key: it is the one the message was published under.
         if ("key" in e && e.key === "") e.key = this.#history.keyOf(e.id) ?? "";
+        if (e.kind === "effect") {
+          // Effects enter the history from the effect files at the end of the run, not from here.
+          this.stats.effects++;
+          this.effected.add(e.id);
+          return;
+        }
         if (e.kind === "delivery") this.stats.deliveries++;
-        else if (e.kind === "effect") this.stats.effects++;
         else if (e.kind === "dlq") this.stats.dlq++;
         this.#history.add(e);
       } catch {}
@@ -78,6 +89,7 @@ export class ConsumerProcess {
           kind: "process",
           name: this.config.name,
           event: "exit",
+          ...(child.pid ? { pid: child.pid } : {}),
           detail: signal
             ? `signal ${signal}`
             : `code ${code}${code ? `: ${this.#stderr.trim().split("\n").slice(-3).join(" | ")}` : ""}`,
@@ -98,6 +110,26 @@ export class ConsumerProcess {
   command(cmd: ConsumerCommand): void {
     if (typeof cmd.handlerDelayMs === "number") this.handlerDelayMs = cmd.handlerDelayMs;
     this.#child?.stdin?.write(`${JSON.stringify(cmd)}\n`);
+  }
+
+  /** Resolves with the time the current process exits, or undefined after `timeoutMs` (or when none runs). */
+  async nextExit(timeoutMs: number): Promise<number | undefined> {
+    if (!this.pid) return undefined;
+    const exited = this.#exited.then(() => Date.now());
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
+    });
+    try {
+      return await Promise.race([exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The process kills itself (SIGKILL) right after appending its n-th effect from now (before the SDK's record and ack). */
+  crashAfterEffects(n: number): void {
+    this.#child?.stdin?.write(`${JSON.stringify({ crashAfterEffects: n } satisfies ConsumerCommand)}\n`);
   }
 
   /** kill -9 mid-batch; the supervisor restarts it. */

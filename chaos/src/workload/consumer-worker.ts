@@ -1,27 +1,31 @@
 /**
- * The workload consumer as its own process, so that a drill can kill it mid-batch (SIGKILL) and
- * a crash is real. It is the consumer SDK (`createConsumer` with the idempotency store, per-key
- * ordering when asked, dead-lettering of poison) with a handler for the fulfillment events. It
- * writes one JSON history line per delivery, effect, skip and dead letter to stdout, and reads
- * commands (e.g. a new handler delay) as JSON lines on stdin.
+ * One workload consumer as its own process, so that a drill can kill it mid-batch (SIGKILL) and
+ * a crash is real. It is the consumer SDK (`createConsumer` with the idempotency store when asked,
+ * per-key ordering when asked, dead-lettering of poison) with a handler for the fulfillment
+ * events whose effect is a line appended to this process's effect file (see effect-log.ts): a
+ * re-run of the handler is a second line, never absorbed. It writes one JSON history line per
+ * delivery, effect, skip and dead letter to stdout, and reads commands (a new handler delay, a
+ * crash right after an effect) as JSON lines on stdin.
  */
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createConsumer, type HandlerContext } from "@jetkit/consumers";
+import { type ConsumerOptions, createConsumer, type HandlerContext } from "@jetkit/consumers";
 import {
   OrderFulfillmentCompleted,
   OrderFulfillmentStarted,
 } from "@jetkit/contracts/gen/shop/order/v1/events";
-import { jetstream } from "@nats-io/jetstream";
-import { type KV, Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { pino } from "pino";
 import type { HistoryEvent } from "../history.js";
 import type { ConsumerCommand, ConsumerConfig } from "./consumer-config.js";
+import { EffectLog } from "./effect-log.js";
+import { pseqOf } from "./events.js";
 import { deliveryLogStream } from "./sdk-log.js";
 
 const config = JSON.parse(process.env.JETKIT_CHAOS_CONSUMER ?? "{}") as ConsumerConfig;
 let handlerDelayMs = config.handlerDelayMs;
+/** Effects left before this process kills itself (the crash knob); undefined: no crash planned. */
+let crashAfter: number | undefined;
 
 // Pipes are written synchronously on Linux: a line written before a kill -9 reaches the parent.
 const emit = (e: HistoryEvent) => process.stdout.write(`${JSON.stringify(e)}\n`);
@@ -30,8 +34,22 @@ createInterface({ input: process.stdin }).on("line", (line) => {
   try {
     const cmd = JSON.parse(line) as ConsumerCommand;
     if (typeof cmd.handlerDelayMs === "number") handlerDelayMs = cmd.handlerDelayMs;
+    if (typeof cmd.crashAfterEffects === "number") crashAfter = Math.max(1, cmd.crashAfterEffects);
   } catch {}
 });
+
+/**
+ * The SDK options that make the processes a group. Competing consumers need none: they share the
+ * durable by name. The SDK's partitioned consumer groups will be chosen here (config.group).
+ */
+function sdkGroupOptions(c: ConsumerConfig): Partial<ConsumerOptions> {
+  switch (c.group) {
+    case "competing":
+      return {};
+  }
+}
+
+const effects = new EffectLog(config.effectFile);
 
 const nc = await connect({
   servers: config.servers,
@@ -43,9 +61,6 @@ const nc = await connect({
   pingInterval: 5000,
   timeout: 5000,
 });
-const effects: KV | undefined = config.idempotency
-  ? await new Kvm(jetstream(nc, { timeout: 5000 })).open(config.effectsBucket)
-  : undefined;
 
 // Keys are not in the SDK's log lines: the parent fills them in from the publish history.
 const logger = pino(
@@ -60,6 +75,10 @@ const logger = pino(
     const base = { t, id: n.msgId, key: "", seq: n.seq };
     if (n.kind === "dead_lettered") {
       emit({ ...base, kind: "dlq", failureClass: n.failureClass });
+      return;
+    }
+    if (n.kind === "store_unavailable" || n.kind === "record_failed") {
+      emit({ ...base, kind: "sdk", note: n.kind, delivery: n.delivery, consumer: config.name });
       return;
     }
     emit({ ...base, kind: "delivery", delivery: n.delivery, consumer: config.name });
@@ -80,6 +99,7 @@ const consumer = await createConsumer({
   backoff: { initialMs: 200, maxMs: 2000 },
   ...(config.idempotency ? { idempotency: { bucket: config.bucket } } : {}),
   ...(config.ordering === "per-key" ? { ordering: "per-key" as const } : {}),
+  ...sdkGroupOptions(config),
   logger,
 });
 
@@ -87,18 +107,40 @@ async function handle(_event: unknown, ctx: HandlerContext): Promise<void> {
   const base = { id: ctx.eventId, key: ctx.partitionKey ?? "", seq: ctx.seq };
   emit({ t: Date.now(), kind: "delivery", ...base, delivery: ctx.delivery, consumer: config.name });
   if (handlerDelayMs > 0) await sleep(handlerDelayMs);
-  if (effects) {
-    try {
-      await effects.create(ctx.eventId, JSON.stringify({ seq: ctx.seq, at: Date.now() }));
-    } catch (err) {
-      // The effect is already there: the handler ran again (a crash between the effect and the
-      // SDK's idempotency record). The idempotent effect absorbs it; the history shows it.
-      if (!/exist|wrong last sequence/i.test((err as Error).message)) throw err;
-      emit({ t: Date.now(), kind: "skip", ...base, reason: "effect_exists" });
-      return;
-    }
+  const t = Date.now();
+  const pseq = pseqOf(ctx.eventId);
+  // The effect: one line, appended before the handler returns (before the SDK records or acks).
+  effects.append({
+    t,
+    mono: process.hrtime.bigint().toString(),
+    id: ctx.eventId,
+    key: base.key,
+    pseq: pseq ?? null,
+    seq: ctx.seq,
+    delivery: ctx.delivery,
+    consumer: config.name,
+    pid: process.pid,
+  });
+  emit({
+    t,
+    kind: "effect",
+    ...base,
+    consumer: config.name,
+    delivery: ctx.delivery,
+    pid: process.pid,
+    ...(pseq !== undefined ? { pseq } : {}),
+  });
+  if (crashAfter !== undefined && --crashAfter === 0) {
+    emit({
+      t: Date.now(),
+      kind: "process",
+      name: config.name,
+      event: "crash",
+      pid: process.pid,
+      detail: `SIGKILL right after the effect of ${ctx.eventId} (seq ${ctx.seq}, delivery ${ctx.delivery}), before the SDK recorded or acked it`,
+    });
+    process.kill(process.pid, "SIGKILL");
   }
-  emit({ t: Date.now(), kind: "effect", ...base, consumer: config.name });
 }
 consumer.on(OrderFulfillmentStarted, handle).on(OrderFulfillmentCompleted, handle);
 await consumer.start();
@@ -108,5 +150,6 @@ process.once("SIGTERM", () => {
     .stop({ timeoutMs: 3000 })
     .catch(() => {})
     .then(() => nc.drain().catch(() => {}))
+    .then(() => effects.close())
     .then(() => process.exit(0));
 });

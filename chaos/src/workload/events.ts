@@ -21,3 +21,18 @@ export function encodePoison(kind: PoisonKind, key: string): Uint8Array {
     startedAt: new Date(),
   }).finish();
 }
+
+/**
+ * The workload's event ids carry the key's sequence number the producer gave the event:
+ * `<uuidv7>.<pseq>` (a ce-id may be any 1-256 printable ASCII characters, and the caller may
+ * supply it). The handler reads it back from the id alone, so the effect line names it.
+ */
+export function workloadEventId(uuid: string, pseq: number): string {
+  return `${uuid}.${pseq}`;
+}
+
+/** The key sequence in a workload event id, or undefined (poison, or an id from elsewhere). */
+export function pseqOf(id: string): number | undefined {
+  const m = /\.(\d+)$/.exec(id);
+  return m ? Number(m[1]) : undefined;
+}

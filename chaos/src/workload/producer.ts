@@ -11,7 +11,7 @@ import { connect } from "@nats-io/transport-node";
 import { pino } from "pino";
 import type { History, PoisonKind } from "../history.js";
 import type { Rng } from "../prng.js";
-import { encodePoison, POISON_SUBJECT } from "./events.js";
+import { encodePoison, POISON_SUBJECT, workloadEventId } from "./events.js";
 import { attemptLogStream, type SdkAttemptFailure } from "./sdk-log.js";
 
 /** Options of the workload producer. */
@@ -24,7 +24,10 @@ export interface ProducerOptions {
   keys: string[];
   /** `uniform`, or `hot`: half of the traffic goes to the first tenth of the keys. */
   keyDistribution: "uniform" | "hot";
-  /** Most events awaiting an ack at once (the SDK's `maxInFlight`); beyond it ticks are skipped. */
+  /**
+   * Most events awaiting an ack or waiting for their key at once (also the SDK's `maxInFlight`);
+   * beyond it ticks are skipped.
+   */
   maxInFlight: number;
   /** How long one attempt waits for its ack (the SDK's `retry.attemptTimeoutMs`). */
   timeoutMs: number;
@@ -46,6 +49,8 @@ export interface ProducerStats {
   failed: number;
   throttled: number;
   inFlight: number;
+  /** Orders waiting for an earlier event of their key to be settled (a key publishes one event at a time). */
+  queued: number;
   /** Publishes the SDK's open circuit breaker refused (nothing sent; the workload waited and retried). */
   breakerRejections: number;
 }
@@ -55,6 +60,13 @@ interface Tracked {
   key: string;
   first: number;
   attempt: number;
+  pseq: number;
+}
+
+/** Per key: the last sequence number given, and the tail of the key's publish chain. */
+interface KeyLane {
+  pseq: number;
+  tail: Promise<void>;
 }
 
 /**
@@ -76,6 +88,7 @@ export class WorkloadProducer {
     failed: 0,
     throttled: 0,
     inFlight: 0,
+    queued: 0,
     breakerRejections: 0,
   };
   #opts: ProducerOptions;
@@ -85,6 +98,7 @@ export class WorkloadProducer {
   #timer: NodeJS.Timeout | undefined;
   #pending = new Set<Promise<void>>();
   #tracked = new Map<string, Tracked>();
+  #lanes = new Map<string, KeyLane>();
   #poisonRate = 0;
   #duplicateRate: number;
 
@@ -148,11 +162,11 @@ export class WorkloadProducer {
       const due = Math.floor(((now - started) / 1000) * orderRate) - sent;
       for (let i = 0; i < due; i++) {
         sent++;
-        if (this.stats.inFlight >= this.#opts.maxInFlight) {
+        if (this.stats.inFlight + this.stats.queued >= this.#opts.maxInFlight) {
           this.stats.throttled++;
           continue;
         }
-        this.#track(this.#order(this.#pickKey()));
+        this.#track(this.#enqueue(this.#pickKey()));
       }
       if (this.#poisonRate !== lastPoisonRate) {
         lastPoisonRate = this.#poisonRate;
@@ -197,12 +211,35 @@ export class WorkloadProducer {
     return rng.pick(keys);
   }
 
+  /**
+   * A key publishes one event at a time, in the order of its sequence numbers: the next waits until
+   * the one before is acknowledged or has finally failed. So for events that were acknowledged the
+   * stream's order of a key is the producer's, and a consumer that keeps per-key order must effect
+   * them in ascending sequence.
+   */
+  #enqueue(key: string): Promise<void> {
+    let lane = this.#lanes.get(key);
+    if (!lane) {
+      lane = { pseq: 0, tail: Promise.resolve() };
+      this.#lanes.set(key, lane);
+    }
+    const l = lane;
+    // The event contents are drawn now, in tick order, so the seed decides them whatever the timing.
+    const order = randomFulfillment(key, () => this.#opts.rng.next());
+    this.stats.queued++;
+    const run = l.tail.then(() => {
+      this.stats.queued--;
+      return this.#order(key, l, order);
+    });
+    l.tail = run.catch(() => {});
+    return run;
+  }
+
   /** One order of the fulfillment service: started, then (once acked) completed, caused by it. */
-  async #order(key: string): Promise<void> {
-    const { started, completed } = randomFulfillment(key, () => this.#opts.rng.next());
-    const first = await this.#publish(OrderFulfillmentStarted, started, key);
+  async #order(key: string, lane: KeyLane, order: ReturnType<typeof randomFulfillment>): Promise<void> {
+    const first = await this.#publish(OrderFulfillmentStarted, order.started, key, ++lane.pseq);
     if (!first) return;
-    await this.#publish(OrderFulfillmentCompleted, completed, key, first.msgId);
+    await this.#publish(OrderFulfillmentCompleted, order.completed, key, ++lane.pseq, first.msgId);
   }
 
   /** Publishes one event through the SDK, recording every attempt; resolves with the ack, or undefined. */
@@ -210,6 +247,7 @@ export class WorkloadProducer {
     Type: typeof OrderFulfillmentStarted | typeof OrderFulfillmentCompleted,
     event: E,
     key: string,
+    pseq: number,
     causationId?: string,
   ): Promise<PublishAck | undefined> {
     const { history } = this.#opts;
@@ -217,14 +255,14 @@ export class WorkloadProducer {
     if (!producer) throw new Error("producer is not connected");
     const subject =
       Type === OrderFulfillmentStarted ? "order.fulfillment.started" : "order.fulfillment.completed";
-    const id = uuidv7();
-    const t: Tracked = { id, key, first: Date.now(), attempt: 1 };
+    const id = workloadEventId(uuidv7(), pseq);
+    const t: Tracked = { id, key, first: Date.now(), attempt: 1, pseq };
     this.#tracked.set(id, t);
     this.stats.inFlight++;
     const options = { msgId: id, key, ...(causationId ? { causationId, correlationId: causationId } : {}) };
     try {
       for (;;) {
-        history.add({ t: Date.now(), kind: "publish", id, key, subject, attempt: t.attempt });
+        history.add({ t: Date.now(), kind: "publish", id, key, subject, attempt: t.attempt, pseq });
         this.stats.attempted++;
         try {
           const ack = await (Type === OrderFulfillmentStarted
@@ -232,7 +270,7 @@ export class WorkloadProducer {
             : producer.publish(OrderFulfillmentCompleted, event as OrderFulfillmentCompleted, options));
           this.#acked(t, ack);
           if (this.#duplicateRate > 0 && this.#opts.rng.next() < this.#duplicateRate) {
-            await this.#repeat(Type, event, key, id, subject);
+            await this.#repeat(Type, event, key, id, subject, pseq);
           }
           return ack;
         } catch (err) {
@@ -300,7 +338,15 @@ export class WorkloadProducer {
     });
     this.stats.errors++;
     t.attempt++;
-    history.add({ t: now, kind: "publish", id: t.id, key: t.key, subject: f.subject, attempt: t.attempt });
+    history.add({
+      t: now,
+      kind: "publish",
+      id: t.id,
+      key: t.key,
+      subject: f.subject,
+      attempt: t.attempt,
+      pseq: t.pseq,
+    });
     this.stats.attempted++;
   }
 
@@ -311,12 +357,13 @@ export class WorkloadProducer {
     key: string,
     id: string,
     subject: string,
+    pseq: number,
   ): Promise<void> {
     const { history } = this.#opts;
     const producer = this.#producer;
     if (!producer) return;
     const start = Date.now();
-    history.add({ t: start, kind: "publish", id, key, subject, attempt: 1, repeat: true });
+    history.add({ t: start, kind: "publish", id, key, subject, attempt: 1, repeat: true, pseq });
     try {
       const ack = await (Type === OrderFulfillmentStarted
         ? producer.publish(OrderFulfillmentStarted, event as OrderFulfillmentStarted, { msgId: id, key })

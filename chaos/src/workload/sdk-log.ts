@@ -45,13 +45,15 @@ export type SdkDeliveryNote =
   | { kind: "duplicate"; msgId: string; seq: number; delivery: number }
   | { kind: "poison"; msgId: string; seq: number; delivery: number; failureClass: string }
   | { kind: "dead_lettered"; msgId: string; seq: number; delivery: number; failureClass: string }
-  | { kind: "store_unavailable"; msgId: string; seq: number; delivery: number };
+  | { kind: "store_unavailable"; msgId: string; seq: number; delivery: number }
+  | { kind: "record_failed"; msgId: string; seq: number; delivery: number };
 
 const NOTES: Record<string, SdkDeliveryNote["kind"]> = {
   "effect already recorded; acked without running the handler": "duplicate",
   "poison message; dead-lettering it without retries": "poison",
   "message dead-lettered": "dead_lettered",
   "idempotency store unavailable; retrying the message later": "store_unavailable",
+  "could not record the effect in the idempotency store": "record_failed",
 };
 
 /** The consumer SDK's per-delivery lines (debug and warn); other lines come with `undefined`. */
