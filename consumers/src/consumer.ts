@@ -911,26 +911,24 @@ class JetkitConsumer implements Consumer {
     const { f, wire, span } = run;
     const attrs = this.#attributes(f.msg.subject).base;
     try {
-      let claim: Awaited<ReturnType<IdempotencyStore["claim"]>>;
-      try {
-        // A record this process wrote lately is known without asking the store; so is a copy of
-        // the event whose handler runs here now (busy).
-        if (store.recordedLately(wire.id)) claim = { kind: "done" };
-        else if (this.#claimedHere.has(wire.id)) {
-          claim = { kind: "busy", owner: store.owner, retryInMs: Math.min(250 * f.delivery, store.leaseMs) };
-        } else {
-          this.#claimedHere.add(wire.id); // reserved while the claim is written
-          try {
-            claim = await store.claim(wire.id);
-          } finally {
-            this.#claimedHere.delete(wire.id);
-          }
+      let claim: Awaited<ReturnType<IdempotencyStore["claim"]>> | undefined;
+      for (let tries = 1; claim === undefined; tries++) {
+        try {
+          claim = await this.#claim(run, store);
+        } catch (err) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: "idempotency store unavailable" });
+          const delay = nakDelay(Math.max(f.delivery, tries), this.#o.backoff);
+          if (this.#o.ordering === "per-key" && this.#state === "running") {
+            // A nak would let the key's later events overtake this one: hold the key instead.
+            run.log.warn(
+              { err, attempt: tries, delay_ms: delay },
+              "idempotency store unavailable; retrying in place",
+            );
+            if (await this.#holdFor(f, delay)) continue;
+          } else run.log.warn({ err }, "idempotency store unavailable; retrying the message later");
+          this.#nak(f, this.#state === "running" ? delay : 0, attrs);
+          return;
         }
-      } catch (err) {
-        run.log.warn({ err }, "idempotency store unavailable; retrying the message later");
-        this.#nak(f, nakDelay(f.delivery, this.#o.backoff), attrs);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: "idempotency store unavailable" });
-        return;
       }
       // 2. Effect already recorded: ack without running the handler.
       if (claim.kind === "done") {
@@ -964,6 +962,24 @@ class JetkitConsumer implements Consumer {
       }
     } finally {
       span.end();
+    }
+  }
+
+  /**
+   * Claims `run`'s event id. A record this process wrote lately is known without asking the
+   * store; so is a copy of the event whose handler runs here now (busy).
+   */
+  async #claim(run: Run, store: IdempotencyStore): Promise<Awaited<ReturnType<IdempotencyStore["claim"]>>> {
+    const id = run.wire.id;
+    if (store.recordedLately(id)) return { kind: "done" };
+    if (this.#claimedHere.has(id)) {
+      return { kind: "busy", owner: store.owner, retryInMs: Math.min(250 * run.f.delivery, store.leaseMs) };
+    }
+    this.#claimedHere.add(id); // reserved while the claim is written
+    try {
+      return await store.claim(id);
+    } finally {
+      this.#claimedHere.delete(id);
     }
   }
 
