@@ -17,10 +17,7 @@ export type Invariant = (typeof INVARIANTS)[number];
 export type StreamContents = Map<number, string | null>;
 
 /** Producer error codes that say "no definite answer: the event may be stored" (not a refusal). */
-export const OUTCOME_UNKNOWN_CODES: readonly string[] = [
-  "JK_PRODUCER_OUTCOME_UNKNOWN",
-  "JK_PRODUCER_TIMEOUT",
-];
+export const OUTCOME_UNKNOWN_CODES: readonly string[] = ["JK_PRODUCER_OUTCOME_UNKNOWN"];
 
 /** Options of {@link checkHistory}. */
 export interface CheckOptions {
