@@ -66,7 +66,7 @@ export interface Verdict {
 /** One Raft group's leadership around a fault. */
 export interface LeadershipAround {
   group: string;
-  /** Leader when the fault started (null: none, undefined: never polled before). */
+  /** The last leader seen up to the fault's start (null: none, undefined: never polled before). */
   leaderBefore: string | null | undefined;
   /** Fault start to the end of the first leaderless gap that overlaps the recovery; 0: never leaderless. Null: not polled. */
   leaderBackMs: number | null;
@@ -809,7 +809,10 @@ function leadershipAround(
   until: number,
 ): LeadershipAround {
   const before = samples.filter((s) => s.t <= from).at(-1);
-  const leaderBefore = before ? before.leader : undefined;
+  // The leader the fault could take away: the last one seen up to its start (a kill is seen as
+  // leaderless a moment before the fault is recorded as started, when the node is gone).
+  const lastLeader = samples.filter((s) => s.t <= from && s.leader !== null).at(-1);
+  const leaderBefore = lastLeader ? lastLeader.leader : before ? null : undefined;
   const gaps: { fromMs: number; toMs: number | null }[] = [];
   let state = before?.leader;
   let gapStart = state === null ? from : undefined;

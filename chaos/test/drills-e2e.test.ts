@@ -35,7 +35,10 @@ describe("shipped drills on a real 3-node cluster", () => {
     const order = rec?.leadership.find((l) => l.group === "stream:ORDER");
     assert.equal(order?.leaderBefore, killed);
     assert.ok(order?.newLeader && order.newLeader.leader !== killed, JSON.stringify(order));
-    assert.ok((rec?.brokerMs ?? 0) > 0 && (rec?.recoveryMs ?? 0) >= (rec?.brokerMs ?? 0) - 200);
+    assert.ok(
+      (rec?.brokerMs ?? 0) > 0 && (rec?.recoveryMs ?? 0) >= (rec?.brokerMs ?? 0) - 500,
+      JSON.stringify(rec),
+    );
     assert.equal(report.outcome, "held", await readFile(report.files.markdown, "utf8"));
     const html = await readFile(report.files.html, "utf8");
     assert.match(html, /<svg[\s\S]*<rect[^>]*fill="#f4a261"/, "fault window shaded");

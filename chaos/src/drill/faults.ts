@@ -31,15 +31,12 @@ export interface FaultContext {
 export interface StartedFault {
   detail: string;
   rollback: () => Promise<void>;
-  /** When the fault took effect, if later than its start (a crash planned for the next effect). */
+  /**
+   * When the fault took effect. Default: when startFault returned (the node is dead, the partition
+   * or toxic in place). A rolling restart returns when it is over, so it says when it began; a
+   * crash planned for the next effect, when the process was gone.
+   */
   at?: number;
-}
-
-/** Faults that take effect later than they are started: their `fault_start` is written at `at`. */
-export function takesEffectLater(spec: FaultSpec): boolean {
-  return (
-    (spec.action === "consumer_crash" && spec.point === "after_effect") || spec.action === "store_outage"
-  );
 }
 
 /** Why a fault cannot run on this target, or undefined when it can. */
@@ -140,6 +137,7 @@ export async function startFault(
       };
     }
     case "rolling_restart": {
+      const begun = Date.now();
       const stopped = new Set<string>();
       let cancelled = false;
       const lameDuck = spec.shutdown === "lame_duck";
@@ -180,6 +178,7 @@ export async function startFault(
       })();
       await run;
       return {
+        at: begun,
         detail: lameDuck
           ? `restarted ${target.nodeNames.join(", ")} one by one (lame duck via SIGUSR2, then SIGINT, start, healthy; ${notes.join("; ")})`
           : `restarted ${target.nodeNames.join(", ")} one by one (SIGTERM, start, healthy)`,

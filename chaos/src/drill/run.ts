@@ -17,7 +17,7 @@ import { ConsumerProcess } from "../workload/consumer-process.js";
 import { effectFile, readEffectLogs } from "../workload/effect-log.js";
 import { ORDER_NAMESPACE, WORKLOAD_STREAM } from "../workload/events.js";
 import { WorkloadProducer } from "../workload/producer.js";
-import { type FaultContext, startFault, takesEffectLater, unsupportedReason } from "./faults.js";
+import { type FaultContext, startFault, unsupportedReason } from "./faults.js";
 import { loadDrill } from "./files.js";
 import { consumerGroup, LeadershipPoll, streamGroup } from "./leadership.js";
 import { type ProbeResult, runProbes } from "./probes.js";
@@ -504,20 +504,18 @@ export async function runDrill(
         return;
       }
       let startedAt = Date.now();
-      const later = takesEffectLater(spec);
       let started: Awaited<ReturnType<typeof startFault>>;
       try {
-        if (!later) history.add({ t: startedAt, kind: "fault_start", fault: id, action: spec.action });
         activeFaults.add(id);
         started = await startFault(spec, ctx, (what) =>
           history.add({ t: Date.now(), kind: "fault_step", fault: id, detail: what }),
         );
-        if (later) {
-          startedAt = started.at ?? startedAt;
-          history.add({ t: startedAt, kind: "fault_start", fault: id, action: spec.action });
-        }
+        // The fault starts when it has taken effect (the node is dead, the partition is in place,
+        // the crashed process is gone): recovery is measured from there.
+        startedAt = started.at ?? Date.now();
+        history.add({ t: startedAt, kind: "fault_start", fault: id, action: spec.action });
       } catch (err) {
-        if (later) history.add({ t: startedAt, kind: "fault_start", fault: id, action: spec.action });
+        history.add({ t: startedAt, kind: "fault_start", fault: id, action: spec.action });
         activeFaults.delete(id);
         history.add({
           t: Date.now(),

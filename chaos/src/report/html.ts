@@ -82,10 +82,17 @@ function timeline(rec: Recovery): string {
   const W = 760;
   const L = 190;
   const rowH = 18;
+  // Short row labels (the full group name is in each row's tooltip).
+  const short = (group: string) => {
+    const text = group.startsWith("consumer:")
+      ? `durable on ${group.slice(9).split("/")[0]}`
+      : group.replace(":", " ");
+    return text.length > 30 ? `${text.slice(0, 29)}…` : text;
+  };
   const rows = [
-    { label: `fault ${rec.fault}` },
-    ...rec.leadership.map((l) => ({ label: l.group })),
-    { label: "workload" },
+    { label: `fault ${rec.fault}`, title: rec.fault },
+    ...rec.leadership.map((l) => ({ label: short(l.group), title: l.group })),
+    { label: "workload", title: "first ack and first effect of an event published after the fault started" },
   ];
   const H = 30 + rows.length * rowH + 24;
   const ends = [
@@ -104,7 +111,9 @@ function timeline(rec: Recovery): string {
     `<text x="4" y="14" font-size="13" font-weight="bold">Timeline of ${esc(rec.fault)} (ms from the fault's start)</text>`,
   ];
   rows.forEach((r, i) => {
-    parts.push(`<text x="4" y="${y(i) + 12}" font-size="11">${esc(r.label)}</text>`);
+    parts.push(
+      `<text x="4" y="${y(i) + 12}" font-size="11">${esc(r.label)}<title>${esc(r.title)}</title></text>`,
+    );
     parts.push(
       `<line x1="${L}" y1="${y(i) + rowH / 2}" x2="${W - 10}" y2="${y(i) + rowH / 2}" stroke="#ddd"/>`,
     );
@@ -144,7 +153,7 @@ function timeline(rec: Recovery): string {
     );
   }
   parts.push(
-    `<text x="${W - 330}" y="${H - 6}" font-size="10"><tspan fill="#6c757d">■ no leader</tspan> <tspan fill="#2a9d8f">▶ new leader</tspan> <tspan fill="#264653">| first ack</tspan> <tspan fill="#6a4c93">| first effect</tspan></text>`,
+    `<text x="${W - 10}" y="14" font-size="10" text-anchor="end"><tspan fill="#6c757d">■ no leader</tspan> <tspan fill="#2a9d8f">▶ new leader</tspan> <tspan fill="#264653">| first ack</tspan> <tspan fill="#6a4c93">| first effect</tspan></text>`,
   );
   parts.push("</svg>");
   return parts.join("\n");
