@@ -241,6 +241,8 @@ interface MessageFacts {
   firstAck?: { t: number; seq: number; latencyMs: number; stream: string };
   finalError?: { t: number; error: string };
   deliveries: number;
+  /** Delivery numbers that reached a handler (or the SDK's duplicate check), with the process. */
+  seenDeliveries: { delivery: number; consumer: string }[];
   firstDelivery?: number;
   deliveredSeq?: number;
   effects: EffectEvent[];
@@ -301,6 +303,7 @@ export function checkHistory(events: readonly HistoryEvent[], opts: CheckOptions
         poison: false,
         ackSeqs: new Set(),
         deliveries: 0,
+        seenDeliveries: [],
         effects: [],
         skips: 0,
         dlq: 0,
@@ -333,6 +336,7 @@ export function checkHistory(events: readonly HistoryEvent[], opts: CheckOptions
       case "delivery": {
         const m = facts(e.id, e.key, e.t);
         m.deliveries++;
+        m.seenDeliveries.push({ delivery: e.delivery, consumer: e.consumer });
         m.firstDelivery ??= e.t;
         m.deliveredSeq = e.seq;
         break;
@@ -502,9 +506,14 @@ export function checkHistory(events: readonly HistoryEvent[], opts: CheckOptions
       if (rerun) cause = "a re-run of an event already effected (also counted as a duplicate)";
       else if (e.seq > top.seq)
         cause = `stored out of the key's order (stream sequence ${e.seq} after ${top.seq}): the producer's publish of it had not been acknowledged when the next was sent`;
-      else if ((e.delivery ?? 1) > 1)
-        cause = `redelivered (delivery ${e.delivery}) after a later event of the key was effected${top.consumer !== e.consumer ? ` by another process (${top.consumer})` : ""}`;
-      else if (top.consumer !== e.consumer)
+      else if ((e.delivery ?? 1) > 1) {
+        const earlier = m.seenDeliveries.filter((d) => d.delivery < (e.delivery ?? 1));
+        const first =
+          earlier.length === 0
+            ? "its earlier delivery never reached a handler (delivered while a connection or node went away), so nothing held the key"
+            : `its earlier delivery reached ${[...new Set(earlier.map((d) => d.consumer))].join(", ")} without an effect (the process died or gave it up)`;
+        cause = `redelivered (delivery ${e.delivery}) after a later event of the key was effected${top.consumer !== e.consumer ? ` by another process (${top.consumer})` : ""}: ${first}`;
+      } else if (top.consumer !== e.consumer)
         cause = `two processes held the key at once (${top.consumer} effected ${topN}, then ${e.consumer} effected ${n}): competing consumers keep order per process only`;
       else
         cause = `the same process (${e.consumer}) effected it after a later event of the key on its first delivery`;

@@ -184,6 +184,27 @@ describe("checkHistory", () => {
     assert.equal(checkHistory(byWall).counts.orderViolations, 0);
   });
 
+  it("says when a redelivery overtaken by a later event of its key had never reached a handler before", () => {
+    // m4 (key a, pseq 2): delivery 1 never reached the handler; delivery 2 came after m6 (pseq 3).
+    const h = withoutRead(clean(6)).filter(
+      (e) => !(idOf(e) === "m4" && (e.kind === "delivery" || e.kind === "effect")),
+    );
+    h.push({
+      t: 1_002_000,
+      kind: "delivery",
+      id: "m4",
+      key: "a",
+      seq: 4,
+      delivery: 2,
+      consumer: "consumer-1",
+    });
+    h.push(effect(1_002_001, "m4", "a", 2, 4, "consumer-1", { delivery: 2 }));
+    h.push(...readAll(h));
+    const v = checkHistory(h).orderViolations;
+    assert.equal(v.length, 1);
+    assert.match(v[0]?.cause ?? "", /redelivered \(delivery 2\).*never reached a handler/);
+  });
+
   it("counts a re-run of an older event after a newer one as an order violation and a duplicate", () => {
     const h = clean(10);
     h.push(effect(1_005_000, "m4", "a", 2, 4, "consumer-1", { delivery: 2 }));
