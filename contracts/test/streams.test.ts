@@ -203,11 +203,12 @@ describe("streams as code (single server)", () => {
   });
 
   test("more replicas than the single server can hold are refused before anything is created", async () => {
+    // One at a time: both started at once, the second's refusal is unhandled while the first is awaited.
     for (const attempt of [
-      applyStreams(jsm, catalog, { replicas: 3 }),
-      applyStreams(jsm, withOrder({ replicas: 3 })), // declared in the contracts: refused the same way
+      () => applyStreams(jsm, catalog, { replicas: 3 }),
+      () => applyStreams(jsm, withOrder({ replicas: 3 })), // declared in the contracts: refused the same way
     ]) {
-      await assert.rejects(attempt, (err: JetkitError) => {
+      await assert.rejects(attempt(), (err: JetkitError) => {
         assert.ok(isJetkitError(err, StreamsErrorCodes.REPLICAS_EXCEED_CLUSTER), String(err));
         assert.match(
           err.message,
