@@ -50,11 +50,14 @@ import { deliveryOf } from "./delivery-info.js";
 import { durableConfig, ensureDurable } from "./durable.js";
 import { ConsumerErrorCodes, isPermanentError, reasonOf } from "./errors.js";
 import { Fifo } from "./fifo.js";
+import { PartitionGroup } from "./group.js";
+import { GroupReader, type PartState } from "./group-reader.js";
 import { type HealthServer, startHealthServer } from "./health.js";
 import { ClaimLostError, IdempotencyStore } from "./idempotency.js";
 import { KeyLanes } from "./key-lanes.js";
 import { lazyChild } from "./lazy-logger.js";
 import { type ConsumerOptions, type ResolvedOptions, resolveOptions } from "./options.js";
+import { partitionOf } from "./partition.js";
 import { type ReceivedHeaders, receivedHeaders } from "./received-headers.js";
 import { createTelemetry, messageAttributes, type Telemetry } from "./telemetry.js";
 import { extractTraceContext } from "./trace-context.js";
@@ -110,8 +113,13 @@ export interface Consumer {
   stop(opts?: { timeoutMs?: number }): Promise<void>;
   /** True while connected and every consume loop is running. */
   isReady(): boolean;
-  /** Live lag from the server. */
+  /**
+   * Live lag from the server. In a partitioned consumer group: what this process has not read yet
+   * (`pending`) and has read and not finished (`ackPending`).
+   */
   lag(): Promise<ConsumerLag>;
+  /** Partitioned consumer groups: the partitions this process owns now (empty otherwise). */
+  ownedPartitions(): number[];
   /** URL of the health probe when `health` was set. */
   readonly healthUrl: string | undefined;
 }
@@ -130,6 +138,8 @@ interface Binding {
   loop: Promise<void> | undefined;
   /** Why the loop stopped its own iterator (logged at info instead of as a failure). */
   restart: string | undefined;
+  /** Partitioned consumer group mode: the reader of the stream and the group's membership. */
+  group?: { reader: GroupReader<InFlight>; members: PartitionGroup };
 }
 
 /** One delivery, from its arrival to its outcome. */
@@ -145,6 +155,10 @@ interface InFlight {
   /** Stream sequence and delivery count, from the reply subject. */
   seq: number;
   delivery: number;
+  /** The partition it belongs to (partitioned consumer groups): settled there, not on the server. */
+  part: PartState | undefined;
+  /** The partition key (per-key ordering), once computed. */
+  key: string | undefined;
 }
 
 /**
@@ -252,7 +266,9 @@ class DeliveryContext implements HandlerContext {
     this.replayOf = wire.replayOf;
     this.headers = wire;
     this.signal = signal;
-    this.working = () => f.msg.working();
+    this.working = () => {
+      if (!f.part) f.msg.working();
+    };
     this.#run = run;
   }
 
@@ -339,6 +355,9 @@ class JetkitConsumer implements Consumer {
   /** Event ids whose handler runs in this process under a claim. */
   readonly #claimedHere = new Set<string>();
   #health: HealthServer | undefined;
+  /** This process's instance id in consumer groups and idempotency claims. */
+  readonly #instance =
+    `${hostname().replace(/[^A-Za-z0-9_-]/g, "_")}-${process.pid}-${randomUUID().slice(0, 8)}`;
   #state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   #connected = true;
   #lastLag: ConsumerLag = { pending: 0, ackPending: 0, redelivered: 0 };
@@ -446,9 +465,13 @@ class JetkitConsumer implements Consumer {
         { cause: err, details: { stream: this.#o.deadLetter.stream } },
       );
     }
+    const group = this.#o.group;
     for (const [stream, subs] of byStream) {
-      await ensureDurable(jsm, stream, durableConfig(this.#o, subs));
+      if (!group) await ensureDurable(jsm, stream, durableConfig(this.#o, subs));
       this.#bindings.push({ stream, subjects: subs, iter: undefined, loop: undefined, restart: undefined });
+    }
+    if (group) {
+      for (const b of this.#bindings) b.group = await this.#joinGroup(jsm, b, group);
     }
     if (this.#o.idempotency)
       this.#store = await IdempotencyStore.open(
@@ -456,8 +479,10 @@ class JetkitConsumer implements Consumer {
         this.durable,
         {
           ...this.#o.idempotency,
-          owner: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
-          leaseMs: this.#o.ackWaitMs,
+          owner: this.#instance,
+          // A group member that dies hands its partitions over after the group's lease: the
+          // claims it held must lapse as soon, or its keys would wait for them.
+          leaseMs: group ? group.leaseMs : this.#o.ackWaitMs,
         },
         Boolean(this.#nc.info?.cluster),
         this.#nc,
@@ -466,6 +491,7 @@ class JetkitConsumer implements Consumer {
     // old one held: pull again at once instead of waiting for two missed heartbeats (~2 x
     // pullExpiresMs / 2). Every process of the durable re-pulls its own, so no queue group.
     for (const b of this.#bindings) {
+      if (b.group) continue;
       this.#advisorySubs.push(
         this.#nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.${b.stream}.${this.durable}`, {
           callback: (err) => {
@@ -483,6 +509,7 @@ class JetkitConsumer implements Consumer {
     }
     if (this.#o.deadLetter.advisories) {
       for (const b of this.#bindings) {
+        if (b.group) continue;
         this.#advisorySubs.push(
           watchMaxDeliveries(
             this.#nc,
@@ -499,11 +526,95 @@ class JetkitConsumer implements Consumer {
     this.#observeLag();
     if (this.#o.health) this.#health = await startHealthServer(this.#o.health, this);
     this.#state = "running";
-    for (const b of this.#bindings) b.loop = this.#consumeLoop(b);
+    for (const b of this.#bindings) {
+      if (b.group) await b.group.members.start();
+      else b.loop = this.#consumeLoop(b);
+    }
     this.#log.info(
-      { streams: this.#bindings.map((b) => b.stream), subjects, concurrency: this.#o.concurrency },
+      {
+        streams: this.#bindings.map((b) => b.stream),
+        subjects,
+        concurrency: this.#o.concurrency,
+        ...(group ? { partitions: group.partitions, member: group.member ?? this.#instance } : {}),
+      },
       "consumer started",
     );
+  }
+
+  /** Joins the partitioned consumer group of binding `b` (its reader starts with a partition). */
+  async #joinGroup(
+    jsm: JetStreamManager,
+    b: Binding,
+    group: NonNullable<ResolvedOptions["group"]>,
+  ): Promise<NonNullable<Binding["group"]>> {
+    const startSeq =
+      this.#o.deliverPolicy === "new" ? (await jsm.streams.info(b.stream)).state.last_seq + 1 : 1;
+    const reader = new GroupReader<InFlight>(
+      this.#js,
+      b.stream,
+      b.subjects,
+      { batch: this.#o.batch, maxInFlight: this.#o.maxAckPending },
+      (m) => this.#route(b, m, group.partitions),
+      (f, part) => {
+        f.part = part;
+        this.#accept(f);
+      },
+      this.#log.child({ stream: b.stream }),
+    );
+    const members = await PartitionGroup.join(
+      this.#js,
+      this.durable,
+      b.stream,
+      group,
+      this.#instance,
+      startSeq,
+      Boolean(this.#nc.info?.cluster),
+      {
+        acquired: (p, seq) => {
+          this.#tel.partitionChanges.add(1, {
+            "messaging.consumer.group.name": this.durable,
+            "jetkit.change": "acquired",
+          });
+          reader.acquired(p, seq);
+        },
+        release: (p) => {
+          this.#tel.partitionChanges.add(1, {
+            "messaging.consumer.group.name": this.durable,
+            "jetkit.change": "released",
+          });
+          return reader.release(p);
+        },
+        lost: (p) => {
+          this.#tel.partitionChanges.add(1, {
+            "messaging.consumer.group.name": this.durable,
+            "jetkit.change": "lost",
+          });
+          reader.lost(p);
+        },
+        checkpoint: (p) => reader.checkpoint(p),
+      },
+      this.#log,
+    );
+    return { reader, members };
+  }
+
+  /** The partition of a message read by a group reader (its key's, else its event id's). */
+  #route(b: Binding, m: JsMsg, partitions: number): { partition: number; token: InFlight } {
+    const { seq, deliveryCount } = deliveryOf(m);
+    const f: InFlight = {
+      msg: m,
+      binding: b,
+      started: false,
+      abandoned: false,
+      headers: undefined,
+      seq,
+      delivery: deliveryCount,
+      part: undefined,
+      key: undefined,
+    };
+    f.key = this.#partitionKey(f);
+    const by = f.key ?? headersOf(f).id ?? String(seq);
+    return { partition: partitionOf(by, partitions), token: f };
   }
 
   isReady(): boolean {
@@ -511,14 +622,23 @@ class JetkitConsumer implements Consumer {
       this.#state === "running" &&
       this.#connected &&
       !this.#nc.isClosed() &&
-      this.#bindings.every((b) => b.iter !== undefined)
+      this.#bindings.every((b) => b.group !== undefined || b.iter !== undefined)
     );
+  }
+
+  ownedPartitions(): number[] {
+    return this.#bindings.flatMap((b) => b.group?.members.owned ?? []).sort((a, c) => a - c);
   }
 
   async lag(): Promise<ConsumerLag> {
     const jsm = this.#jsm ?? (await jetstreamManager(this.#nc));
     const lag: ConsumerLag = { pending: 0, ackPending: 0, redelivered: 0 };
     for (const b of this.#bindings) {
+      if (b.group) {
+        lag.pending += b.group.reader.lastPending;
+        lag.ackPending += b.group.reader.inFlight;
+        continue;
+      }
       const ci = await jsm.consumers.info(b.stream, this.durable);
       lag.pending += ci.num_pending;
       lag.ackPending += ci.num_ack_pending;
@@ -540,7 +660,8 @@ class JetkitConsumer implements Consumer {
     for (const sub of this.#advisorySubs) sub.unsubscribe();
     // Stop pulling, and hand the messages waiting for a slot back at once (nak) to other processes.
     for (const b of this.#bindings) b.iter?.stop();
-    for (const f of this.#queue.drain()) f.msg.nak();
+    const readers = this.#bindings.flatMap((b) => (b.group ? [b.group.reader.stop()] : []));
+    for (const f of this.#queue.drain()) if (!f.part) f.msg.nak();
     const settled =
       this.#inFlight.size === 0
         ? Promise.resolve()
@@ -554,7 +675,7 @@ class JetkitConsumer implements Consumer {
       this.#shutdown.abort(new Error("consumer stopping"));
       for (const f of this.#inFlight) {
         f.abandoned = true;
-        f.msg.nak();
+        if (!f.part) f.msg.nak();
       }
       this.#log.warn(
         { abandoned: this.#inFlight.size },
@@ -563,6 +684,14 @@ class JetkitConsumer implements Consumer {
     }
     this.#acks.flush();
     if (wasRunning) await Promise.race([Promise.allSettled(this.#bindings.map((b) => b.loop)), sleep(2000)]);
+    await Promise.race([Promise.allSettled(readers), sleep(2000)]);
+    // Hand the partitions over with their checkpoints (a message not finished stays after it).
+    for (const b of this.#bindings) {
+      if (b.group)
+        await b.group.members
+          .leave()
+          .catch((err: unknown) => this.#log.warn({ err }, "could not leave the consumer group"));
+    }
     await this.#health?.close();
     this.#store?.close();
     if (this.#ownsConnection && !this.#nc.isClosed()) {
@@ -655,6 +784,15 @@ class JetkitConsumer implements Consumer {
     this.#tel.ackPending.addCallback((r) =>
       r.observe(this.#lastLag.ackPending, { "messaging.consumer.group.name": this.durable }),
     );
+    this.#tel.partitionsOwned.addCallback((r) => {
+      for (const b of this.#bindings) {
+        if (b.group)
+          r.observe(b.group.members.owned.length, {
+            "messaging.consumer.group.name": this.durable,
+            "messaging.nats.stream": b.stream,
+          });
+      }
+    });
     const refresh = setInterval(() => {
       if (this.#connected) this.lag().catch(() => {});
     }, 5000);
@@ -662,8 +800,8 @@ class JetkitConsumer implements Consumer {
     // Messages waiting for their key's turn must not time out on the server meanwhile.
     const keepAlive = setInterval(
       () => {
-        for (const f of this.#queue) f.msg.working();
-        for (const f of this.#inFlight) if (!f.started && !f.abandoned) f.msg.working();
+        for (const f of this.#queue) this.#working(f);
+        for (const f of this.#inFlight) if (!f.started && !f.abandoned) this.#working(f);
       },
       Math.max(500, this.#o.ackWaitMs / 3),
     );
@@ -686,7 +824,15 @@ class JetkitConsumer implements Consumer {
       headers: undefined,
       seq,
       delivery: deliveryCount,
+      part: undefined,
+      key: undefined,
     };
+    this.#accept(f);
+  }
+
+  /** Queues a received delivery; handlers start in the next turn (see #receive). */
+  #accept(f: InFlight): void {
+    if (this.#state !== "running") return; // a group's message stays pending in its partition
     this.#queue.push(f);
     // Handlers start in the next turn, not inside nats-core's parse of the read: the pull requests
     // nats.js writes while parsing (it pulls again as its pending count drops) then go out at the
@@ -718,11 +864,15 @@ class JetkitConsumer implements Consumer {
       this.#inFlight.add(f);
       let run: Promise<void> | undefined;
       try {
-        const key = this.#o.ordering === "per-key" ? this.#partitionKey(f) : undefined;
-        run =
-          key === undefined
-            ? this.#handle(f)
-            : this.#lanes.run(key, () => this.#handle(f) ?? Promise.resolve());
+        if (f.part) {
+          run = this.#lanes.run(f.key, () => this.#handleOwned(f));
+        } else {
+          const key = this.#o.ordering === "per-key" ? this.#partitionKey(f) : undefined;
+          run =
+            key === undefined
+              ? this.#handle(f)
+              : this.#lanes.run(key, () => this.#handle(f) ?? Promise.resolve());
+        }
       } catch (err) {
         this.#unexpected(err, f);
       }
@@ -738,6 +888,21 @@ class JetkitConsumer implements Consumer {
         },
       );
     }
+  }
+
+  /**
+   * Handles a message of a partition this instance owns, once its lease is fresh: a process that
+   * was paused past it waits for its renewal, which tells it whether the partition is still its.
+   */
+  async #handleOwned(f: InFlight): Promise<void> {
+    const part = f.part!;
+    const members = f.binding.group!.members;
+    while (!members.fresh(part.partition)) {
+      if (part.lost || this.#state !== "running") return; // left pending: the next owner replays it
+      await sleep(50);
+    }
+    if (part.lost) return;
+    await this.#handle(f);
   }
 
   #unexpected(err: unknown, f: InFlight): void {
@@ -756,6 +921,7 @@ class JetkitConsumer implements Consumer {
   }
 
   #partitionKey(f: InFlight): string | undefined {
+    if (f.key !== undefined) return f.key;
     const m = f.msg;
     const fromHeader = headersOf(f).partitionKey;
     if (fromHeader) return fromHeader;
@@ -912,7 +1078,23 @@ class JetkitConsumer implements Consumer {
     const attrs = this.#attributes(f.msg.subject).base;
     try {
       let claim: Awaited<ReturnType<IdempotencyStore["claim"]>> | undefined;
-      for (let tries = 1; claim === undefined; tries++) {
+      const perKey = this.#o.ordering === "per-key";
+      for (let tries = 1; claim === undefined || (perKey && claim.kind === "busy"); tries++) {
+        if (claim?.kind === "busy") {
+          // Per-key order: another delivery of this event runs elsewhere (a group member that
+          // stopped renewing its partition, or a redelivery after ack wait). A nak would let the
+          // key's later events overtake it: hold the key until that claim completes or lapses.
+          const delay = Math.min(claim.retryInMs + 100, store.leaseMs);
+          run.log.info(
+            { owner: claim.owner, retry_in_ms: delay },
+            "event claimed by another delivery that is still running; holding its key until that claim ends",
+          );
+          claim = undefined;
+          if (!(await this.#holdFor(f, delay))) {
+            this.#nak(f, 0, attrs);
+            return;
+          }
+        }
         try {
           claim = await this.#claim(run, store);
         } catch (err) {
@@ -989,7 +1171,7 @@ class JetkitConsumer implements Consumer {
     if (revision === undefined || run.claimLost) return;
     try {
       run.claim = await store.renew(run.wire.id, revision);
-      run.f.msg.working();
+      this.#working(run.f);
     } catch (err) {
       if (err instanceof ClaimLostError) {
         run.claimLost = true;
@@ -1148,7 +1330,7 @@ class JetkitConsumer implements Consumer {
           { err, attempt },
           "could not record the effect in the idempotency store; retrying (not acked)",
         );
-        f.msg.working();
+        this.#working(f);
         await sleep(Math.min(2000, 50 * 2 ** Math.min(attempt, 6)));
       }
     }
@@ -1165,7 +1347,7 @@ class JetkitConsumer implements Consumer {
     while (Date.now() < end) {
       if (this.#state !== "running") return false;
       await sleep(Math.min(step, end - Date.now()));
-      f.msg.working();
+      this.#working(f);
     }
     return this.#state === "running";
   }
@@ -1202,13 +1384,20 @@ class JetkitConsumer implements Consumer {
         data: m.data,
       });
       this.#firstFailure.delete(key);
-      m.term(`jetkit: dead-lettered (${cls})`);
+      if (f.part) f.binding.group!.reader.finish(f.part, f.seq);
+      else m.term(`jetkit: dead-lettered (${cls})`);
       log.warn({ failure_class: cls }, "message dead-lettered");
     } catch (err) {
       // Not stored in the DLQ: keep the message; if this was its last delivery, the
       // MAX_DELIVERIES advisory brings it back to the DLQ path.
+      const delay = nakDelay(deliveries, this.#o.backoff);
+      if (this.#o.ordering === "per-key" && (await this.#holdFor(f, delay))) {
+        // Per-key order: a nak would let the key's later events overtake it; retry in place.
+        log.error({ err, retry_in_ms: delay }, "could not dead-letter the message; retrying in place");
+        return this.#deadLetterAndTerm(f, cls, reason, deliveries, log);
+      }
       log.error({ err }, "could not dead-letter the message; nak'd");
-      this.#nak(f, nakDelay(deliveries, this.#o.backoff), attrs);
+      this.#nak(f, delay, attrs);
     }
   }
 
@@ -1222,7 +1411,17 @@ class JetkitConsumer implements Consumer {
     }
   }
 
+  /** Keeps a delivery alive on the server (a group's messages have no server-side ack wait). */
+  #working(f: InFlight): void {
+    if (!f.part) f.msg.working();
+  }
+
   #ack(f: InFlight, attrs: Attributes): void {
+    if (f.part) {
+      f.binding.group!.reader.finish(f.part, f.seq);
+      this.#tel.acks.add(1, attrs);
+      return;
+    }
     // In the turn that starts received messages, nats-core sends whatever is written in one write
     // at its end: batching those acks would cost a second write.
     if (this.#receiving) this.#acks.ackNow(f.msg);
@@ -1231,7 +1430,9 @@ class JetkitConsumer implements Consumer {
   }
 
   #nak(f: InFlight, delayMs: number, attrs: Attributes): void {
-    f.msg.nak(delayMs);
+    // A group's message is only ever nak'd while the consumer stops: it stays pending in its
+    // partition, whose next owner replays it.
+    if (!f.part) f.msg.nak(delayMs);
     this.#tel.naks.add(1, attrs);
   }
 }

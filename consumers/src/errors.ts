@@ -12,6 +12,11 @@ export const ConsumerErrorCodes = {
   IDEMPOTENCY: "JK_CONSUMER_IDEMPOTENCY",
   /** Thrown by a handler (via {@link PermanentError}) to dead-letter the message at once. */
   PERMANENT: "JK_CONSUMER_PERMANENT",
+  /**
+   * The partitioned consumer group could not be joined: its bucket is unusable, or the group
+   * exists with another partition count or mode.
+   */
+  GROUP: "JK_CONSUMER_GROUP",
   /** The HTTP health probe could not listen. */
   HEALTH: "JK_CONSUMER_HEALTH",
   /** A dead letter could not be published to the DLQ stream. */

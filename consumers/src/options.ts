@@ -30,6 +30,34 @@ export interface IdempotencyOptions {
   replicas?: number;
 }
 
+/**
+ * A partitioned consumer group: the durable's work is split into `partitions` by partition key,
+ * every partition is owned by one process at a time, and its messages run in stream order there,
+ * also across crashes and rebalances (see consumers/README.md, "Partitioned consumer groups").
+ */
+export interface GroupOptions {
+  /** Partitions (the most processes that can share the work). Every member must agree. Default: 16. */
+  partitions: number;
+  /**
+   * Static membership: the member names, each owning a fixed share of the partitions
+   * (partition p belongs to `members[p % members.length]`). Instances with the same `member`
+   * name are hot standbys of each other. Left out: elastic membership, where every process is a
+   * member and the partitions are spread again whenever one joins or leaves.
+   */
+  members?: readonly string[];
+  /** This process's member name (static groups: required, one of `members`). */
+  member?: string;
+  /**
+   * How long a partition stays with an owner that stopped renewing it, in ms; a member that dies
+   * hands its partitions over after this. Default: 5000.
+   */
+  leaseMs: number;
+  /** KV bucket of membership, ownership and checkpoints. Default: `jetkit-groups`. */
+  bucket: string;
+  /** Replicas of the bucket when the SDK creates it. Default: 3 on a cluster, else 1. */
+  replicas?: number;
+}
+
 /** Where dead letters go. */
 export interface DeadLetterOptions {
   /** Stream that captures `dlq.>`. Default: `DLQ`. */
@@ -98,6 +126,11 @@ export interface ConsumerOptions {
    * place (holding its key) instead of being nak'd, so a later event of the key never overtakes it.
    */
   ordering?: "per-key";
+  /**
+   * Partitioned consumer group (true for defaults): per-key order across processes and through
+   * crashes. Implies `ordering: "per-key"` and, unless set to false, `idempotency`.
+   */
+  group?: boolean | Partial<GroupOptions>;
   /** Dead-letter settings. */
   deadLetter?: Partial<DeadLetterOptions>;
   /** Check every event against its contract's rules before the handler (protovalidate). Default: true. */
@@ -116,7 +149,8 @@ export interface ConsumerOptions {
 
 /** Options with defaults applied. */
 export interface ResolvedOptions
-  extends Omit<ConsumerOptions, "backoff" | "idempotency" | "deadLetter" | "health"> {
+  extends Omit<ConsumerOptions, "backoff" | "idempotency" | "deadLetter" | "health" | "group"> {
+  group: GroupOptions | undefined;
   backoff: BackoffOptions;
   idempotency: IdempotencyOptions | undefined;
   deadLetter: DeadLetterOptions;
@@ -176,9 +210,20 @@ export function resolveOptions(opts: Partial<ConsumerOptions>): ResolvedOptions 
       option: "backoff.jitter",
     });
   }
+  const group = resolveGroup(opts.group);
+  if (group && opts.ordering !== undefined && opts.ordering !== "per-key") {
+    throw configError(
+      `option group needs ordering "per-key" (the default with a group), got "${String(opts.ordering)}".`,
+      {
+        option: "ordering",
+      },
+    );
+  }
   let idempotency: IdempotencyOptions | undefined;
-  if (opts.idempotency) {
-    const o = opts.idempotency === true ? {} : opts.idempotency;
+  // A group replays a dead member's unfinished messages: with effect records they run once.
+  const wantIdempotency = opts.idempotency ?? (group ? true : undefined);
+  if (wantIdempotency) {
+    const o = wantIdempotency === true ? {} : wantIdempotency;
     idempotency = {
       bucket: o.bucket ?? "jetkit-idempotency",
       ttlMs: o.ttlMs ?? 24 * 3600_000,
@@ -207,6 +252,7 @@ export function resolveOptions(opts: Partial<ConsumerOptions>): ResolvedOptions 
     deliverPolicy: opts.deliverPolicy ?? "all",
     backoff,
     idempotency,
+    group,
     deadLetter: { stream: opts.deadLetter?.stream ?? "DLQ", advisories: opts.deadLetter?.advisories ?? true },
     validate: opts.validate ?? true,
     health: opts.health ? { port: opts.health.port ?? 0, host: opts.health.host ?? "127.0.0.1" } : undefined,
@@ -216,9 +262,70 @@ export function resolveOptions(opts: Partial<ConsumerOptions>): ResolvedOptions 
   if (opts.events) resolved.events = opts.events;
   if (opts.subjects) resolved.subjects = opts.subjects;
   if (opts.ordering) resolved.ordering = opts.ordering;
+  if (group) resolved.ordering = "per-key";
   if (opts.logger) resolved.logger = opts.logger;
   if (opts.tracerProvider) resolved.tracerProvider = opts.tracerProvider;
   if (opts.meterProvider) resolved.meterProvider = opts.meterProvider;
   if (opts.catalog) resolved.catalog = opts.catalog;
+  return resolved;
+}
+
+const MEMBER = /^[A-Za-z0-9_-]{1,100}$/;
+
+function resolveGroup(g: ConsumerOptions["group"]): GroupOptions | undefined {
+  if (!g) return undefined;
+  const o = g === true ? {} : g;
+  const partitions = o.partitions ?? 16;
+  if (!Number.isInteger(partitions) || partitions < 1 || partitions > 1024) {
+    throw configError(`option group.partitions must be an integer within 1..1024, got ${partitions}.`, {
+      option: "group.partitions",
+    });
+  }
+  const leaseMs = o.leaseMs ?? 5000;
+  if (!Number.isFinite(leaseMs) || leaseMs < 1000) {
+    throw configError(`option group.leaseMs must be at least 1000 ms, got ${leaseMs}.`, {
+      option: "group.leaseMs",
+    });
+  }
+  const bucket = o.bucket ?? "jetkit-groups";
+  if (!NAME.test(bucket)) {
+    throw configError(`option group.bucket "${bucket}" is not a valid KV bucket name.`, {
+      option: "group.bucket",
+    });
+  }
+  if (o.member !== undefined && !MEMBER.test(o.member)) {
+    throw configError(
+      `option group.member "${o.member}" is invalid: use letters, digits, - and _ (up to 100).`,
+      {
+        option: "group.member",
+      },
+    );
+  }
+  const resolved: GroupOptions = { partitions, leaseMs, bucket };
+  if (o.replicas !== undefined) resolved.replicas = o.replicas;
+  if (o.member !== undefined) resolved.member = o.member;
+  if (o.members !== undefined) {
+    const members = [...o.members];
+    const bad = members.find((m) => !MEMBER.test(m));
+    if (members.length === 0 || bad !== undefined || new Set(members).size !== members.length) {
+      throw configError(
+        "option group.members must list distinct member names (letters, digits, - and _) for a static group, or be left out for an elastic one.",
+        { option: "group.members" },
+      );
+    }
+    if (members.length > partitions) {
+      throw configError(
+        `option group.members lists ${members.length} members for ${partitions} partitions: some would own nothing. Raise group.partitions or list fewer members.`,
+        { option: "group.members" },
+      );
+    }
+    if (o.member === undefined || !members.includes(o.member)) {
+      throw configError(
+        `option group.member must name this process's member in a static group (one of ${members.join(", ")}), got ${o.member ?? "nothing"}.`,
+        { option: "group.member" },
+      );
+    }
+    resolved.members = members;
+  }
   return resolved;
 }

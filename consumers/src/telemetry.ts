@@ -28,6 +28,10 @@ export interface Telemetry {
   duplicates: Counter;
   lag: ObservableGauge;
   ackPending: ObservableGauge;
+  /** Partitioned consumer groups: partitions acquired, released (handed over) or lost, per change. */
+  partitionChanges: Counter;
+  /** Partitioned consumer groups: partitions this process owns. */
+  partitionsOwned: ObservableGauge;
 }
 
 export function createTelemetry(o: ResolvedOptions): Telemetry {
@@ -57,6 +61,12 @@ export function createTelemetry(o: ResolvedOptions): Telemetry {
     }),
     ackPending: meter.createObservableGauge("jetkit.consumer.ack_pending", {
       description: "Messages delivered and not yet acknowledged (num_ack_pending)",
+    }),
+    partitionChanges: meter.createCounter("jetkit.consumer.group.partition_changes", {
+      description: "Partitions acquired, released to another member, or lost to one (jetkit.change)",
+    }),
+    partitionsOwned: meter.createObservableGauge("jetkit.consumer.group.partitions_owned", {
+      description: "Partitions of the consumer group this process owns",
     }),
   };
 }
