@@ -17,10 +17,14 @@ export {
 } from "./dlq-tools.js";
 export type { ConsumerErrorCode } from "./errors.js";
 export { ConsumerErrorCodes, isPermanentError, PermanentError } from "./errors.js";
+export type { SqliteInboxOptions } from "./inbox.js";
+export { SqliteInbox } from "./inbox.js";
 export type {
   BackoffOptions,
   ConsumerOptions,
   DeadLetterOptions,
+  GroupOptions,
   HealthOptions,
   IdempotencyOptions,
 } from "./options.js";
+export { partitionOf } from "./partition.js";

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { EventHeaders } from "@jetkit/contracts";
 import { keyUuid } from "@jetkit/producers/services";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { type CheckResult, checkHistory, type StreamContents, sequencesToVerify } from "../checker.js";
@@ -14,14 +15,20 @@ import { History } from "../history.js";
 import { createRng } from "../prng.js";
 import { writeReports } from "../report/write.js";
 import { ConsumerProcess } from "../workload/consumer-process.js";
-import { effectFile, readEffectLogs } from "../workload/effect-log.js";
+import { EFFECT_DB, effectFile, readEffectLogs } from "../workload/effect-log.js";
 import { ORDER_NAMESPACE, WORKLOAD_STREAM } from "../workload/events.js";
 import { WorkloadProducer } from "../workload/producer.js";
 import { type FaultContext, startFault, unsupportedReason } from "./faults.js";
 import { loadDrill } from "./files.js";
 import { consumerGroup, LeadershipPoll, streamGroup } from "./leadership.js";
 import { type ProbeResult, runProbes } from "./probes.js";
-import { IDEMPOTENCY_BUCKET, IDEMPOTENCY_STREAM, provision } from "./setup.js";
+import {
+  GROUP_BUCKET,
+  GROUP_PARTITIONS,
+  IDEMPOTENCY_BUCKET,
+  IDEMPOTENCY_STREAM,
+  provision,
+} from "./setup.js";
 import type { Drill, FaultSpec } from "./spec.js";
 import { readStream } from "./stream-read.js";
 
@@ -203,8 +210,12 @@ export async function runDrill(
             idempotency: w.consumer.idempotency,
             bucket: IDEMPOTENCY_BUCKET,
             effectFile: effectFile(effectsDir, name),
+            effect: w.consumer.effect,
+            effectDb: join(effectsDir, EFFECT_DB),
             ordering: w.consumer.ordering,
             group: w.consumer.group,
+            groupBucket: GROUP_BUCKET,
+            groupPartitions: GROUP_PARTITIONS,
             groupSize: w.consumer.processes,
             concurrency: w.consumer.concurrency,
             handlerDelayMs: w.consumer.handlerDelayMs,
@@ -218,19 +229,24 @@ export async function runDrill(
         ),
       );
     }
-    // The first creates the durable; the others join it.
+    const partitioned = w.consumer.group === "partitioned";
+    // The first creates the durable (or the group); the others join it.
     consumers[0]?.start();
-    const first = await waitFor(async () => {
-      const info = await jsm.consumers.info(WORKLOAD_STREAM, durable).catch(() => undefined);
-      return (info?.num_waiting ?? 0) > 0;
-    }, 15_000);
+    const first = partitioned
+      ? await groupReady(admin, durable, 1)
+      : await waitFor(async () => {
+          const info = await jsm.consumers.info(WORKLOAD_STREAM, durable).catch(() => undefined);
+          return (info?.num_waiting ?? 0) > 0;
+        }, 15_000);
     for (const c of consumers.slice(1)) c.start();
     const ready =
       first &&
-      (await waitFor(async () => {
-        const info = await jsm.consumers.info(WORKLOAD_STREAM, durable).catch(() => undefined);
-        return (info?.num_waiting ?? 0) >= consumers.length;
-      }, 15_000));
+      (partitioned
+        ? await groupReady(admin, durable, consumers.length)
+        : await waitFor(async () => {
+            const info = await jsm.consumers.info(WORKLOAD_STREAM, durable).catch(() => undefined);
+            return (info?.num_waiting ?? 0) >= consumers.length;
+          }, 15_000));
     if (!ready)
       throw new ChaosError(
         ChaosErrorCodes.WORKLOAD,
@@ -243,7 +259,8 @@ export async function runDrill(
       target.directUrls,
       [
         streamGroup(WORKLOAD_STREAM),
-        consumerGroup(WORKLOAD_STREAM, durable),
+        // A partitioned group has no durable: its ownership lives in the group bucket.
+        partitioned ? streamGroup(`KV_${GROUP_BUCKET}`) : consumerGroup(WORKLOAD_STREAM, durable),
         ...(w.consumer.idempotency ? [streamGroup(IDEMPOTENCY_STREAM)] : []),
       ],
       history,
@@ -607,4 +624,27 @@ async function lookup(
     }
   }
   return out;
+}
+
+/**
+ * True once every partition of the workload's partitioned consumer group has an owner and
+ * `members` processes own some (within 15 s): the group's records in its KV bucket.
+ */
+async function groupReady(nc: NatsConnection, durable: string, members: number): Promise<boolean> {
+  const kv = await new Kvm(nc).open(GROUP_BUCKET).catch(() => undefined);
+  return waitFor(async () => {
+    const bucket = kv ?? (await new Kvm(nc).open(GROUP_BUCKET).catch(() => undefined));
+    if (!bucket) return false;
+    const owners = new Set<string>();
+    let owned = 0;
+    for await (const key of await bucket.keys(`${durable}.${WORKLOAD_STREAM}.p.*`)) {
+      const e = await bucket.get(key);
+      const owner = e?.operation === "PUT" ? (e.json<{ owner?: string }>().owner ?? "") : "";
+      if (owner) {
+        owners.add(owner);
+        owned++;
+      }
+    }
+    return owned === GROUP_PARTITIONS && owners.size >= Math.min(members, GROUP_PARTITIONS);
+  }, 15_000);
 }

@@ -6,6 +6,10 @@ import { Kvm } from "@nats-io/kv";
 export const IDEMPOTENCY_BUCKET = "jetkit_chaos_idempotency";
 /** The stream behind the idempotency bucket (a store outage takes its leader away). */
 export const IDEMPOTENCY_STREAM = `KV_${IDEMPOTENCY_BUCKET}`;
+/** KV bucket of the workload's partitioned consumer group (the `partitioned` consumer mode). */
+export const GROUP_BUCKET = "jetkit_chaos_group";
+/** Partitions of the workload's partitioned consumer group. */
+export const GROUP_PARTITIONS = 16;
 
 /** Retries a cluster API call: right after start (or on a busy machine) the meta leader may still be settling. */
 async function retry<T>(what: string, fn: () => Promise<T>, attempts = 8): Promise<T> {
@@ -60,5 +64,8 @@ export async function provision(jsm: JetStreamManager, opts: { replicas: number 
       history: 1,
       ttl: 3_600_000,
     }),
+  );
+  await retry(`creating KV bucket ${GROUP_BUCKET}`, () =>
+    new Kvm(jsm.jetstream()).create(GROUP_BUCKET, { replicas: opts.replicas, history: 1 }),
   );
 }

@@ -1,6 +1,6 @@
 import type { Invariant } from "../checker.js";
 import type { ToxicSpec } from "../proxy/toxics.js";
-import type { ConsumerGroupMode } from "../workload/consumer-config.js";
+import type { ConsumerGroupMode, EffectMode } from "../workload/consumer-config.js";
 
 /** Which node a process or network fault hits: a name (`n1`), or chosen when the fault starts. */
 export type NodeSelector = string;
@@ -46,6 +46,8 @@ export interface WorkloadSpec {
     processes: number;
     /** How they share it (see ConsumerGroupMode). */
     group: ConsumerGroupMode;
+    /** Where the handler's effect goes (see EffectMode). */
+    effect: EffectMode;
   };
 }
 

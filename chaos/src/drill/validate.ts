@@ -6,7 +6,7 @@ import {
   type ToxicSpec,
   type ToxicType,
 } from "../proxy/toxics.js";
-import { CONSUMER_GROUP_MODES } from "../workload/consumer-config.js";
+import { CONSUMER_GROUP_MODES, EFFECT_MODES } from "../workload/consumer-config.js";
 import { parseDuration } from "./duration.js";
 import {
   ABORT_METRICS,
@@ -202,6 +202,7 @@ function readWorkload(r: Reader, raw: unknown): WorkloadSpec {
     "restartDelay",
     "processes",
     "group",
+    "effect",
   ]);
   const b = r.obj(o?.breaker, `${p}.breaker`);
   r.known(b, `${p}.breaker`, ["failureThreshold", "coolDown"]);
@@ -232,6 +233,7 @@ function readWorkload(r: Reader, raw: unknown): WorkloadSpec {
       restartDelayMs: r.dur(c, "restartDelay", cp, 500) ?? 500,
       processes: r.num(c, "processes", cp, 1, 1, 8),
       group: r.oneOf(c, "group", cp, CONSUMER_GROUP_MODES, "competing") ?? "competing",
+      effect: r.oneOf(c, "effect", cp, EFFECT_MODES, "file") ?? "file",
     },
   };
 }

@@ -8,8 +8,9 @@
  * crash right after an effect) as JSON lines on stdin.
  */
 import { createInterface } from "node:readline";
+import { DatabaseSync } from "node:sqlite";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type ConsumerOptions, createConsumer, type HandlerContext } from "@jetkit/consumers";
+import { type ConsumerOptions, createConsumer, type HandlerContext, SqliteInbox } from "@jetkit/consumers";
 import {
   OrderFulfillmentCompleted,
   OrderFulfillmentStarted,
@@ -18,7 +19,7 @@ import { connect } from "@nats-io/transport-node";
 import { pino } from "pino";
 import type { HistoryEvent } from "../history.js";
 import type { ConsumerCommand, ConsumerConfig } from "./consumer-config.js";
-import { EffectLog } from "./effect-log.js";
+import { EFFECT_TABLE, type EffectLine, EffectLog } from "./effect-log.js";
 import { pseqOf } from "./events.js";
 import { deliveryLogStream } from "./sdk-log.js";
 
@@ -40,16 +41,46 @@ createInterface({ input: process.stdin }).on("line", (line) => {
 
 /**
  * The SDK options that make the processes a group. Competing consumers need none: they share the
- * durable by name. The SDK's partitioned consumer groups will be chosen here (config.group).
+ * durable by name. A partitioned group spreads its partitions over the processes (elastic).
  */
 function sdkGroupOptions(c: ConsumerConfig): Partial<ConsumerOptions> {
   switch (c.group) {
     case "competing":
       return {};
+    case "partitioned":
+      return { group: { partitions: c.groupPartitions, bucket: c.groupBucket } };
   }
 }
 
 const effects = new EffectLog(config.effectFile);
+
+/**
+ * The `sqlite` effect mode: the effect is a row of the shared database, inserted in one
+ * transaction with the SDK's inbox record (a re-run finds the record and writes nothing).
+ */
+function sqliteEffects(path: string): (event: unknown, ctx: HandlerContext, line: EffectLine) => boolean {
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000;");
+  db.exec(
+    `CREATE TABLE IF NOT EXISTS ${EFFECT_TABLE} (t INTEGER, mono TEXT, id TEXT, key TEXT, pseq INTEGER, seq INTEGER, delivery INTEGER, consumer TEXT, pid INTEGER)`,
+  );
+  const insert = db.prepare(`INSERT INTO ${EFFECT_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  const inbox = SqliteInbox.open(db, { consumer: config.durable });
+  let wrote = false;
+  const handler = inbox.handler((_e, _ctx, _db) => {
+    const l = current!;
+    insert.run(l.t, l.mono, l.id, l.key, l.pseq, l.seq, l.delivery, l.consumer, l.pid);
+    wrote = true;
+  });
+  let current: EffectLine | undefined;
+  return (event, ctx, line) => {
+    current = line;
+    wrote = false;
+    void handler(event, ctx);
+    return wrote;
+  };
+}
+const dbEffect = config.effect === "sqlite" ? sqliteEffects(config.effectDb) : undefined;
 
 const nc = await connect({
   servers: config.servers,
@@ -97,7 +128,7 @@ const consumer = await createConsumer({
   maxAckPending: config.maxAckPending,
   deliverPolicy: "new",
   backoff: { initialMs: 200, maxMs: 2000 },
-  ...(config.idempotency ? { idempotency: { bucket: config.bucket } } : {}),
+  idempotency: config.idempotency ? { bucket: config.bucket } : false,
   ...(config.ordering === "per-key" ? { ordering: "per-key" as const } : {}),
   ...sdkGroupOptions(config),
   logger,
@@ -109,8 +140,7 @@ async function handle(_event: unknown, ctx: HandlerContext): Promise<void> {
   if (handlerDelayMs > 0) await sleep(handlerDelayMs);
   const t = Date.now();
   const pseq = pseqOf(ctx.eventId);
-  // The effect: one line, appended before the handler returns (before the SDK records or acks).
-  effects.append({
+  const line: EffectLine = {
     t,
     mono: process.hrtime.bigint().toString(),
     id: ctx.eventId,
@@ -120,7 +150,17 @@ async function handle(_event: unknown, ctx: HandlerContext): Promise<void> {
     delivery: ctx.delivery,
     consumer: config.name,
     pid: process.pid,
-  });
+  };
+  if (dbEffect) {
+    // The effect: a row committed with the inbox record, before the SDK records or acks.
+    if (!dbEffect(_event, ctx, line)) {
+      emit({ t: Date.now(), kind: "skip", ...base, reason: "idempotent" });
+      return;
+    }
+  } else {
+    // The effect: one line, appended before the handler returns (before the SDK records or acks).
+    effects.append(line);
+  }
   emit({
     t,
     kind: "effect",

@@ -1,10 +1,14 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import type { EffectEvent } from "../history.js";
 
 /** Effect files are named `<consumer name>.effects.jsonl` in the run's effects directory. */
 export const EFFECT_FILE_SUFFIX = ".effects.jsonl";
+/** The `sqlite` effect mode's database in the effects directory, and its table of effects. */
+export const EFFECT_DB = "effects.sqlite";
+export const EFFECT_TABLE = "effects";
 
 export function effectFile(dir: string, consumer: string): string {
   return join(dir, `${consumer}${EFFECT_FILE_SUFFIX}`);
@@ -88,7 +92,42 @@ export async function readEffectLogs(dir: string): Promise<{ effects: EffectEven
       }
     }
   }
+  effects.push(...readEffectDb(join(dir, EFFECT_DB)));
   return { effects: effects.sort(compareEffects), unreadable };
+}
+
+/** The effects of the `sqlite` effect mode's database (none when it does not exist). */
+function readEffectDb(path: string): EffectEvent[] {
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(path, { readOnly: true });
+  } catch {
+    return [];
+  }
+  try {
+    const rows = db
+      .prepare(`SELECT rowid AS line, * FROM ${EFFECT_TABLE} ORDER BY rowid`)
+      .all() as unknown as (EffectLine & {
+      line: number;
+    })[];
+    return rows.map((l) => ({
+      t: Number(l.t),
+      kind: "effect" as const,
+      id: l.id,
+      key: l.key,
+      seq: Number(l.seq),
+      consumer: l.consumer,
+      ...(typeof l.pseq === "number" ? { pseq: l.pseq } : {}),
+      pid: Number(l.pid),
+      delivery: Number(l.delivery),
+      mono: l.mono,
+      line: l.line,
+    }));
+  } catch {
+    return [];
+  } finally {
+    db.close();
+  }
 }
 
 /** The merged order of effects: host monotonic clock, then wall clock, then process and line. */

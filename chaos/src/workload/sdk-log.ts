@@ -53,7 +53,8 @@ const NOTES: Record<string, SdkDeliveryNote["kind"]> = {
   "poison message; dead-lettering it without retries": "poison",
   "message dead-lettered": "dead_lettered",
   "idempotency store unavailable; retrying the message later": "store_unavailable",
-  "could not record the effect in the idempotency store": "record_failed",
+  "idempotency store unavailable; retrying in place": "store_unavailable",
+  "could not record the effect in the idempotency store; retrying (not acked)": "record_failed",
 };
 
 /** The consumer SDK's per-delivery lines (debug and warn); other lines come with `undefined`. */
