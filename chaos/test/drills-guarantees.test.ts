@@ -93,7 +93,7 @@ describe("drills that can fail, on a real 3-node cluster", () => {
     await assertNothingLeft(r);
   });
 
-  it("rolling-restart-per-key: every node through lame duck and back, nothing lost, nothing effected twice (key order: todo below)", async (t) => {
+  it("rolling-restart-per-key: every node through lame duck and back, nothing lost, nothing effected twice, each key in order", async (t) => {
     const r = await run("rolling-restart-per-key");
     report(t, r);
     assert.equal(r.faults[0]?.status, "done", JSON.stringify(r.faults));
@@ -105,20 +105,38 @@ describe("drills that can fail, on a real 3-node cluster", () => {
       );
       assert.ok(steps.includes(`${n}: healthy`), `${n} not back: ${steps.join(" | ")}`);
     }
-    await assertHeld(r, [...BROKER_AND_PRODUCER, "no_duplicate_effects"]);
+    // The consumer is a partitioned group member: it reads the stream in order from its
+    // checkpoints, so no delivery lost while a node goes down can come back behind its key's later
+    // events (with a durable, one did after the ack wait in 1 of 3 runs).
+    await assertHeld(r, [...BROKER_AND_PRODUCER, "no_duplicate_effects", "per_key_order"]);
+    assert.equal(r.outcome, "held", await readFile(r.files.markdown, "utf8"));
     await assertNothingLeft(r);
-    // One consumer process with per-key ordering: a key's order must survive the restarts. A known
-    // gap (issue #14 part 3, seen in 1 of 3 runs): a message the server delivered while a node went
-    // down never reaches the handler, so nothing holds its key; it comes back after the ack wait,
-    // behind the key's later events. Still run and printed on every CI run, marked TODO (not a
-    // pass) until partitioned groups close it; then drop the todo.
-    await t.test(
-      "each key in order through the restarts",
-      { todo: "per-key order after an undelivered message needs partitioned groups (issue #14 part 3)" },
-      async () => {
-        await assertHeld(r, ["per_key_order"]);
-        assert.equal(r.outcome, "held", await readFile(r.files.markdown, "utf8"));
-      },
+  });
+
+  it("group-kill-mid-handler: a partitioned group killed right after committed effects: each event once, each key in order", async (t) => {
+    const r = await run("group-kill-mid-handler");
+    report(t, r);
+    assert.ok(r.faults.filter((f) => /killed itself/.test(f.detail)).length >= 2, JSON.stringify(r.faults));
+    // The crashed deliveries were replayed by the next owner of their partition and skipped by the
+    // inbox (their effect was committed): the history shows the skips.
+    const history = await readFile(r.files.history, "utf8");
+    assert.ok(/"kind":"skip"/.test(history), "no replayed delivery was skipped: the crashes hit nothing");
+    await assertHeld(r, [...BROKER_AND_PRODUCER, "no_duplicate_effects", "per_key_order"]);
+    assert.equal(r.outcome, "held", await readFile(r.files.markdown, "utf8"));
+    await assertNothingLeft(r);
+  });
+
+  it("group-member-hang: a member hung past its lease and resumed touches nothing it lost; each event once, in order", async (t) => {
+    const r = await run("group-member-hang");
+    report(t, r);
+    assert.deepEqual(
+      r.faults.map((f) => f.status),
+      ["done", "done"],
+      JSON.stringify(r.faults),
     );
+    assert.match(r.faults[0]?.detail ?? "", /SIGSTOP consumer-1/);
+    await assertHeld(r, [...BROKER_AND_PRODUCER, "no_duplicate_effects", "per_key_order"]);
+    assert.equal(r.outcome, "held", await readFile(r.files.markdown, "utf8"));
+    await assertNothingLeft(r);
   });
 });

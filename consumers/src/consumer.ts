@@ -553,7 +553,7 @@ class JetkitConsumer implements Consumer {
       this.#js,
       b.stream,
       b.subjects,
-      { batch: this.#o.batch, maxInFlight: this.#o.maxAckPending },
+      { batch: this.#o.batch, maxInFlight: this.#o.maxAckPending, expiresMs: this.#o.pullExpiresMs },
       (m) => this.#route(b, m, group.partitions),
       (f, part) => {
         f.part = part;
@@ -770,6 +770,7 @@ class JetkitConsumer implements Consumer {
         } else if (s.type === "reconnect") {
           this.#connected = true;
           this.#log.info({ server: s.server }, "reconnected to NATS");
+          for (const b of this.#bindings) b.group?.reader.restart("reconnected");
         } else if (s.type === "error" || s.type === "ldm") {
           this.#log.warn({ status: s.type }, "NATS connection status");
         }

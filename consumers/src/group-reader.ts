@@ -96,7 +96,7 @@ export class GroupReader<T> implements PartitionHandler {
     readonly js: JetStreamClient,
     readonly stream: string,
     readonly subjects: string[],
-    readonly o: { batch: number; maxInFlight: number },
+    readonly o: { batch: number; maxInFlight: number; expiresMs: number },
     readonly route: (m: JsMsg) => Routed<T>,
     readonly deliver: (token: T, part: PartState) => void,
     readonly log: Logger,
@@ -179,10 +179,17 @@ export class GroupReader<T> implements PartitionHandler {
           deliver_policy: DeliverPolicy.StartSequence,
           opt_start_seq: from,
         });
-        const iter = await c.consume({ max_messages: this.o.batch });
+        // Short pulls: the server's idle heartbeats (half of expires) reveal a lost consumer soon.
+        const iter = await c.consume({ max_messages: this.o.batch, expires: this.o.expiresMs });
         this.#iter = iter;
         if (this.#restart || this.#stopped) iter.stop();
         failures = 0;
+        void (async () => {
+          for await (const st of iter.status()) {
+            // The ordered consumer's own recovery waits for more; read again from the checkpoints.
+            if (st.type === "heartbeats_missed" && st.count >= 2) this.restart("heartbeats missed");
+          }
+        })().catch(() => {});
         for await (const m of iter) {
           const seq = m.seq;
           this.#readNext = seq + 1;
@@ -210,6 +217,17 @@ export class GroupReader<T> implements PartitionHandler {
         this.#iter = undefined;
       }
     }
+  }
+
+  /**
+   * Reads again from the owned partitions' positions (after a reconnect or lost heartbeats: the
+   * ephemeral consumer behind the ordered read may be gone with the node that held it).
+   */
+  restart(reason: string): void {
+    if (!this.#iter || this.#stopped) return;
+    this.log.info({ reason }, "group reader reading again");
+    this.#restart = true;
+    this.#iter.stop();
   }
 
   /** Stops reading; taken messages stay with the consumer until they finish or are dropped. */

@@ -258,6 +258,16 @@ export async function startFault(
         rollback: async () => {},
       };
     }
+    case "consumer_pause": {
+      const hit = pickConsumers(spec.consumer, ctx);
+      const paused = hit.filter((c) => c.pause());
+      return {
+        detail: `SIGSTOP ${paused.map((c) => `${c.config.name} pid ${c.pid ?? "?"}`).join(", ") || "nothing (no process running)"}; SIGCONT at the fault's end`,
+        rollback: once(async () => {
+          for (const c of paused) c.resume();
+        }),
+      };
+    }
     case "store_outage":
       return storeOutage(ctx, step);
     case "poison":

@@ -76,6 +76,7 @@ export const FAULT_ACTIONS = [
   "partition",
   "netem",
   "consumer_crash",
+  "consumer_pause",
   "poison",
   "slow_handler",
   "duplicate_publish",
@@ -104,7 +105,7 @@ export interface FaultSpec {
   isolateClients?: boolean;
   /** consumer_crash: `now` (kill -9 from outside) or `after_effect` (the process kills itself right after an effect). */
   point?: "now" | "after_effect";
-  /** consumer_crash: which consumer process: `random`, `all`, or a name (`consumer-2`). */
+  /** consumer_crash, consumer_pause: which consumer process: `random`, `all`, or a name (`consumer-2`). */
   consumer?: string;
   /** rolling_restart: how each node goes down. */
   shutdown?: "terminate" | "lame_duck";

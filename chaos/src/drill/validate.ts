@@ -269,6 +269,7 @@ const FAULT_FIELDS: Record<FaultAction, string[]> = {
   partition: ["nodes", "isolateClients"],
   netem: ["nodes", "delay", "jitter", "loss"],
   consumer_crash: ["point", "consumer"],
+  consumer_pause: ["consumer"],
   poison: ["rate"],
   slow_handler: ["delay"],
   duplicate_publish: ["rate"],
@@ -356,8 +357,11 @@ function readFaults(r: Reader, raw: unknown, nodes: number, workload: WorkloadSp
         r.problem(`${p}.lameDuck`, "applies only with shutdown: lame_duck");
       if (spec.shutdown === "lame_duck") spec.lameDuckMs = r.dur(o, "lameDuck", p, 3000) ?? 3000;
     }
-    if (action === "consumer_crash") {
-      spec.point = r.oneOf(o, "point", p, ["now", "after_effect"] as const, "now") ?? "now";
+    if (action === "consumer_pause" && forMs === 0)
+      r.problem(`${p}.for`, "is required for consumer_pause (how long the process hangs)");
+    if (action === "consumer_crash" || action === "consumer_pause") {
+      if (action === "consumer_crash")
+        spec.point = r.oneOf(o, "point", p, ["now", "after_effect"] as const, "now") ?? "now";
       const names = Array.from({ length: workload.consumer.processes }, (_, j) => `consumer-${j + 1}`);
       const allowed = ["random", "all", ...names];
       const c = o?.consumer ?? "random";

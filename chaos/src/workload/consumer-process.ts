@@ -132,6 +132,16 @@ export class ConsumerProcess {
     this.#child?.stdin?.write(`${JSON.stringify({ crashAfterEffects: n } satisfies ConsumerCommand)}\n`);
   }
 
+  /** SIGSTOP: the process hangs (its timers, renewals and handlers freeze) until {@link resume}. */
+  pause(): boolean {
+    return this.pid !== undefined && (this.#child?.kill("SIGSTOP") ?? false);
+  }
+
+  /** SIGCONT after {@link pause}. */
+  resume(): void {
+    if (this.pid) this.#child?.kill("SIGCONT");
+  }
+
   /** kill -9 mid-batch; the supervisor restarts it. */
   async crash(): Promise<void> {
     if (!this.pid) return;

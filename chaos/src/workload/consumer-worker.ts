@@ -99,7 +99,8 @@ const logger = pino(
   deliveryLogStream((n, line) => {
     if (n === undefined) {
       // Anything else the SDK says at warn or above goes to stderr: the exit line and debugging.
-      if (Number(line.level) >= 40) process.stderr.write(`${JSON.stringify(line).slice(0, 500)}\n`);
+      if (Number(line.level) >= (process.env.JETKIT_CHAOS_DEBUG ? 30 : 40))
+        process.stderr.write(`${JSON.stringify(line).slice(0, 500)}\n`);
       return;
     }
     const t = Date.now();
