@@ -10,7 +10,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$JETKIT_TOOLS/cargo-target}"
 # CI must build what the lock files pin, offline from the module cache when it is warm.
 export GOFLAGS="${GOFLAGS:-} -mod=readonly"
 
-for mod in contracts/gen/go contracts/go; do
+for mod in contracts/gen/go contracts/go interop/sdk-go; do
   echo "go vet + go test: $mod" >&2
   (cd "$mod" && go vet ./... && go test -count=1 ./...)
 done

@@ -929,7 +929,7 @@ class JetkitConsumer implements Consumer {
     const spec = this.#catalog.findBySubject(m.subject);
     if (!spec?.partitionKey) return undefined;
     try {
-      return partitionKeyOf(spec, this.#catalog.decode(spec, m.data));
+      return partitionKeyOf(spec, this.#catalog.decode(spec, headersOf(f).body ?? m.data));
     } catch {
       return undefined;
     }
@@ -1000,10 +1000,12 @@ class JetkitConsumer implements Consumer {
         this.#deliveryLog(f),
       );
     }
+    // structured mode: the event's data from the body (binary mode: the body itself)
+    const data = hdrs.body ?? m.data;
     let event: unknown;
     try {
       try {
-        event = decodeEvent(reg.type, m.data);
+        event = decodeEvent(reg.type, data);
       } catch (err) {
         throw new JetkitError(
           ContractErrorCodes.UNDECODABLE,
@@ -1014,7 +1016,7 @@ class JetkitConsumer implements Consumer {
       // One decode per delivery: the compiled contract checks run on the handler's ts-proto object;
       // only when they find a violation (or cannot decide) does protovalidate decode the bytes,
       // to confirm it and write the error naming field and rule.
-      this.#validator?.checkEvent(spec, event, () => m.data);
+      this.#validator?.checkEvent(spec, event, () => data);
     } catch (err) {
       const cls: FailureClass = isJetkitError(err, ContractErrorCodes.VIOLATION)
         ? "contract_violation"
@@ -1031,7 +1033,7 @@ class JetkitConsumer implements Consumer {
         "messaging.operation.type": "process",
         "messaging.operation.name": "process",
         "messaging.message.id": wire.id,
-        "messaging.message.body.size": m.data.length,
+        "messaging.message.body.size": data.length,
         ...(wire.correlationId ? { "messaging.message.conversation_id": wire.correlationId } : {}),
         "messaging.nats.stream": b.stream,
         "messaging.nats.stream.sequence": f.seq,

@@ -75,7 +75,8 @@ export async function publishDeadLetter(
       consumer: dl.consumer,
       deliveries: dl.deliveries,
       failureClass: dl.failureClass,
-      reason: headerValue(dl.reason) || "(no reason)",
+      // deadLetterHeaders encodes it (contracts/WIRE.md §4.1): encoding here too would double-encode
+      reason: headerValue(dl.reason) ? dl.reason : "(no reason)",
       firstFailure: dl.firstFailure,
       lastFailure: dl.lastFailure,
     }),

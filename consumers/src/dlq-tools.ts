@@ -7,6 +7,7 @@ import {
   type FailureClass,
   getCatalog,
   JetkitError,
+  percentDecode,
   replayHeaders,
 } from "@jetkit/contracts";
 import { DeliverPolicy, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -114,10 +115,11 @@ function toRecord(
     consumer: get(DeadLetterHeaders.CONSUMER),
     deliveries: Number(get(DeadLetterHeaders.DELIVERIES)) || 0,
     failureClass: get(DeadLetterHeaders.FAILURE_CLASS),
-    reason: get(DeadLetterHeaders.REASON),
+    // written percent-encoded (contracts/WIRE.md §4.1); a reason that does not decode is shown as stored
+    reason: decodeOrRaw(get(DeadLetterHeaders.REASON)),
     firstFailure: get(DeadLetterHeaders.FIRST_FAILURE),
     lastFailure: get(DeadLetterHeaders.LAST_FAILURE),
-    eventId: get(EventHeaders.ID),
+    eventId: decodeOrRaw(get(EventHeaders.ID)),
     type,
     headers: headerMap(h),
   };
@@ -282,4 +284,12 @@ export async function purgeDeadLetters(o: PurgeDeadLettersOptions): Promise<{ pu
     );
     return { purged: r.purged };
   });
+}
+
+function decodeOrRaw(v: string): string {
+  try {
+    return percentDecode(v);
+  } catch {
+    return v;
+  }
 }

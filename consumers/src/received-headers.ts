@@ -1,5 +1,12 @@
 import { Buffer } from "node:buffer";
-import { EventHeaders, type EventHeaderValues } from "@jetkit/contracts";
+import {
+  decodeHeaderValue,
+  EventHeaders,
+  type EventHeaderValues,
+  isStructured,
+  type JetkitError,
+  readStructuredEvent,
+} from "@jetkit/contracts";
 import type { JsMsg } from "@nats-io/jetstream";
 
 /** First line of a NATS header block without a status code. */
@@ -14,37 +21,11 @@ interface RawMsg {
 }
 
 /**
- * Slot of one of the headers the SDK reads (the event headers of contracts/WIRE.md §4 and
- * `Jetkit-Replay-Of`), -1 for any other header. Names match exactly (case-sensitive), as
- * `MsgHdrs.get` does by default.
+ * The headers the SDK reads, by slot: the event headers of contracts/WIRE.md §4,
+ * `Jetkit-Replay-Of` and `content-type` (structured mode). Lower-case: names match
+ * case-insensitively, as the CloudEvents NATS binding says (NATS header names are
+ * case-insensitive by its design).
  */
-function slotOf(name: string): number {
-  // By length first: cheaper than hashing a freshly sliced string for a Map, or a string switch.
-  switch (name.length) {
-    case 5:
-      return name === EventHeaders.ID ? 0 : -1;
-    case 7:
-      return name === EventHeaders.TYPE ? 2 : name === EventHeaders.TIME ? 4 : -1;
-    case 9:
-      return name === EventHeaders.SOURCE ? 3 : -1;
-    case 10:
-      return name === EventHeaders.TRACESTATE ? 10 : -1;
-    case 11:
-      return name === EventHeaders.TRACEPARENT ? 9 : name === EventHeaders.MSG_ID ? 11 : -1;
-    case 14:
-      return name === EventHeaders.SPEC_VERSION ? 1 : name === EventHeaders.CAUSATION_ID ? 8 : -1;
-    case 15:
-      return name === EventHeaders.PARTITION_KEY ? 6 : -1;
-    case 16:
-      return name === EventHeaders.CORRELATION_ID ? 7 : name === EventHeaders.REPLAY_OF ? 12 : -1;
-    case 18:
-      return name === EventHeaders.DATA_CONTENT_TYPE ? 5 : -1;
-    default:
-      return -1;
-  }
-}
-
-/** The header name of each slot (slotOf's inverse). */
 const SLOT_NAMES = [
   EventHeaders.ID,
   EventHeaders.SPEC_VERSION,
@@ -59,22 +40,41 @@ const SLOT_NAMES = [
   EventHeaders.TRACESTATE,
   EventHeaders.MSG_ID,
   EventHeaders.REPLAY_OF,
-];
+  EventHeaders.CE_TRACEPARENT,
+  EventHeaders.CE_TRACESTATE,
+  EventHeaders.CONTENT_TYPE,
+].map((n) => n.toLowerCase());
+const SLOT_OF = new Map(SLOT_NAMES.map((n, slot) => [n, slot]));
+/** Slots whose values are CloudEvents attributes, percent-encoded on the wire (binding §3.1.3.2). */
+const ENCODED = new Set([0, 1, 2, 3, 4, 5, 6, 7, 8, 13, 14]);
+const CONTENT_TYPE_SLOT = 15;
+
+/** Slot of header `name` (any case), -1 for a header the SDK does not read. */
+function slotOf(name: string): number {
+  return SLOT_OF.get(name) ?? SLOT_OF.get(name.toLowerCase()) ?? -1;
+}
+
 /** Per name length, the slots whose names have that length, with the names' bytes. */
 const SLOTS_BY_LENGTH: { slot: number; bytes: Uint8Array }[][] = [];
 for (const [slot, name] of SLOT_NAMES.entries()) {
-  if (slotOf(name) !== slot) throw new Error(`header slot table out of step at ${name}`);
   const sameLength = SLOTS_BY_LENGTH[name.length] ?? [];
   sameLength.push({ slot, bytes: new TextEncoder().encode(name) });
   SLOTS_BY_LENGTH[name.length] = sameLength;
 }
 
-/** Slot of the name in `data[start, end)` (ASCII bytes), -1 for a header the SDK does not read. */
+/**
+ * Slot of the name in `data[start, end)` (ASCII bytes, any case), -1 for a header the SDK does
+ * not read. The names are lower-case letters and `-`: setting bit 0x20 lower-cases a letter.
+ */
 function slotAt(data: Uint8Array, start: number, end: number): number {
   const candidates = SLOTS_BY_LENGTH[end - start];
   if (!candidates) return -1;
   next: for (const { slot, bytes } of candidates) {
-    for (let i = 0; i < bytes.length; i++) if (data[start + i] !== bytes[i]) continue next;
+    for (let i = 0; i < bytes.length; i++) {
+      const c = data[start + i]!;
+      const t = bytes[i]!;
+      if (c !== t && (t < 0x61 || (c | 0x20) !== t)) continue next;
+    }
     return slot;
   }
   return -1;
@@ -99,6 +99,14 @@ export class ReceivedHeaders implements EventHeaderValues {
   tracestate: string | undefined = undefined;
   msgId: string | undefined = undefined;
   replayOf: string | undefined = undefined;
+  ceTraceparent: string | undefined = undefined;
+  ceTracestate: string | undefined = undefined;
+  /** `content-type`: names the event format of a structured-mode message. */
+  contentType: string | undefined = undefined;
+  /** Why the message cannot be read as an event (a bad escape, a broken structured event). */
+  malformed: JetkitError | undefined = undefined;
+  /** The event data of a structured-mode message (the protobuf payload); undefined in binary mode. */
+  body: Uint8Array | undefined = undefined;
 
   /** First value of header `name`; undefined when absent or not one of the headers the SDK reads. */
   get(name: string): string | undefined {
@@ -133,6 +141,12 @@ export class ReceivedHeaders implements EventHeaderValues {
         return this.msgId;
       case 12:
         return this.replayOf;
+      case 13:
+        return this.ceTraceparent;
+      case 14:
+        return this.ceTracestate;
+      case 15:
+        return this.contentType;
       default:
         return undefined;
     }
@@ -143,8 +157,19 @@ export class ReceivedHeaders implements EventHeaderValues {
     return slot >= 0 && this.#at(slot) === undefined;
   }
 
-  /** Sets the value of slot `slot` (see {@link isOpen}). */
-  set(slot: number, value: string): void {
+  /**
+   * Sets the value of slot `slot` (see {@link isOpen}) as read from a header: a CloudEvents
+   * attribute is percent-decoded (only values with a `%` or a leading `"` need it).
+   */
+  set(slot: number, raw: string): void {
+    let value = raw;
+    if (ENCODED.has(slot) && (raw.includes("%") || raw.charCodeAt(0) === 0x22)) {
+      try {
+        value = decodeHeaderValue(SLOT_NAMES[slot]!, raw);
+      } catch (err) {
+        this.malformed ??= err as JetkitError;
+      }
+    }
     switch (slot) {
       case 0:
         this.id = value;
@@ -185,6 +210,15 @@ export class ReceivedHeaders implements EventHeaderValues {
       case 12:
         this.replayOf = value;
         break;
+      case 13:
+        this.ceTraceparent = value;
+        break;
+      case 14:
+        this.ceTracestate = value;
+        break;
+      case CONTENT_TYPE_SLOT:
+        this.contentType = value;
+        break;
     }
   }
 }
@@ -206,6 +240,10 @@ Object.freeze(NONE);
  * letters still copy every original header from `msg.headers`.
  */
 export function receivedHeaders(m: JsMsg): ReceivedHeaders {
+  return contentMode(headerBlock(m), m.data);
+}
+
+function headerBlock(m: JsMsg): ReceivedHeaders {
   const raw = (m as unknown as { msg?: RawMsg }).msg;
   const data = raw?._rdata;
   const hdr = raw?._msg?.hdr;
@@ -215,6 +253,30 @@ export function receivedHeaders(m: JsMsg): ReceivedHeaders {
     if (fast) return fast;
   }
   return fromMsgHdrs(m);
+}
+
+/**
+ * The headers of a binary-mode message as they are (`content-type` standing in for an absent
+ * `ce-datacontenttype`, as sdk-go reads it); for a structured-mode message (contracts/WIRE.md
+ * §4.3), the event's attributes and data read from the body, the transport headers kept.
+ */
+export function contentMode(h: ReceivedHeaders, data: Uint8Array): ReceivedHeaders {
+  if (!isStructured(h.contentType, h.specVersion, data)) {
+    if (h.contentType !== undefined && h.dataContentType === undefined) h.dataContentType = h.contentType;
+    return h;
+  }
+  const out = new ReceivedHeaders();
+  out.contentType = h.contentType;
+  out.msgId = h.msgId;
+  out.replayOf = h.replayOf;
+  try {
+    const e = readStructuredEvent(h.contentType, data, h);
+    Object.assign(out, e.attributes);
+    out.body = e.data;
+  } catch (err) {
+    out.malformed = err as JetkitError;
+  }
+  return out;
 }
 
 /** Through nats-core's own decoder. */

@@ -1,18 +1,45 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { EventHeaders, eventHeaders, getCatalog, uuidv7 } from "@jetkit/contracts";
+import {
+  checkEventHeaders,
+  EventHeaders,
+  eventHeaders,
+  getCatalog,
+  isJetkitError,
+  percentDecode,
+  readEvent,
+  uuidv7,
+} from "@jetkit/contracts";
 import { OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/events";
 import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import { headers, type MsgHdrs } from "@nats-io/nats-core";
 import { MsgHdrsImpl } from "@nats-io/nats-core/internal";
-import { parseHeaderBlock, receivedHeaders } from "../src/received-headers.js";
+import { contentMode, parseHeaderBlock, ReceivedHeaders, receivedHeaders } from "../src/received-headers.js";
 import { completed, type Env, startEnv } from "./support.js";
 
 const NAMES = Object.values(EventHeaders);
 
-/** What the SDK read before: `MsgHdrs.get` of each header, "" when absent. */
+/**
+ * What the binding says a reader gets, from nats-core's decoding of the block: the first value
+ * of the first name that matches case-insensitively (nats-core keeps names as sent, in the
+ * order first seen), `ce-*` values percent-decoded (kept as sent when they do not decode);
+ * "" when absent.
+ */
 function viaNatsCore(h: MsgHdrs | undefined): string[] {
-  return NAMES.map((n) => h?.get(n) ?? "");
+  return NAMES.map((n) => {
+    if (!h) return "";
+    for (const [k, vs] of h) {
+      if (k.toLowerCase() !== n.toLowerCase() || vs[0] === undefined) continue;
+      if (!n.startsWith("ce-")) return vs[0];
+      try {
+        return percentDecode(vs[0]);
+      } catch {
+        return vs[0];
+      }
+    }
+    return "";
+  });
 }
 
 describe("received headers: one-pass reading agrees with nats-core", () => {
@@ -45,8 +72,14 @@ describe("received headers: one-pass reading agrees with nats-core", () => {
     const sets: [string, string][][] = [
       full(),
       [...full(), [EventHeaders.REPLAY_OF, "DLQ:7"]],
-      // Repeated and differently cased names: the first value, exact names only.
+      // Repeated and differently cased names: the first value of any case.
       [...full(), [EventHeaders.ID, "second-id"], ["CE-TYPE", "shop.Other"], ["Ce-Id", "cased"]],
+      [
+        ["CE-ID", "upper-first"],
+        [EventHeaders.ID, "lower-second"],
+        ["Ce-PartitionKey", "Zo%C3%AB%20100%25"],
+        [EventHeaders.MSG_ID, uuidv7()],
+      ],
       [
         [EventHeaders.ID, "only-an-id"],
         [EventHeaders.MSG_ID, uuidv7()],
@@ -78,8 +111,10 @@ describe("received headers: one-pass reading agrees with nats-core", () => {
     }
     assert.equal(receivedHeaders(msgs[0]!).get(EventHeaders.PARTITION_KEY), "Zürich ☃ order");
     assert.equal(receivedHeaders(msgs[2]!).get(EventHeaders.ID), id);
-    assert.equal(receivedHeaders(msgs[3]!).get(EventHeaders.TYPE), undefined);
-    assert.equal(receivedHeaders(msgs[4]!).get(EventHeaders.ID), undefined);
+    assert.equal(receivedHeaders(msgs[4]!).get(EventHeaders.TYPE), undefined);
+    assert.equal(receivedHeaders(msgs[3]!).id, "upper-first", "names match in any case, the first wins");
+    assert.equal(receivedHeaders(msgs[3]!).partitionKey, "Zoë 100%", "ce- values are percent-decoded");
+    assert.equal(receivedHeaders(msgs[5]!).get(EventHeaders.ID), undefined);
   });
 
   it("leaves blocks nats-core reads differently or refuses to nats-core", () => {
@@ -161,5 +196,47 @@ describe("received headers: one-pass reading agrees with nats-core", () => {
     }
     // Most generated blocks are read here, in both passes: the comparison is not vacuous.
     assert.ok(readHere > 500 && asciiRead > 200, `read ${readHere} blocks here, ${asciiRead} ASCII`);
+  });
+
+  it("reads every received message of the golden vectors as the wire contract says", () => {
+    const golden = JSON.parse(
+      readFileSync(new URL("../../../contracts/vectors/golden.json", import.meta.url), "utf8"),
+    ) as {
+      vectors: { name: string; payload_hex: string }[];
+      received: {
+        name: string;
+        headers: [string, string][];
+        payload_of?: string;
+        body?: string;
+        error?: string;
+      }[];
+    };
+    assert.ok(golden.received.length >= 10);
+    for (const r of golden.received) {
+      const body =
+        r.body !== undefined
+          ? Buffer.from(r.body, "utf8")
+          : Buffer.from(golden.vectors.find((v) => v.name === r.payload_of)!.payload_hex, "hex");
+      const block = new TextEncoder().encode(
+        r.headers.length === 0
+          ? ""
+          : `NATS/1.0\r\n${r.headers.map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n`,
+      );
+      const h = contentMode(parseHeaderBlock(block, block.length) ?? new ReceivedHeaders(), body);
+      if (r.error) {
+        assert.throws(
+          () => checkEventHeaders(h),
+          (err: unknown) => isJetkitError(err, r.error) || assert.fail(`${r.name}: ${String(err)}`),
+        );
+        continue;
+      }
+      const expected = readEvent(r.headers, body);
+      assert.deepEqual(checkEventHeaders(h), expected.headers, r.name);
+      assert.equal(
+        Buffer.from(h.body ?? body).toString("hex"),
+        Buffer.from(expected.data).toString("hex"),
+        r.name,
+      );
+    }
   });
 });

@@ -54,5 +54,7 @@ export const ContractErrorCodes = {
   UNDECODABLE: "JK_CONTRACT_UNDECODABLE",
   /** Headers of a received message break contracts/WIRE.md. */
   WIRE_HEADERS: "JK_WIRE_HEADERS",
+  /** A structured-mode event (content-type application/cloudevents+json) that cannot be read. */
+  WIRE_STRUCTURED: "JK_WIRE_STRUCTURED",
 } as const;
 export type ContractErrorCode = (typeof ContractErrorCodes)[keyof typeof ContractErrorCodes];

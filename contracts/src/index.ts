@@ -18,6 +18,17 @@ export {
   JetkitError,
 } from "./errors.js";
 export { uuidv7 } from "./ids.js";
+export { percentDecode, percentEncode } from "./percent.js";
+export { headerLookup, type ReceivedEvent, readEvent } from "./read-event.js";
+export {
+  isStructured,
+  readStructuredEvent,
+  type StructuredEvent,
+  type StructuredEventInput,
+  structuredEventBody,
+  structuredHeaders,
+  type TransportHeaders,
+} from "./structured.js";
 export {
   deadLetterSubject,
   EVENT_SUBJECT,
@@ -34,6 +45,7 @@ export {
   type DeadLetterInput,
   deadLetterHeaders,
   deadLetterMsgId,
+  decodeHeaderValue,
   type EventHeaderInput,
   EventHeaders,
   type EventHeaderValues,
@@ -41,9 +53,15 @@ export {
   type FailureClass,
   FailureClasses,
   headerValue,
+  isProtobufMediaType,
+  isTraceparent,
   MAX_HEADER_VALUE,
+  mediaType,
+  NATS_BINDING_VERSION,
+  pickTraceContext,
   type ReceivedEventHeaders,
   readEventHeaders,
   replayHeaders,
   SPEC_VERSION,
+  STRUCTURED_JSON,
 } from "./wire.js";

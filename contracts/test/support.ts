@@ -1,12 +1,13 @@
+import * as audit from "../gen/ts/jetkit/v1/audit.js";
 import * as customer from "../gen/ts/shop/customer/v1/events.js";
 import * as inventory from "../gen/ts/shop/inventory/v1/events.js";
 import * as order from "../gen/ts/shop/order/v1/events.js";
 import * as payment from "../gen/ts/shop/payment/v1/events.js";
 import type { EventType } from "../src/index.js";
 
-/** The ts-proto codec of every domain event, by fully-qualified message name. */
+/** The ts-proto codec of every event (domain events and the gateway's audit), by fully-qualified message name. */
 export const codecs = new Map<string, EventType<unknown>>(
-  [customer, inventory, order, payment]
+  [audit, customer, inventory, order, payment]
     .flatMap((m) => Object.values(m))
     .filter((v): v is EventType<unknown> => typeof v === "object" && v !== null && "$type" in v)
     .map((c) => [c.$type, c]),

@@ -8,6 +8,8 @@ import {
   getCatalog,
   partitionKeyOf,
   replayHeaders,
+  structuredEventBody,
+  structuredHeaders,
 } from "../src/index.js";
 import { eventHeaders } from "../src/wire.js";
 
@@ -34,9 +36,43 @@ export interface GoldenVector {
   headers?: [string, string][];
 }
 
+/** A structured-mode event written from a vector (outputs: headers, body as JSON text). */
+export interface StructuredVector {
+  vector: string;
+  headers?: [string, string][];
+  body?: string;
+}
+
+/** What a reader must make of a received message (all inputs: it is the wire contract itself). */
+export interface ReceivedVector {
+  name: string;
+  headers: [string, string][];
+  /** The body: this vector's payload (binary mode) … */
+  payload_of?: string;
+  /** … or this text (structured mode). */
+  body?: string;
+  /** The attributes read, and the event data as hex; or the error code the reader must fail with. */
+  expect?: {
+    id: string;
+    type: string;
+    source: string;
+    time: string;
+    msg_id: string;
+    partition_key?: string;
+    correlation_id?: string;
+    causation_id?: string;
+    traceparent?: string;
+    tracestate?: string;
+    payload_hex: string;
+  };
+  error?: string;
+}
+
 export interface GoldenFile {
   about: string;
   vectors: GoldenVector[];
+  structured: StructuredVector[];
+  received: ReceivedVector[];
   dead_letter: {
     name: string;
     vector: string;
@@ -102,9 +138,38 @@ export function computeGolden(golden: GoldenFile): GoldenFile {
     firstFailure: i.first_failure,
     lastFailure: i.last_failure,
   });
+  const structured = golden.structured.map((s) => {
+    const v = vectors.find((x) => x.name === s.vector);
+    if (!v) throw new Error(`structured.vector "${s.vector}" names no vector`);
+    const h = v.header_input;
+    const body = structuredEventBody(
+      {
+        id: h.id,
+        type: v.type,
+        source: h.source,
+        time: h.time,
+        partitionKey: partitionKeyOf(
+          catalog.byType(v.type),
+          fromJson(catalog.byType(v.type).schema, v.event),
+        ),
+        correlationId: h.correlation_id,
+        causationId: h.causation_id,
+        traceparent: h.traceparent,
+        tracestate: h.tracestate,
+      },
+      Buffer.from(v.payload_hex, "hex"),
+    );
+    return {
+      vector: s.vector,
+      headers: structuredHeaders(v.headers),
+      body: Buffer.from(body).toString("utf8"),
+    };
+  });
   return {
     about: golden.about,
     vectors,
+    structured,
+    received: golden.received,
     dead_letter: {
       ...dl,
       headers: dlqHeaders,

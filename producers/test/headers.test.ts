@@ -22,11 +22,12 @@ describe("event header block", () => {
     traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
   });
 
-  it("is byte for byte what nats.js encodes, non-ASCII values included", () => {
-    const h = toMsgHdrs(list);
-    assert.deepEqual(Buffer.from(h.encode()), Buffer.from(natsEncoding(list)));
-    assert.equal(h.wireBytes, Buffer.byteLength(new TextDecoder().decode(natsEncoding(list))));
-    assert.equal(h.get("ce-partitionkey"), "Zürich-42 ✓");
+  it("is byte for byte what nats.js encodes, percent-encoded and raw non-ASCII values included", () => {
+    const withRaw: [string, string][] = [...list, ["X-Note", "Zürich ✓"]];
+    const h = toMsgHdrs(withRaw);
+    assert.deepEqual(Buffer.from(h.encode()), Buffer.from(natsEncoding(withRaw)));
+    assert.equal(h.wireBytes, Buffer.byteLength(new TextDecoder().decode(natsEncoding(withRaw))));
+    assert.equal(h.get("ce-partitionkey"), "Z%C3%BCrich-42%20%E2%9C%93", "CloudEvents binding §3.1.3.2");
   });
 
   it("re-encodes after an expectation header is set on it", () => {

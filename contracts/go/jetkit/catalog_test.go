@@ -63,19 +63,39 @@ func TestEventComesFromTheContract(t *testing.T) {
 
 func TestHeaderValueIsSafeAndMatchesTypeScript(t *testing.T) {
 	cases := map[string]string{
-		"  a\r\nInjected: x \t": "a Injected: x",
+		"  a\r\nInjected: x \t": "a%20Injected:%20x",
 		"\u00a0\ufeffkey\u2028": "key",
-		"k\x00\x01\x7fv":        "k v",
-		"keep\u0085":            "keep\u0085", // NEL is not whitespace to String.prototype.trim
+		"k\x00\x01\x7fv":        "k%20v",
+		"keep\u0085end":         "keep%20end", // C1 controls are controls too
+		"Euro € 😀":              "Euro%20%E2%82%AC%20%F0%9F%98%80",
+		"plain-id_1.2:3/4":      "plain-id_1.2:3/4",
 	}
 	for in, want := range cases {
 		if got := HeaderValue(in); got != want {
 			t.Errorf("HeaderValue(%q) = %q, want %q", in, got, want)
 		}
+		if back, err := PercentDecode(HeaderValue(in)); err != nil || HeaderValue(back) != want {
+			t.Errorf("PercentDecode(HeaderValue(%q)) = %q, %v", in, back, err)
+		}
 	}
-	long := HeaderValue(strings.Repeat("é", 2000))
-	if n := len([]rune(long)); n != MaxHeaderValue || !strings.HasSuffix(long, "…") {
-		t.Fatalf("long value has %d characters", n)
+	for _, unit := range []string{"x", "é", "€", "😀", "a b"} {
+		for n := 300; n < 1100; n += 37 {
+			text := strings.Repeat(unit, n)
+			v := HeaderValue(text)
+			if len(v) > MaxHeaderValue || strings.ContainsFunc(v, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+				t.Fatalf("%q x %d: %d characters, or not printable ASCII: %q", unit, n, len(v), v)
+			}
+			back, err := PercentDecode(v)
+			if err != nil {
+				t.Fatalf("%q x %d: cut inside an escape: %v", unit, n, err)
+			}
+			if strings.HasSuffix(v, "%E2%80%A6") && !strings.HasPrefix(text, strings.TrimSuffix(back, "…")) {
+				t.Fatalf("%q x %d: the cut value is not a prefix", unit, n)
+			}
+		}
+	}
+	if _, err := PercentDecode("%C0%A0"); err == nil {
+		t.Fatal("an overlong escape must be refused")
 	}
 }
 

@@ -29,7 +29,7 @@ type Delivery struct {
 // names an event published on this subject, the payload decodes and satisfies the field rules.
 // A failure is an *Error whose FailureClassOf tells how to dead-letter it.
 func Decode(msg jetstream.Msg) (*Delivery, error) {
-	r, err := ReadEventHeaders(msg.Headers())
+	r, data, err := ReadEvent(msg.Headers(), msg.Data())
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +45,7 @@ func Decode(msg jetstream.Msg) (*Delivery, error) {
 		return nil, newError(CodeUnknownType, err, "no Go type is linked for %s; import its generated package", r.Type)
 	}
 	m := mt.New().Interface()
-	if err := proto.Unmarshal(msg.Data(), m); err != nil {
+	if err := proto.Unmarshal(data, m); err != nil {
 		return nil, newError(CodeUndecodable, err, "payload is not a %s: %v", r.Type, err)
 	}
 	if err := Validate(m); err != nil {
@@ -66,7 +66,7 @@ func FailureClassOf(err error) FailureClass {
 		return FailureUnknownType
 	case IsCode(err, CodeViolation):
 		return FailureContractViolation
-	case IsCode(err, CodeUndecodable), IsCode(err, CodeWireHeaders):
+	case IsCode(err, CodeUndecodable), IsCode(err, CodeWireHeaders), IsCode(err, CodeWireStructured):
 		return FailureUndecodable
 	}
 	return FailureHandlerPermanent
@@ -86,7 +86,8 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, 
 		Reason: reason.Error(), FirstFailure: now, LastFailure: now,
 	})
 	out := &nats.Msg{Subject: DeadLetterSubject(msg.Subject()), Header: NatsHeader(hs), Data: msg.Data()}
-	if _, err := js.PublishMsg(ctx, out); err != nil {
+	// refused unless the DLQ stream stores it (contracts/WIRE.md §5)
+	if _, err := js.PublishMsg(ctx, out, jetstream.WithExpectStream("DLQ")); err != nil {
 		return fmt.Errorf("dead-letter %s seq %d: %w", meta.Stream, meta.Sequence.Stream, err)
 	}
 	return msg.Term()
@@ -95,7 +96,7 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, 
 var wireOrder = []string{
 	HeaderID, HeaderSpecVersion, HeaderType, HeaderSource, HeaderTime, HeaderDataContentType,
 	HeaderPartitionKey, HeaderCorrelationID, HeaderCausationID, HeaderTraceparent, HeaderTracestate,
-	HeaderReplayOf, HeaderMsgID,
+	HeaderCETraceparent, HeaderCETracestate, HeaderReplayOf, HeaderMsgID,
 	HeaderDlqStream, HeaderDlqSequence, HeaderDlqSubject, HeaderDlqConsumer, HeaderDlqDeliveries,
 	HeaderDlqFailureClass, HeaderDlqReason, HeaderDlqFirstFailure, HeaderDlqLastFailure,
 }

@@ -3,6 +3,7 @@ package jetkit
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -61,7 +62,7 @@ func DeadLetterHeaders(original []Header, in DeadLetterInput) []Header {
 	sawMsgID := false
 	for _, h := range original {
 		switch {
-		case dlqHeaderNames[h.Name]:
+		case dlqHeaderNames[h.Name] || isServerHeader(h.Name):
 			continue
 		case h.Name == HeaderMsgID:
 			out = append(out, Header{HeaderMsgID, msgID})
@@ -100,7 +101,7 @@ func ReplayHeaders(deadLetter []Header, dlqSequence uint64, dlqStream string) []
 	out := make([]Header, 0, len(deadLetter))
 	id := ""
 	for _, h := range deadLetter {
-		if dlqHeaderNames[h.Name] || h.Name == HeaderMsgID || h.Name == HeaderReplayOf {
+		if dlqHeaderNames[h.Name] || isServerHeader(h.Name) || h.Name == HeaderMsgID || h.Name == HeaderReplayOf {
 			continue
 		}
 		if h.Name == HeaderID {
@@ -110,4 +111,11 @@ func ReplayHeaders(deadLetter []Header, dlqSequence uint64, dlqStream string) []
 	}
 	seq := strconv.FormatUint(dlqSequence, 10)
 	return append(out, Header{HeaderReplayOf, dlqStream + ":" + seq}, Header{HeaderMsgID, "replay:" + seq + ":" + id})
+}
+
+// isServerHeader reports a JetStream header other than Nats-Msg-Id (Nats-Expected-Stream,
+// Nats-TTL, ...): it belongs to the publish or read of the message it is on, and would make a
+// copy's publish fail or expire.
+func isServerHeader(name string) bool {
+	return len(name) > 5 && strings.EqualFold(name[:5], "nats-") && name != HeaderMsgID
 }

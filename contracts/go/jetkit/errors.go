@@ -18,6 +18,9 @@ const (
 	CodeViolation = "JK_CONTRACT_VIOLATION"
 	// CodeWireHeaders: the headers of a received message break contracts/WIRE.md.
 	CodeWireHeaders = "JK_WIRE_HEADERS"
+	// CodeWireStructured: a structured-mode event (content-type application/cloudevents+json)
+	// cannot be read.
+	CodeWireStructured = "JK_WIRE_STRUCTURED"
 	// CodeRejected: JetStream refused a publish (an API error with status 4xx, e.g. the stream's
 	// max_msg_size), or the client could not send it at all before anything was sent. The
 	// event is not stored; publishing it unchanged would be refused again.

@@ -31,6 +31,31 @@ type golden struct {
 		PayloadHex string      `json:"payload_hex"`
 		Headers    [][2]string `json:"headers"`
 	} `json:"vectors"`
+	Structured []struct {
+		Vector  string      `json:"vector"`
+		Headers [][2]string `json:"headers"`
+		Body    string      `json:"body"`
+	} `json:"structured"`
+	Received []struct {
+		Name      string      `json:"name"`
+		Headers   [][2]string `json:"headers"`
+		PayloadOf string      `json:"payload_of"`
+		Body      *string     `json:"body"`
+		Error     string      `json:"error"`
+		Expect    *struct {
+			ID            string `json:"id"`
+			Type          string `json:"type"`
+			Source        string `json:"source"`
+			Time          string `json:"time"`
+			MsgID         string `json:"msg_id"`
+			PartitionKey  string `json:"partition_key"`
+			CorrelationID string `json:"correlation_id"`
+			CausationID   string `json:"causation_id"`
+			Traceparent   string `json:"traceparent"`
+			Tracestate    string `json:"tracestate"`
+			PayloadHex    string `json:"payload_hex"`
+		} `json:"expect"`
+	} `json:"received"`
 	DeadLetter struct {
 		Vector string `json:"vector"`
 		Input  struct {
@@ -123,6 +148,73 @@ func TestGoldenVectors(t *testing.T) {
 				t.Fatalf("ReadEventHeaders = %+v, %v", r, err)
 			}
 		})
+	}
+}
+
+func TestGoldenVectorsCoverTheCatalog(t *testing.T) {
+	covered := map[string]bool{}
+	for _, v := range loadGolden(t).Vectors {
+		covered[v.Type] = true
+	}
+	for _, e := range Events() {
+		if !covered[e.Type] {
+			t.Errorf("no golden vector for %s", e.Type)
+		}
+	}
+}
+
+func TestGoldenReceived(t *testing.T) {
+	g := loadGolden(t)
+	payloads := map[string]string{}
+	for _, v := range g.Vectors {
+		payloads[v.Name] = v.PayloadHex
+	}
+	for _, r := range g.Received {
+		t.Run(r.Name, func(t *testing.T) {
+			var body []byte
+			if r.Body != nil {
+				body = []byte(*r.Body)
+			} else {
+				body, _ = hex.DecodeString(payloads[r.PayloadOf])
+			}
+			got, data, err := ReadEvent(NatsHeader(headersOf(r.Headers)), body)
+			if r.Error != "" {
+				if !IsCode(err, r.Error) {
+					t.Fatalf("want %s, got %+v, %v", r.Error, got, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := r.Expect
+			want := Received{ID: x.ID, Type: x.Type, Source: x.Source, Time: x.Time, MsgID: x.MsgID,
+				PartitionKey: x.PartitionKey, CorrelationID: x.CorrelationID, CausationID: x.CausationID,
+				Traceparent: x.Traceparent, Tracestate: x.Tracestate}
+			if got != want || hex.EncodeToString(data) != x.PayloadHex {
+				t.Fatalf("read\n %+v %x\nwant\n %+v %s", got, data, want, x.PayloadHex)
+			}
+		})
+	}
+}
+
+func TestGoldenStructuredReadsAsBinary(t *testing.T) {
+	g := loadGolden(t)
+	for _, s := range g.Structured {
+		for _, v := range g.Vectors {
+			if v.Name != s.Vector {
+				continue
+			}
+			payload, _ := hex.DecodeString(v.PayloadHex)
+			bin, _, err := ReadEvent(NatsHeader(headersOf(v.Headers)), payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, data, err := ReadEvent(NatsHeader(headersOf(s.Headers)), []byte(s.Body))
+			if err != nil || st != bin || hex.EncodeToString(data) != v.PayloadHex {
+				t.Fatalf("%s: structured %+v %v\n binary %+v", s.Vector, st, err, bin)
+			}
+		}
 	}
 }
 

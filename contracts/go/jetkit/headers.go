@@ -2,15 +2,14 @@ package jetkit
 
 import (
 	"encoding/json"
-	"strings"
 	"time"
 	"unicode"
-	"unicode/utf16"
 
 	"github.com/nats-io/nats.go"
 )
 
-// Header names of an event (contracts/WIRE.md §4). NATS header names are case-sensitive.
+// Header names of an event (contracts/WIRE.md §4), as jetkit writes them; readers match them
+// case-insensitively (CloudEvents NATS binding §3.1.3.1).
 const (
 	HeaderID              = "ce-id"
 	HeaderSpecVersion     = "ce-specversion"
@@ -23,6 +22,10 @@ const (
 	HeaderCausationID     = "ce-causationid"
 	HeaderTraceparent     = "traceparent"
 	HeaderTracestate      = "tracestate"
+	// HeaderCETraceparent and HeaderCETracestate carry the same trace context as the CloudEvents
+	// distributed tracing extension's attributes.
+	HeaderCETraceparent = "ce-traceparent"
+	HeaderCETracestate  = "ce-tracestate"
 	// HeaderMsgID is the JetStream de-duplication id; it equals ce-id except on dead letters and replays.
 	HeaderMsgID = "Nats-Msg-Id"
 	// HeaderReplayOf is set on a replay of a dead letter: <DLQ stream>:<DLQ sequence>.
@@ -32,8 +35,8 @@ const (
 const (
 	SpecVersion = "1.0"
 	ContentType = "application/protobuf"
-	// MaxHeaderValue is the longest header value (in UTF-16 code units, as in TypeScript) jetkit
-	// writes from free text; longer text is cut and ends with "…".
+	// MaxHeaderValue is the longest header value jetkit writes from free text, in characters of
+	// the percent-encoded (ASCII) value; longer text is cut and ends with "…" (%E2%80%A6).
 	MaxHeaderValue = 1024
 )
 
@@ -78,11 +81,11 @@ func EventHeaders(in HeaderInput) []Header {
 		t = FormatTime(in.Time)
 	}
 	h := []Header{
-		{HeaderID, in.ID},
+		{HeaderID, HeaderValue(in.ID)},
 		{HeaderSpecVersion, SpecVersion},
-		{HeaderType, in.Type},
-		{HeaderSource, in.Source},
-		{HeaderTime, t},
+		{HeaderType, HeaderValue(in.Type)},
+		{HeaderSource, HeaderValue(in.Source)},
+		{HeaderTime, HeaderValue(t)},
 		{HeaderDataContentType, ContentType},
 	}
 	if in.PartitionKey != "" {
@@ -95,10 +98,15 @@ func EventHeaders(in HeaderInput) []Header {
 		h = append(h, Header{HeaderCausationID, HeaderValue(in.CausationID)})
 	}
 	if in.Traceparent != "" {
+		// W3C headers as W3C Trace Context writes them, the tracing extension's copies percent-encoded
 		h = append(h, Header{HeaderTraceparent, in.Traceparent})
-	}
-	if in.Tracestate != "" {
-		h = append(h, Header{HeaderTracestate, in.Tracestate})
+		if in.Tracestate != "" {
+			h = append(h, Header{HeaderTracestate, in.Tracestate})
+		}
+		h = append(h, Header{HeaderCETraceparent, in.Traceparent})
+		if in.Tracestate != "" {
+			h = append(h, Header{HeaderCETracestate, HeaderValue(in.Tracestate)})
+		}
 	}
 	msgID := in.MsgID
 	if msgID == "" {
@@ -117,31 +125,6 @@ func NatsHeader(hs []Header) nats.Header {
 	return out
 }
 
-// HeaderValue makes free text safe as a header value, exactly as TypeScript's headerValue():
-// runs of control characters (CR and LF included) become one space, the result is trimmed, and
-// text longer than MaxHeaderValue UTF-16 code units is cut to MaxHeaderValue-1 units plus "…".
-func HeaderValue(s string) string {
-	var b strings.Builder
-	inCtl := false
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			if !inCtl {
-				b.WriteByte(' ')
-			}
-			inCtl = true
-			continue
-		}
-		inCtl = false
-		b.WriteRune(r)
-	}
-	clean := strings.TrimFunc(b.String(), isJSWhitespace)
-	units := utf16.Encode([]rune(clean))
-	if len(units) <= MaxHeaderValue {
-		return clean
-	}
-	return string(utf16.Decode(units[:MaxHeaderValue-1])) + "…"
-}
-
 // isJSWhitespace is the set String.prototype.trim removes (ECMAScript WhiteSpace and LineTerminator).
 func isJSWhitespace(r rune) bool {
 	switch r {
@@ -158,53 +141,86 @@ type Received struct {
 	ReplayOf                                                          string
 }
 
-// ReadEventHeaders reads and checks the headers of a received event like TypeScript's
-// readEventHeaders(): it fails with JK_WIRE_HEADERS naming the header that is missing or wrong.
+// ReadEventHeaders reads and checks the headers of a received binary-mode event like
+// TypeScript's readEventHeaders(): names in any case, ce-* values percent-decoded; it fails with
+// JK_WIRE_HEADERS naming the header that is missing or wrong.
 func ReadEventHeaders(h nats.Header) (Received, error) {
-	get := func(name string) string { return h.Get(name) }
-	need := func(name string) (string, error) {
-		if v := get(name); v != "" {
-			return v, nil
-		}
-		return "", newError(CodeWireHeaders, nil,
-			"header %s is missing; every jetkit event carries the CloudEvents headers of contracts/WIRE.md", name)
-	}
-	spec, err := need(HeaderSpecVersion)
+	a, err := binaryAttributes(h)
 	if err != nil {
 		return Received{}, err
 	}
-	if spec != SpecVersion {
-		return Received{}, newError(CodeWireHeaders, nil, "header ce-specversion is %q, expected %q", spec, SpecVersion)
+	return checkAttributes(a)
+}
+
+// ReadEvent reads and checks a received message in either content mode (contracts/WIRE.md §4):
+// structured when its content-type names a CloudEvents format (or it has no CloudEvents headers
+// and a JSON object body), binary otherwise. It returns the attributes and the event data (the
+// protobuf payload).
+func ReadEvent(h nats.Header, body []byte) (Received, []byte, error) {
+	if isStructured(h, body) {
+		a, data, err := readStructured(h, body)
+		if err != nil {
+			return Received{}, nil, err
+		}
+		r, err := checkAttributes(a)
+		return r, data, err
 	}
-	if ct := get(HeaderDataContentType); ct != "" && ct != ContentType {
-		return Received{}, newError(CodeWireHeaders, nil, "header ce-datacontenttype is %q, expected %q", ct, ContentType)
+	r, err := ReadEventHeaders(h)
+	return r, body, err
+}
+
+// checkAttributes checks the attributes of a received event (contracts/WIRE.md §4).
+func checkAttributes(a attributes) (Received, error) {
+	missing := func(name string) error {
+		return newError(CodeWireHeaders, nil,
+			"header %s is missing; every jetkit event carries the CloudEvents headers of contracts/WIRE.md", name)
 	}
-	var r Received
-	if r.ID, err = need(HeaderID); err != nil {
-		return Received{}, err
+	if a.specVersion == "" {
+		return Received{}, missing(HeaderSpecVersion)
 	}
-	if !validID(r.ID) {
+	if a.specVersion != SpecVersion {
+		return Received{}, newError(CodeWireHeaders, nil, "header ce-specversion is %q, expected %q", a.specVersion, SpecVersion)
+	}
+	if a.dataContentType != "" && !IsProtobufMediaType(a.dataContentType) {
+		return Received{}, newError(CodeWireHeaders, nil, "header ce-datacontenttype is %q, expected %q (media types match case-insensitively)", a.dataContentType, ContentType)
+	}
+	if a.id == "" {
+		return Received{}, missing(HeaderID)
+	}
+	if !validID(a.id) {
 		return Received{}, newError(CodeWireHeaders, nil, "header ce-id must be 1-256 printable ASCII characters without spaces")
 	}
-	if r.Type, err = need(HeaderType); err != nil {
-		return Received{}, err
+	switch {
+	case a.typ == "":
+		return Received{}, missing(HeaderType)
+	case a.source == "":
+		return Received{}, missing(HeaderSource)
+	case a.time == "":
+		return Received{}, missing(HeaderTime)
 	}
-	if r.Source, err = need(HeaderSource); err != nil {
-		return Received{}, err
+	r := Received{
+		ID: a.id, Type: a.typ, Source: a.source, Time: a.time, MsgID: a.msgID,
+		PartitionKey: a.partitionKey, CorrelationID: a.correlationID, CausationID: a.causationID,
+		ReplayOf: a.replayOf,
 	}
-	if r.Time, err = need(HeaderTime); err != nil {
-		return Received{}, err
-	}
-	if r.MsgID = get(HeaderMsgID); r.MsgID == "" {
+	if r.MsgID == "" {
 		r.MsgID = r.ID
 	}
-	r.PartitionKey = get(HeaderPartitionKey)
-	r.CorrelationID = get(HeaderCorrelationID)
-	r.CausationID = get(HeaderCausationID)
-	r.Traceparent = get(HeaderTraceparent)
-	r.Tracestate = get(HeaderTracestate)
-	r.ReplayOf = get(HeaderReplayOf)
+	r.Traceparent, r.Tracestate = pickTrace(a)
 	return r, nil
+}
+
+// pickTrace is the trace context a received event continues (contracts/WIRE.md §4.2): the W3C
+// traceparent header (the hop the message took) when it is valid, else the tracing extension's
+// ce-traceparent, each with its own tracestate.
+func pickTrace(a attributes) (string, string) {
+	if _, ok := ParseTraceparent(a.traceparent); ok {
+		return a.traceparent, a.tracestate
+	}
+	if _, ok := ParseTraceparent(a.ceTraceparent); ok {
+		return a.ceTraceparent, a.ceTracestate
+	}
+	return a.traceparent, a.tracestate
 }
 
 func validID(id string) bool {

@@ -8,7 +8,7 @@ use crate::events::AnyEvent;
 use crate::trace::TraceContext;
 use crate::wire::{
     DeadLetterInput, FailureClass, Received, dead_letter_headers, dead_letter_subject, format_time,
-    header_map, ordered_headers, read_event_headers,
+    header_map, ordered_headers, read_event,
 };
 
 /// A received event that passed the checks of contracts/WIRE.md §4.
@@ -27,7 +27,7 @@ pub struct Delivery {
 /// the payload decodes as that event. The error's code says how to dead-letter it
 /// (`FailureClass::of`). Field rules (protovalidate) are not checked in Rust.
 pub fn decode(msg: &Message) -> Result<Delivery> {
-    let headers = read_event_headers(msg.headers.as_ref())?;
+    let (headers, data) = read_event(msg.headers.as_ref(), &msg.payload)?;
     let event = event_by_type(&headers.type_name)?;
     if event.subject != msg.subject.as_str() {
         return Err(Error::new(
@@ -38,7 +38,7 @@ pub fn decode(msg: &Message) -> Result<Delivery> {
             ),
         ));
     }
-    let message = AnyEvent::decode(&event.type_name, &msg.payload)?;
+    let message = AnyEvent::decode(&event.type_name, &data)?;
     let trace = headers
         .traceparent
         .as_deref()
@@ -84,14 +84,13 @@ pub async fn dead_letter(
             last_failure: now,
         },
     );
-    js.publish_with_headers(
-        dead_letter_subject(&msg.subject),
-        header_map(&headers)?,
-        msg.payload.clone(),
-    )
-    .await
-    .map_err(|e| failed(&e))?
-    .await
-    .map_err(|e| failed(&e))?;
+    let mut map = header_map(&headers)?;
+    // refused unless the DLQ stream stores it (contracts/WIRE.md §5)
+    map.insert("Nats-Expected-Stream", "DLQ");
+    js.publish_with_headers(dead_letter_subject(&msg.subject), map, msg.payload.clone())
+        .await
+        .map_err(|e| failed(&e))?
+        .await
+        .map_err(|e| failed(&e))?;
     msg.ack_with(AckKind::Term).await.map_err(|e| failed(&e))
 }

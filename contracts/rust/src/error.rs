@@ -13,6 +13,8 @@ pub mod codes {
     pub const UNDECODABLE: &str = "JK_CONTRACT_UNDECODABLE";
     /// The headers of a received message break contracts/WIRE.md.
     pub const WIRE_HEADERS: &str = "JK_WIRE_HEADERS";
+    /// A structured-mode event (content-type application/cloudevents+json) cannot be read.
+    pub const WIRE_STRUCTURED: &str = "JK_WIRE_STRUCTURED";
     /// A dead letter could not be stored (`dead_letter`: JetStream refused or did not
     /// acknowledge it); the message is not terminated, so JetStream delivers it again.
     pub const PUBLISH_FAILED: &str = "JK_PRODUCER_PUBLISH_FAILED";

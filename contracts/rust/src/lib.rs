@@ -3,6 +3,7 @@
 //! `jetkit-contracts`), headers are CloudEvents binary mode, publishes carry a Nats-Msg-Id,
 //! W3C trace context continues across services, and unprocessable messages are dead-lettered.
 
+pub mod binding;
 mod catalog;
 mod consumer;
 mod error;

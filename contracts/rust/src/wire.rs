@@ -4,9 +4,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_nats::HeaderMap;
 
+use crate::binding::{
+    Attributes, binary_attributes, is_protobuf_media_type, is_structured, percent_encode,
+    read_structured,
+};
 use crate::error::{Error, Result, codes};
+use crate::trace::TraceContext;
 
-/// Header names of an event. NATS header names are case-sensitive.
+/// Header names of an event, as jetkit writes them; readers match them case-insensitively
+/// (CloudEvents NATS binding §3.1.3.1).
 pub mod names {
     pub const ID: &str = "ce-id";
     pub const SPEC_VERSION: &str = "ce-specversion";
@@ -19,6 +25,11 @@ pub mod names {
     pub const CAUSATION_ID: &str = "ce-causationid";
     pub const TRACEPARENT: &str = "traceparent";
     pub const TRACESTATE: &str = "tracestate";
+    /// The same trace context as the CloudEvents distributed tracing extension's attributes.
+    pub const CE_TRACEPARENT: &str = "ce-traceparent";
+    pub const CE_TRACESTATE: &str = "ce-tracestate";
+    /// Names the event format of a structured-mode message.
+    pub const CONTENT_TYPE: &str = "content-type";
     /// JetStream de-duplication id; equals ce-id except on dead letters and replays.
     pub const MSG_ID: &str = "Nats-Msg-Id";
     /// Set on a replay of a dead letter: `<DLQ stream>:<DLQ sequence>`.
@@ -49,7 +60,8 @@ const DLQ_NAMES: [&str; 9] = [
 
 pub const SPEC_VERSION_1_0: &str = "1.0";
 pub const CONTENT_TYPE: &str = "application/protobuf";
-/// Longest header value (in UTF-16 code units, as in TypeScript) written from free text.
+/// Longest header value written from free text, in characters of the percent-encoded (ASCII)
+/// value; longer text is cut and ends with `…` (`%E2%80%A6`).
 pub const MAX_HEADER_VALUE: usize = 1024;
 
 /// An ordered header list: (name, value).
@@ -78,11 +90,11 @@ pub struct HeaderInput {
 /// The headers of an event in their wire order.
 pub fn event_headers(input: &HeaderInput) -> Headers {
     let mut h: Headers = vec![
-        (ID.into(), input.id.clone()),
+        (ID.into(), header_value(&input.id)),
         (SPEC_VERSION.into(), SPEC_VERSION_1_0.into()),
-        (TYPE.into(), input.type_name.clone()),
-        (SOURCE.into(), input.source.clone()),
-        (TIME.into(), input.time.clone()),
+        (TYPE.into(), header_value(&input.type_name)),
+        (SOURCE.into(), header_value(&input.source)),
+        (TIME.into(), header_value(&input.time)),
         (DATA_CONTENT_TYPE.into(), CONTENT_TYPE.into()),
     ];
     let present = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
@@ -95,12 +107,16 @@ pub fn event_headers(input: &HeaderInput) -> Headers {
             h.push((name.into(), header_value(&v)));
         }
     }
-    for (name, value) in [
-        (TRACEPARENT, &input.traceparent),
-        (TRACESTATE, &input.tracestate),
-    ] {
-        if let Some(v) = present(value) {
-            h.push((name.into(), v));
+    if let Some(tp) = present(&input.traceparent) {
+        // W3C headers as W3C Trace Context writes them, the tracing extension's copies percent-encoded
+        let state = present(&input.tracestate);
+        h.push((TRACEPARENT.into(), tp.clone()));
+        if let Some(ts) = &state {
+            h.push((TRACESTATE.into(), ts.clone()));
+        }
+        h.push((CE_TRACEPARENT.into(), tp));
+        if let Some(ts) = &state {
+            h.push((CE_TRACESTATE.into(), header_value(ts)));
         }
     }
     h.push((
@@ -110,14 +126,19 @@ pub fn event_headers(input: &HeaderInput) -> Headers {
     h
 }
 
-/// A header value that is safe on the wire, exactly as TypeScript's `headerValue()`: runs of
-/// control characters (CR and LF included) become one space, the result is trimmed, and text
-/// longer than MAX_HEADER_VALUE UTF-16 code units is cut to MAX_HEADER_VALUE-1 units plus "…".
+/// A header value written from free text, exactly as TypeScript's `headerValue()`: each run of
+/// control characters (U+0000-U+001F, U+007F-U+009F; CR and LF included) becomes one space, the
+/// text is trimmed, then percent-encoded (binding §3.1.3.2) and cut to at most MAX_HEADER_VALUE
+/// ASCII characters without splitting an escape (contracts/WIRE.md §4.1).
 pub fn header_value(s: &str) -> String {
+    let encoded = percent_encode(s, MAX_HEADER_VALUE);
+    if encoded == s {
+        return encoded;
+    }
     let mut clean = String::with_capacity(s.len());
     let mut in_ctl = false;
     for c in s.chars() {
-        if c < '\u{20}' || c == '\u{7f}' {
+        if c < '\u{20}' || ('\u{7f}'..='\u{9f}').contains(&c) {
             if !in_ctl {
                 clean.push(' ');
             }
@@ -127,12 +148,7 @@ pub fn header_value(s: &str) -> String {
             clean.push(c);
         }
     }
-    let clean = clean.trim_matches(is_js_whitespace);
-    let units: Vec<u16> = clean.encode_utf16().collect();
-    if units.len() <= MAX_HEADER_VALUE {
-        return clean.to_string();
-    }
-    String::from_utf16_lossy(&units[..MAX_HEADER_VALUE - 1]) + "…"
+    percent_encode(clean.trim_matches(is_js_whitespace), MAX_HEADER_VALUE)
 }
 
 /// What String.prototype.trim removes: Unicode White_Space without U+0085, plus U+FEFF.
@@ -189,7 +205,7 @@ pub fn header_map(headers: &[(String, String)]) -> Result<HeaderMap> {
 /// Received headers in the order of contracts/WIRE.md (async-nats hands them over as a map);
 /// names WIRE.md does not know follow, sorted.
 pub fn ordered_headers(map: &HeaderMap) -> Headers {
-    const ORDER: [&str; 22] = [
+    const ORDER: [&str; 24] = [
         ID,
         SPEC_VERSION,
         TYPE,
@@ -201,6 +217,8 @@ pub fn ordered_headers(map: &HeaderMap) -> Headers {
         CAUSATION_ID,
         TRACEPARENT,
         TRACESTATE,
+        CE_TRACEPARENT,
+        CE_TRACESTATE,
         REPLAY_OF,
         MSG_ID,
         DLQ_STREAM,
@@ -241,54 +259,77 @@ pub struct Received {
     pub replay_of: Option<String>,
 }
 
-/// Reads and checks the headers of a received event like TypeScript's `readEventHeaders()`:
-/// fails with JK_WIRE_HEADERS naming the header that is missing or wrong.
+/// Reads and checks the headers of a received binary-mode event like TypeScript's
+/// `readEventHeaders()`: names in any case, `ce-*` values percent-decoded; fails with
+/// JK_WIRE_HEADERS naming the header that is missing or wrong.
 pub fn read_event_headers(map: Option<&HeaderMap>) -> Result<Received> {
-    let get = |name: &str| {
-        map.and_then(|m| m.get(name))
-            .map(|v| v.as_str().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    let need = |name: &str| {
-        get(name).ok_or_else(|| {
+    check_attributes(binary_attributes(map)?)
+}
+
+/// Reads and checks a received message in either content mode (contracts/WIRE.md §4):
+/// structured when its content-type names a CloudEvents format (or it has no CloudEvents headers
+/// and a JSON object body), binary otherwise. Returns the attributes and the event data.
+pub fn read_event(map: Option<&HeaderMap>, body: &[u8]) -> Result<(Received, Vec<u8>)> {
+    if is_structured(map, body) {
+        let (a, data) = read_structured(map, body)?;
+        return Ok((check_attributes(a)?, data));
+    }
+    Ok((read_event_headers(map)?, body.to_vec()))
+}
+
+fn check_attributes(a: Attributes) -> Result<Received> {
+    let need = |v: Option<String>, name: &str| {
+        v.ok_or_else(|| {
             Error::new(
                 codes::WIRE_HEADERS,
                 format!("header {name} is missing; every jetkit event carries the CloudEvents headers of contracts/WIRE.md"),
             )
         })
     };
-    let spec = need(SPEC_VERSION)?;
+    let spec = need(a.spec_version, SPEC_VERSION)?;
     if spec != SPEC_VERSION_1_0 {
         return Err(Error::new(
             codes::WIRE_HEADERS,
             format!("header ce-specversion is {spec:?}, expected \"1.0\""),
         ));
     }
-    if let Some(ct) = get(DATA_CONTENT_TYPE).filter(|ct| ct != CONTENT_TYPE) {
+    if let Some(ct) = a.data_content_type.filter(|ct| !is_protobuf_media_type(ct)) {
         return Err(Error::new(
             codes::WIRE_HEADERS,
-            format!("header ce-datacontenttype is {ct:?}, expected {CONTENT_TYPE:?}"),
+            format!(
+                "header ce-datacontenttype is {ct:?}, expected {CONTENT_TYPE:?} (media types match case-insensitively)"
+            ),
         ));
     }
-    let id = need(ID)?;
+    let id = need(a.id, ID)?;
     if id.len() > 256 || !id.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         return Err(Error::new(
             codes::WIRE_HEADERS,
             "header ce-id must be 1-256 printable ASCII characters without spaces",
         ));
     }
+    // The trace context continued (§4.2): the W3C header (this hop) when valid, else the
+    // tracing extension's, each with its own tracestate.
+    let valid = |t: &Option<String>| t.as_deref().and_then(TraceContext::parse).is_some();
+    let (traceparent, tracestate) = if valid(&a.traceparent) {
+        (a.traceparent, a.tracestate)
+    } else if valid(&a.ce_traceparent) {
+        (a.ce_traceparent, a.ce_tracestate)
+    } else {
+        (a.traceparent, a.tracestate)
+    };
     Ok(Received {
-        msg_id: get(MSG_ID).unwrap_or_else(|| id.clone()),
+        msg_id: a.msg_id.unwrap_or_else(|| id.clone()),
         id,
-        type_name: need(TYPE)?,
-        source: need(SOURCE)?,
-        time: need(TIME)?,
-        partition_key: get(PARTITION_KEY),
-        correlation_id: get(CORRELATION_ID),
-        causation_id: get(CAUSATION_ID),
-        traceparent: get(TRACEPARENT),
-        tracestate: get(TRACESTATE),
-        replay_of: get(REPLAY_OF),
+        type_name: need(a.type_name, TYPE)?,
+        source: need(a.source, SOURCE)?,
+        time: need(a.time, TIME)?,
+        partition_key: a.partition_key,
+        correlation_id: a.correlation_id,
+        causation_id: a.causation_id,
+        traceparent,
+        tracestate,
+        replay_of: a.replay_of,
     })
 }
 
@@ -319,7 +360,9 @@ impl FailureClass {
     pub fn of(err: &Error) -> FailureClass {
         match err.code {
             codes::UNKNOWN_TYPE | codes::UNKNOWN_SUBJECT => FailureClass::UnknownType,
-            codes::UNDECODABLE | codes::WIRE_HEADERS => FailureClass::Undecodable,
+            codes::UNDECODABLE | codes::WIRE_HEADERS | codes::WIRE_STRUCTURED => {
+                FailureClass::Undecodable
+            }
             _ => FailureClass::HandlerPermanent,
         }
     }
@@ -347,7 +390,7 @@ pub fn dead_letter_headers(original: &[(String, String)], input: &DeadLetterInpu
     let mut out: Headers = Vec::with_capacity(original.len() + 10);
     let mut saw_msg_id = false;
     for (k, v) in original {
-        if DLQ_NAMES.contains(&k.as_str()) {
+        if DLQ_NAMES.contains(&k.as_str()) || is_server_header(k) {
             continue;
         }
         if k == MSG_ID {
@@ -398,7 +441,12 @@ pub fn replay_headers(
     let mut id = String::new();
     let mut out: Headers = dead_letter
         .iter()
-        .filter(|(k, _)| !DLQ_NAMES.contains(&k.as_str()) && k != MSG_ID && k != REPLAY_OF)
+        .filter(|(k, _)| {
+            !DLQ_NAMES.contains(&k.as_str())
+                && !is_server_header(k)
+                && k != MSG_ID
+                && k != REPLAY_OF
+        })
         .inspect(|(k, v)| {
             if k == ID {
                 id = v.clone();
@@ -409,4 +457,10 @@ pub fn replay_headers(
     out.push((REPLAY_OF.into(), format!("{dlq_stream}:{dlq_sequence}")));
     out.push((MSG_ID.into(), format!("replay:{dlq_sequence}:{id}")));
     out
+}
+
+/// A JetStream header other than Nats-Msg-Id (`Nats-Expected-Stream`, `Nats-TTL`, …): it belongs
+/// to the publish or read of the message it is on, and would make a copy's publish fail or expire.
+fn is_server_header(name: &str) -> bool {
+    name.len() > 5 && name[..5].eq_ignore_ascii_case("nats-") && name != MSG_ID
 }

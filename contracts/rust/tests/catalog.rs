@@ -59,12 +59,37 @@ fn malformed_payload_is_undecodable() {
 
 #[test]
 fn header_values_are_safe_like_typescript() {
-    assert_eq!(wire::header_value("  a\r\nInjected: x \t"), "a Injected: x");
+    use jetkit::binding::percent_decode;
+    assert_eq!(
+        wire::header_value("  a\r\nInjected: x \t"),
+        "a%20Injected:%20x"
+    );
     assert_eq!(wire::header_value("\u{a0}\u{feff}key\u{2028}"), "key");
-    assert_eq!(wire::header_value("keep\u{85}"), "keep\u{85}");
-    let long = wire::header_value(&"é".repeat(2000));
-    assert_eq!(long.chars().count(), wire::MAX_HEADER_VALUE);
-    assert!(long.ends_with('…'));
+    assert_eq!(wire::header_value("keep\u{85}end"), "keep%20end");
+    assert_eq!(
+        wire::header_value("Euro € 😀"),
+        "Euro%20%E2%82%AC%20%F0%9F%98%80"
+    );
+    assert_eq!(wire::header_value("plain-id_1.2:3/4"), "plain-id_1.2:3/4");
+    for unit in ["x", "é", "€", "😀", "a b"] {
+        for n in (300..1100).step_by(37) {
+            let text = unit.repeat(n);
+            let v = wire::header_value(&text);
+            assert!(v.len() <= wire::MAX_HEADER_VALUE, "{unit} x {n}");
+            assert!(
+                v.bytes().all(|b| (0x21..=0x7e).contains(&b)),
+                "{unit} x {n}: {v}"
+            );
+            let back = percent_decode(&v).expect("a cut never splits an escape");
+            if v.ends_with("%E2%80%A6") {
+                assert!(text.starts_with(back.trim_end_matches('…')), "{unit} x {n}");
+            }
+        }
+    }
+    assert!(
+        percent_decode("%C0%A0").is_err(),
+        "an overlong escape is refused"
+    );
 }
 
 #[test]

@@ -149,3 +149,111 @@ fn dead_letter_and_replay_headers_match() {
     let replay = wire::replay_headers(&headers, dl["replay_sequence"].as_u64().unwrap(), "DLQ");
     assert_eq!(replay, pairs(&dl["replay_headers"]));
 }
+
+#[test]
+fn vectors_cover_every_event_of_the_catalog() {
+    let g = golden();
+    let covered: Vec<&str> = g["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["type"].as_str().unwrap())
+        .collect();
+    for e in jetkit::events() {
+        assert!(
+            covered.contains(&e.type_name.as_str()),
+            "no vector for {}",
+            e.type_name
+        );
+    }
+}
+
+fn payload_of(g: &Value, name: &str) -> Vec<u8> {
+    let h = g["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("payload_of {name} names no vector"))["payload_hex"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_received_message_reads_as_the_vector_says() {
+    let g = golden();
+    let received = g["received"].as_array().unwrap();
+    assert!(received.len() >= 10);
+    for r in received {
+        let name = r["name"].as_str().unwrap();
+        let body = match r["body"].as_str() {
+            Some(b) => b.as_bytes().to_vec(),
+            None => payload_of(&g, r["payload_of"].as_str().unwrap()),
+        };
+        let headers = pairs(&r["headers"]);
+        let map = if headers.is_empty() {
+            None
+        } else {
+            Some(wire::header_map(&headers).unwrap())
+        };
+        let got = wire::read_event(map.as_ref(), &body);
+        if let Some(code) = r["error"].as_str() {
+            assert_eq!(got.err().map(|e| e.code), Some(code), "{name}");
+            continue;
+        }
+        let (h, data) = got.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let x = &r["expect"];
+        assert_eq!(
+            wire::Received {
+                id: opt(x, "id").unwrap(),
+                type_name: opt(x, "type").unwrap(),
+                source: opt(x, "source").unwrap(),
+                time: opt(x, "time").unwrap(),
+                msg_id: opt(x, "msg_id").unwrap(),
+                partition_key: opt(x, "partition_key"),
+                correlation_id: opt(x, "correlation_id"),
+                causation_id: opt(x, "causation_id"),
+                traceparent: opt(x, "traceparent"),
+                tracestate: opt(x, "tracestate"),
+                replay_of: None,
+            },
+            h,
+            "{name}"
+        );
+        assert_eq!(
+            hex(&data),
+            x["payload_hex"].as_str().unwrap(),
+            "{name}: data"
+        );
+    }
+}
+
+#[test]
+fn structured_events_read_as_their_binary_vector() {
+    let g = golden();
+    for s in g["structured"].as_array().unwrap() {
+        let v = g["vectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == s["vector"])
+            .unwrap();
+        let payload = payload_of(&g, v["name"].as_str().unwrap());
+        let binary = wire::read_event(
+            Some(&wire::header_map(&pairs(&v["headers"])).unwrap()),
+            &payload,
+        )
+        .unwrap();
+        let structured = wire::read_event(
+            Some(&wire::header_map(&pairs(&s["headers"])).unwrap()),
+            s["body"].as_str().unwrap().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(structured, binary, "{}", s["vector"]);
+    }
+}
