@@ -13,7 +13,10 @@
  * waiting for its ack, so acks still in a client buffer are not counted as done.
  *
  *   cd consumers && tsc -b && node dist/bench/consume.js [events=20000] [rounds=5]
- *   BENCH_MODES=raw,sdk,store[,novalidate][,rawdecode]  modes to run (novalidate: SDK with
+ *   BENCH_MODES=raw,sdk,store[,group][,groupnostore][,novalidate][,rawdecode]  modes to run
+ *                                           (group: a partitioned consumer group of 2 members,
+ *                                           16 partitions, idempotency on as by default;
+ *                                           groupnostore: the same without it; novalidate: SDK with
  *                                           validate:false; rawdecode: raw that also decodes each
  *                                           payload with ts-proto. Both for reference only: the
  *                                           ratios are against plain raw)
@@ -172,7 +175,51 @@ async function sdk(opts: { idempotency: boolean; validate: boolean }): Promise<n
   return N / secs;
 }
 
+/**
+ * A partitioned consumer group of 2 members (in this one process, each on its own connection), 16
+ * partitions, per-key order: done when the handlers saw every event (a group acks nothing on the
+ * server; its progress is the partitions' checkpoints).
+ */
+async function group(opts: { idempotency: boolean }): Promise<number> {
+  const durable = `group-${run++}`;
+  let n = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => {
+    done = r;
+  });
+  const conns = [await open(), await open()];
+  const members = await Promise.all(
+    conns.map((nc) =>
+      createConsumer({
+        connection: nc,
+        durable,
+        events: [OrderFulfillmentCompleted],
+        concurrency: CONCURRENCY,
+        batch: BATCH,
+        group: { partitions: 16, bucket: `bench-${durable}` },
+        idempotency: opts.idempotency ? { bucket: `bench-${durable}-idem` } : false,
+        deadLetter: { advisories: false },
+        logger: pino({ level: "silent" }),
+      }),
+    ),
+  );
+  for (const c of members) {
+    c.on(OrderFulfillmentCompleted, () => {
+      if (++n === N) done();
+    });
+  }
+  const t0 = performance.now();
+  await Promise.all(members.map((c) => c.start()));
+  await finished;
+  const secs = (performance.now() - t0) / 1000;
+  for (const c of members) await c.stop({ timeoutMs: 2000 });
+  for (const nc of conns) await nc.drain();
+  return N / secs;
+}
+
 const runners: Record<string, () => Promise<number>> = {
+  group: () => group({ idempotency: true }),
+  groupnostore: () => group({ idempotency: false }),
   raw: () => raw(),
   rawdecode: () => raw(true),
   sdk: () => sdk({ idempotency: false, validate: true }),
@@ -185,6 +232,8 @@ const labels: Record<string, string> = {
   sdk: "SDK (defaults: validation on)",
   store: "SDK + idempotency KV",
   novalidate: "SDK, validate: false",
+  group: "group: 2 members, 16 parts",
+  groupnostore: "group, idempotency: false",
 };
 const modes = MODES.filter((m) => runners[m]);
 const results = new Map<string, number[]>(modes.map((m) => [m, []]));
