@@ -79,4 +79,57 @@ describe("consumer: partitioned consumer groups (in one process)", () => {
     await until(() => a.ownedPartitions().length === 8, 10_000, "a takes b's partitions back when b leaves");
     await a.stop({ timeoutMs: 2000 });
   });
+
+  it("static membership: a name's partitions stay with it, a standby of the same name takes them when it stops", async () => {
+    const make = (member: string) =>
+      createConsumer({
+        connection: env.nc,
+        durable: "static",
+        events: [OrderFulfillmentCompleted],
+        group: { partitions: 4, members: ["x", "y"], member, leaseMs: 1000 },
+        logger: silent,
+      }).then((c) => c.on(OrderFulfillmentCompleted, () => {}));
+    const x1 = await make("x");
+    const x2 = await make("x");
+    const y = await make("y");
+    await x1.start();
+    await until(() => x1.ownedPartitions().length === 2, 10_000, "x1 owns x's partitions");
+    await x2.start();
+    await y.start();
+    await until(() => y.ownedPartitions().length === 2, 10_000, "y owns y's partitions");
+    assert.deepEqual(x1.ownedPartitions(), [0, 2], "x owns partitions 0 and 2 (p % 2 == 0)");
+    assert.deepEqual(y.ownedPartitions(), [1, 3]);
+    assert.deepEqual(x2.ownedPartitions(), [], "the standby owns nothing while x1 runs");
+    await x1.stop({ timeoutMs: 1000 });
+    await until(() => x2.ownedPartitions().length === 2, 10_000, "the standby takes x's partitions");
+    assert.deepEqual(y.ownedPartitions(), [1, 3], "y's partitions never moved");
+    await x2.stop({ timeoutMs: 1000 });
+    await y.stop({ timeoutMs: 1000 });
+  });
+
+  it("refuses to join a group with another partition count (JK_CONSUMER_GROUP), naming both", async () => {
+    const first = await createConsumer({
+      connection: env.nc,
+      durable: "mismatch",
+      events: [OrderFulfillmentCompleted],
+      group: { partitions: 8 },
+      logger: silent,
+    });
+    first.on(OrderFulfillmentCompleted, () => {});
+    await first.start();
+    const second = await createConsumer({
+      connection: env.nc,
+      durable: "mismatch",
+      events: [OrderFulfillmentCompleted],
+      group: { partitions: 4 },
+      logger: silent,
+    });
+    second.on(OrderFulfillmentCompleted, () => {});
+    await assert.rejects(second.start(), (err: Error & { code?: string }) => {
+      assert.equal(err.code, "JK_CONSUMER_GROUP");
+      assert.match(err.message, /exists with 8 partitions .* asks for 4/);
+      return true;
+    });
+    await first.stop({ timeoutMs: 1000 });
+  });
 });
