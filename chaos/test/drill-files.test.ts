@@ -24,6 +24,8 @@ describe("drill files", () => {
         "client-latency",
         "consumer-crash-loop",
         "consumer-kill-mid-handler",
+        "group-kill-mid-handler",
+        "group-member-hang",
         "idempotency-store-outage",
         "leader-kill",
         "minority-partition",
