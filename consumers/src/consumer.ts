@@ -570,12 +570,12 @@ class JetkitConsumer implements Consumer {
       startSeq,
       Boolean(this.#nc.info?.cluster),
       {
-        acquired: (p, seq) => {
+        acquired: (p, seq, replayUntil) => {
           this.#tel.partitionChanges.add(1, {
             "messaging.consumer.group.name": this.durable,
             "jetkit.change": "acquired",
           });
-          reader.acquired(p, seq);
+          reader.acquired(p, seq, replayUntil);
         },
         release: (p) => {
           this.#tel.partitionChanges.add(1, {
@@ -1079,6 +1079,7 @@ class JetkitConsumer implements Consumer {
   async #handleOnce(run: Run, store: IdempotencyStore): Promise<void> {
     const { f, wire, span } = run;
     const attrs = this.#attributes(f.msg.subject).base;
+    if (f.part && !this.#mayHaveRunElsewhere(f)) return this.#handleOwnedOnce(run, store);
     try {
       let claim: Awaited<ReturnType<IdempotencyStore["claim"]>> | undefined;
       const perKey = this.#o.ordering === "per-key";
@@ -1145,6 +1146,35 @@ class JetkitConsumer implements Consumer {
         clearInterval(run.renewal);
         this.#claimedHere.delete(wire.id);
       }
+    } finally {
+      span.end();
+    }
+  }
+
+  /**
+   * True when another process may have run a group message: its partition was taken over from an
+   * owner that stopped renewing it, and the message was stored before that owner's fence (see
+   * PartitionGroup). Every other message of an owned partition can have run nowhere else: the
+   * owner reads its partitions alone and its predecessor handed over a drained checkpoint.
+   */
+  #mayHaveRunElsewhere(f: InFlight): boolean {
+    const until = f.part?.replayUntil;
+    return until !== undefined && f.msg.info.timestampNanos / 1e6 <= until;
+  }
+
+  /**
+   * A group message no other process can have run: the handler without a claim (the partition's
+   * lease excludes other runners), then the effect record, which a later takeover's replay reads.
+   */
+  async #handleOwnedOnce(run: Run, store: IdempotencyStore): Promise<void> {
+    const { span } = run;
+    try {
+      if (store.recordedLately(run.wire.id)) {
+        this.#ack(run.f, this.#attributes(run.f.msg.subject).base);
+        return;
+      }
+      const outcome = await this.#attempt(run, run.f.delivery);
+      span.setAttribute("jetkit.outcome", outcome);
     } finally {
       span.end();
     }
@@ -1318,7 +1348,8 @@ class JetkitConsumer implements Consumer {
         return "abandoned";
       }
       try {
-        await store.complete(wire.id, run.claim ?? 0, b.stream, f.seq);
+        if (run.claim === undefined && f.part) await store.record(wire.id, b.stream, f.seq);
+        else await store.complete(wire.id, run.claim ?? 0, b.stream, f.seq);
         break;
       } catch (err) {
         if (err instanceof ClaimLostError) {

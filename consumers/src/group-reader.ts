@@ -16,15 +16,19 @@ export class PartState {
   lost = false;
   /** The reader run from which `readNext` also counts for this partition. */
   run: number;
+  /** Events stored until then (epoch ms) may have been run by the previous owner (taken over). */
+  replayUntil: number | undefined;
   #drained: (() => void) | undefined;
 
   constructor(
     readonly partition: number,
     seq: number,
     run: number,
+    replayUntil: number | undefined,
   ) {
     this.next = seq;
     this.run = run;
+    this.replayUntil = replayUntil;
   }
 
   take(seq: number): void {
@@ -106,9 +110,9 @@ export class GroupReader<T> implements PartitionHandler {
     return this.#inFlight;
   }
 
-  acquired(partition: number, seq: number): void {
+  acquired(partition: number, seq: number, replayUntil: number | undefined): void {
     const behind = this.#loop !== undefined && seq < this.#readNext;
-    this.parts.set(partition, new PartState(partition, seq, behind ? this.#run + 1 : this.#run));
+    this.parts.set(partition, new PartState(partition, seq, behind ? this.#run + 1 : this.#run, replayUntil));
     if (behind) {
       this.#restart = true;
       this.#iter?.stop();

@@ -25,6 +25,8 @@ interface Seen {
   value: PartitionRecord | MemberRecord | undefined;
   /** performance.now() when this revision was first seen here. */
   at: number;
+  /** When the server stored this revision (epoch ms). */
+  created: number;
 }
 
 interface MemberRecord {
@@ -49,8 +51,12 @@ interface Owned {
 
 /** What the consumer does when the group gives it a partition or takes one away. */
 export interface PartitionHandler {
-  /** The partition is this instance's from stream sequence `seq` on. */
-  acquired(partition: number, seq: number): void;
+  /**
+   * The partition is this instance's from stream sequence `seq` on. `replayUntil` (epoch ms), when
+   * it was taken over from an owner that stopped renewing it: events stored until then may have
+   * been run by that owner (it starts none later than lease/2 after its last renewal).
+   */
+  acquired(partition: number, seq: number, replayUntil: number | undefined): void;
   /** Stop taking new messages of the partition, finish those in flight; resolves the checkpoint. */
   release(partition: number): Promise<number>;
   /** The partition was taken over by another instance: drop its messages at once. */
@@ -199,7 +205,12 @@ export class PartitionGroup {
     } catch {
       value = undefined;
     }
-    this.#seen.set(e.key, { revision: e.revision, value, at: performance.now() });
+    this.#seen.set(e.key, {
+      revision: e.revision,
+      value,
+      at: performance.now(),
+      created: e.created.getTime(),
+    });
   }
 
   /** True while this instance owns `partition` with a lease fresh enough to start a handler. */
@@ -311,7 +322,9 @@ export class PartitionGroup {
           ? "partition taken over from an owner that stopped renewing it"
           : "partition acquired",
       );
-      this.#handler.acquired(p, seq);
+      const takenOver = from !== "none" && from !== "self";
+      // Server clocks of the KV and the stream leaders may differ a little: 2 s of margin.
+      this.#handler.acquired(p, seq, takenOver ? seen!.created + this.#o.leaseMs / 2 + 2000 : undefined);
     } catch (err) {
       if (!isWrongLastSequence(err)) this.#log.warn({ err, partition: p }, "could not acquire partition");
       // Lost the race: the watcher shows the winner.

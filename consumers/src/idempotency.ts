@@ -205,6 +205,20 @@ export class IdempotencyStore {
     this.#recent.add(eventId);
   }
 
+  /**
+   * Writes the effect record of `eventId` without a claim before it (whatever the key holds): for
+   * a partitioned group's events that no other process can have run (see consumer.ts).
+   */
+  async record(eventId: string, stream: string, seq: number): Promise<void> {
+    const value = JSON.stringify({ s: "done", stream, seq, at: new Date().toISOString(), by: this.owner });
+    const key = this.key(eventId);
+    if (this.#direct)
+      await this.#answer(await this.#direct.mux.request(this.#direct.put + key, value), eventId);
+    else await this.#kv.put(key, value);
+    if (this.#recent.size >= RECENT) this.#recent.delete(this.#recent.values().next().value!);
+    this.#recent.add(eventId);
+  }
+
   /** Gives the claim at `revision` up (the handler failed; a retry anywhere may claim it). */
   async release(eventId: string, revision: number): Promise<void> {
     if (this.#direct) {
