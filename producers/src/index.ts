@@ -4,6 +4,8 @@ export type { FailureKind, ProducerErrorCode } from "./errors.js";
 export { classify, ProducerErrorCodes } from "./errors.js";
 export type { BreakerOptions, ProducerOptions, RetryOptions } from "./options.js";
 export { DEFAULT_BREAKER, DEFAULT_MAX_IN_FLIGHT, DEFAULT_RETRY } from "./options.js";
+export type { OutboxAddOptions, OutboxRelay, OutboxRelayOptions, SqliteOutboxOptions } from "./outbox.js";
+export { SqliteOutbox, startOutboxRelay } from "./outbox.js";
 export type {
   EncodedEvent,
   Expectations,
