@@ -49,6 +49,8 @@ describe("consumer: partitioned consumer groups (in one process)", () => {
       if (n === 5) {
         b = await make("b");
         await b.start();
+        // The rest goes out while the partitions move (a's drain and b's start overlap it).
+        await until(() => b!.ownedPartitions().length > 0, 10_000, "b owns a partition");
       }
     }
     await until(() => effects.length >= keys.length * perKey, 30_000, "every event handled");

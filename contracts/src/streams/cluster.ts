@@ -26,10 +26,14 @@ export interface ClusterView {
  * account has no connection answer too, and the filter keeps other clusters of a supercluster quiet.
  */
 export const CLUSTER_PING_SUBJECT = "$SYS.REQ.ACCOUNT.PING.STATZ";
-/** Answers come within milliseconds on one network; the ping ends this long after the last one. */
-const STALL_MS = 400;
+/**
+ * Answers come within milliseconds on an idle network; the ping ends this long after the last
+ * one. 400 ms missed the third server of a loaded 2-core CI machine (a 3-node cluster counted
+ * as 2), so wait a full second.
+ */
+const STALL_MS = 1_000;
 /** Upper bound when no server answers at all. */
-const MAX_WAIT_MS = 2_000;
+const MAX_WAIT_MS = 3_000;
 
 interface PingReply {
   server?: { name?: string; cluster?: string; jetstream?: boolean; flags?: number };
