@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { after, afterEach, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/events";
 import { type Consumer, createConsumer } from "../src/index.js";
@@ -9,6 +9,11 @@ describe("consumer: partitioned consumer groups (in one process)", () => {
   let env: Env;
   before(async () => {
     env = await startEnv();
+  });
+  // Members left running by a failed test would keep the process alive: stop them all.
+  const running: Consumer[] = [];
+  afterEach(async () => {
+    for (const c of running.splice(0)) await c.stop({ timeoutMs: 500 });
   });
   after(async () => {
     await env.dispose();
@@ -27,6 +32,7 @@ describe("consumer: partitioned consumer groups (in one process)", () => {
         concurrency: 8,
         logger: silent,
       });
+      running.push(c);
       c.on(OrderFulfillmentCompleted, async (e, ctx) => {
         await sleep(Math.random() * 3);
         effects.push({
@@ -90,7 +96,10 @@ describe("consumer: partitioned consumer groups (in one process)", () => {
         events: [OrderFulfillmentCompleted],
         group: { partitions: 4, members: ["x", "y"], member, leaseMs: 1000 },
         logger: silent,
-      }).then((c) => c.on(OrderFulfillmentCompleted, () => {}));
+      }).then((c) => {
+        running.push(c);
+        return c.on(OrderFulfillmentCompleted, () => {});
+      });
     const x1 = await make("x");
     const x2 = await make("x");
     const y = await make("y");
@@ -117,6 +126,7 @@ describe("consumer: partitioned consumer groups (in one process)", () => {
       group: { partitions: 8 },
       logger: silent,
     });
+    running.push(first);
     first.on(OrderFulfillmentCompleted, () => {});
     await first.start();
     const second = await createConsumer({
