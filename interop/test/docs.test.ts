@@ -9,6 +9,7 @@ describe("the Go and Rust docs show the tested examples", () => {
   const cases: [string, string][] = [
     ["docs/go.md", "contracts/go/examples/producer/main.go"],
     ["docs/go.md", "contracts/go/examples/consumer/main.go"],
+    ["docs/go.md", "contracts/go/examples/group/main.go"],
     ["docs/rust.md", "contracts/rust/examples/producer.rs"],
     ["docs/rust.md", "contracts/rust/examples/consumer.rs"],
   ];

@@ -80,17 +80,28 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, 
 		return fmt.Errorf("dead-letter: message has no JetStream metadata: %w", err)
 	}
 	now := time.Now()
-	hs := DeadLetterHeaders(OrderedHeaders(msg.Headers()), DeadLetterInput{
+	err = publishDeadLetter(ctx, js, msg, "DLQ", DeadLetterInput{
 		Stream: meta.Stream, Sequence: meta.Sequence.Stream, Subject: msg.Subject(),
 		Consumer: meta.Consumer, Deliveries: meta.NumDelivered, FailureClass: class,
 		Reason: reason.Error(), FirstFailure: now, LastFailure: now,
 	})
-	out := &nats.Msg{Subject: DeadLetterSubject(msg.Subject()), Header: NatsHeader(hs), Data: msg.Data()}
-	// refused unless the DLQ stream stores it (contracts/WIRE.md §5)
-	if _, err := js.PublishMsg(ctx, out, jetstream.WithExpectStream("DLQ")); err != nil {
-		return fmt.Errorf("dead-letter %s seq %d: %w", meta.Stream, meta.Sequence.Stream, err)
+	if err != nil {
+		return err
 	}
 	return msg.Term()
+}
+
+// publishDeadLetter stores a copy of msg under dlq.<subject> in dlqStream with the headers of
+// contracts/WIRE.md §5. Its Nats-Msg-Id (dlq:<stream>:<seq>:<consumer>) makes a second dead
+// letter of the same message by the same consumer a duplicate.
+func publishDeadLetter(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, dlqStream string, in DeadLetterInput) error {
+	hs := DeadLetterHeaders(OrderedHeaders(msg.Headers()), in)
+	out := &nats.Msg{Subject: DeadLetterSubject(msg.Subject()), Header: NatsHeader(hs), Data: msg.Data()}
+	// refused unless the DLQ stream stores it (contracts/WIRE.md §5)
+	if _, err := js.PublishMsg(ctx, out, jetstream.WithExpectStream(dlqStream)); err != nil {
+		return fmt.Errorf("dead-letter %s seq %d: %w", in.Stream, in.Sequence, err)
+	}
+	return nil
 }
 
 var wireOrder = []string{

@@ -30,6 +30,15 @@ const (
 	// with the same msg id within the stream's duplicate window; an ack with Duplicate=true
 	// means it was stored. Never used for a refusal.
 	CodeOutcomeUnknown = "JK_PRODUCER_OUTCOME_UNKNOWN"
+	// CodeConsumerConfig: an option of a consumer group member is invalid (the same code as
+	// @jetkit/consumers).
+	CodeConsumerConfig = "JK_CONSUMER_CONFIG"
+	// CodeConsumerGroup: the consumer group's bucket cannot be used, or the group exists with
+	// another partition count or mode (the same code as @jetkit/consumers).
+	CodeConsumerGroup = "JK_CONSUMER_GROUP"
+	// CodePermanent: a handler failure that no retry can fix (see Permanent): the message is
+	// dead-lettered at once.
+	CodePermanent = "JK_CONSUMER_PERMANENT"
 )
 
 // Error is the one error type of this package: a stable code, a message that says what to do,
@@ -52,4 +61,10 @@ func IsCode(err error, code string) bool {
 
 func newError(code string, cause error, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Cause: cause}
+}
+
+// Permanent marks a handler error that no retry can fix: a group member dead-letters the message
+// at once (failure class handler_permanent) instead of retrying it.
+func Permanent(err error) error {
+	return &Error{Code: CodePermanent, Message: err.Error(), Cause: err}
 }
