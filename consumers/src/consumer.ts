@@ -1375,13 +1375,26 @@ class JetkitConsumer implements Consumer {
   }
 
   /** Waits `ms` while keeping the message alive on the server; false when the consumer stops meanwhile. */
+  /**
+   * Waits `ms` while keeping the message alive on the server; false when the consumer stops
+   * meanwhile. A group's message is held only while its partition is this process's: false once
+   * lost, and the wait goes on until the lease is fresh again, so an in-place retry never runs
+   * beside the new owner's replay.
+   */
   async #holdFor(f: InFlight, ms: number): Promise<boolean> {
     const end = Date.now() + ms;
     const step = Math.max(200, Math.min(this.#o.ackWaitMs / 3, 5000));
     while (Date.now() < end) {
-      if (this.#state !== "running") return false;
+      if (this.#state !== "running" || f.part?.lost) return false;
       await sleep(Math.min(step, end - Date.now()));
       this.#working(f);
+    }
+    if (f.part) {
+      const members = f.binding.group!.members;
+      while (!members.fresh(f.part.partition)) {
+        if (this.#state !== "running" || f.part.lost) return false;
+        await sleep(50);
+      }
     }
     return this.#state === "running";
   }

@@ -6,8 +6,12 @@ import type { Logger } from "pino";
 import { ConsumerErrorCodes } from "./errors.js";
 import type { GroupOptions } from "./options.js";
 
-/** JetStream "wrong last sequence": a compare-and-set of a KV write lost. */
-const WRONG_LAST_SEQUENCE = 10071;
+/**
+ * JetStream's answers when a compare-and-set of a KV write lost: 10071 "wrong last sequence", and
+ * 10164, which a replicated stream gives while another write of the same key is still in flight
+ * (nats.go's KV treats both as "the key changed").
+ */
+const CAS_LOST = new Set([10071, 10164]);
 
 /** The record of one partition in the group bucket. */
 interface PartitionRecord {
@@ -66,7 +70,7 @@ export interface PartitionHandler {
 }
 
 function isWrongLastSequence(err: unknown): boolean {
-  return err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE;
+  return err instanceof JetStreamApiError && CAS_LOST.has(err.code);
 }
 
 /**
@@ -169,7 +173,7 @@ export class PartitionGroup {
       if (have.partitions !== want.partitions || have.mode !== want.mode) {
         throw new JetkitError(
           ConsumerErrorCodes.GROUP,
-          `consumer group ${durable} on stream ${stream} exists with ${have.partitions} partitions (${have.mode}); this member asks for ${want.partitions} (${want.mode}). Every member must use the same partition count and mode: changing them would move keys between partitions and break their order. To change them, stop every member, then delete the group (jetkit consumers group delete) or pick a new durable name.`,
+          `consumer group ${durable} on stream ${stream} exists with ${have.partitions} partitions (${have.mode}); this member asks for ${want.partitions} (${want.mode}). Every member must use the same partition count and mode: changing them would move keys between partitions and break their order. To change them, stop every member, then delete its keys \`${durable}.*\` from KV bucket ${o.bucket} (e.g. \`nats kv del ${o.bucket} ${durable}.${stream}.config\`), or pick a new durable name.`,
           { details: { durable, stream, existing: have, requested: want } },
         );
       }

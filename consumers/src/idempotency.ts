@@ -71,7 +71,8 @@ export class ClaimLostError extends Error {
 }
 
 /** JetStream "wrong last sequence": the compare-and-set of a KV write lost. */
-const WRONG_LAST_SEQUENCE = 10071;
+/** …and 10164, its answer while another write of the key is in flight on a replicated stream. */
+const CAS_LOST = new Set([10071, 10164]);
 
 /**
  * Effect records in a JetStream KV bucket with a TTL, one per (durable, ce-id), written with
@@ -260,8 +261,7 @@ export class IdempotencyStore {
     try {
       return expected === 0 ? await this.#kv.create(key, value) : await this.#kv.update(key, value, expected);
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE)
-        throw new ClaimLostError(eventId);
+      if (err instanceof JetStreamApiError && CAS_LOST.has(err.code)) throw new ClaimLostError(eventId);
       throw err;
     }
   }
@@ -273,7 +273,8 @@ export class IdempotencyStore {
       error?: { err_code?: number; code?: number; description?: string };
     };
     if (ack.error) {
-      if (ack.error.err_code === WRONG_LAST_SEQUENCE) throw new ClaimLostError(eventId);
+      if (ack.error.err_code !== undefined && CAS_LOST.has(ack.error.err_code))
+        throw new ClaimLostError(eventId);
       throw new Error(`the idempotency record was refused: ${ack.error.code} ${ack.error.description}`);
     }
     return ack.seq ?? 0;
