@@ -43,6 +43,10 @@ export interface StreamSpec {
   readonly maxMsgSize: number;
   readonly discard: "old" | "new";
   readonly description: string;
+  /** Per-message TTLs allowed (`allow_msg_ttl`, the Nats-TTL header). */
+  readonly allowMsgTtl: boolean;
+  /** Message schedules allowed (`allow_msg_schedules`: delayed events). */
+  readonly allowMsgSchedules: boolean;
   /** The proto file that declares it. */
   readonly file: string;
 }
@@ -56,6 +60,8 @@ export interface EventSpec {
   readonly stream: string;
   /** Proto name of the partition key field, when the contract declares one. */
   readonly partitionKey?: string;
+  /** Default lifetime of these events in the stream (Nats-TTL), ms, when the contract declares one. */
+  readonly ttlMs?: number;
   /** The message descriptor (protobuf-es), for decoding, JSON and validation by reflection. */
   readonly schema: DescMessage;
   readonly file: string;
@@ -260,11 +266,14 @@ interface StreamOptionsShape {
   maxMsgSize: number;
   discard: number;
   description: string;
+  allowMsgTtl: boolean;
+  allowMsgSchedules: boolean;
 }
 
 interface EventOptionsShape {
   subject: string;
   partitionKey: string;
+  ttl?: { seconds: bigint; nanos: number };
 }
 
 const durationMs = (d: { seconds: bigint; nanos: number } | undefined) =>
@@ -300,6 +309,8 @@ function buildCatalog(
         maxMsgSize: o.maxMsgSize,
         discard: o.discard === 2 ? "new" : "old",
         description: o.description,
+        allowMsgTtl: o.allowMsgTtl === true,
+        allowMsgSchedules: o.allowMsgSchedules === true,
         file: name,
       };
       if (!/^[A-Z][A-Z0-9_]*$/.test(stream.name)) {
@@ -400,11 +411,29 @@ function buildCatalog(
           );
         }
       }
+      const ttlMs = durationMs(o.ttl);
+      if (ttlMs > 0 && ttlMs < 1000) {
+        problem(
+          where,
+          "EVENT_TTL",
+          `ttl of ${ttlMs} ms is under a second.`,
+          "give a ttl of 1 s or more (Nats-TTL counts seconds).",
+        );
+      }
+      if (ttlMs > 0 && stream && !stream.allowMsgTtl) {
+        problem(
+          where,
+          "EVENT_TTL_STREAM",
+          `event ${message.typeName} declares a ttl but stream ${stream.name} does not allow per-message TTLs.`,
+          "set allow_msg_ttl: true on the file's (jetkit.v1.stream) option, or drop the ttl.",
+        );
+      }
       events.push({
         type: message.typeName,
         subject: o.subject,
         stream: stream?.name ?? "",
         ...(o.partitionKey ? { partitionKey: o.partitionKey } : {}),
+        ...(ttlMs > 0 ? { ttlMs } : {}),
         schema: message,
         file: name,
         description: leadingComment(file, message),

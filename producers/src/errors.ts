@@ -23,6 +23,11 @@ export const ProducerErrorCodes = {
   WRONG_STREAM: "JK_PRODUCER_WRONG_STREAM",
   /** The server refused the message for a reason a retry cannot fix. */
   REJECTED: "JK_PRODUCER_REJECTED",
+  /**
+   * The publish asked for what the event's stream does not allow: a TTL without
+   * `allow_msg_ttl`, a delivery time without `allow_msg_schedules` (nothing was sent).
+   */
+  UNSUPPORTED: "JK_PRODUCER_UNSUPPORTED",
   /** The producer is closing or closed. */
   CLOSED: "JK_PRODUCER_CLOSED",
   /** One event of a publishMany batch failed; the batch stopped there. */

@@ -7,6 +7,7 @@ import {
   getCatalog,
   JetkitError,
   partitionKeyOf,
+  subjectMatches,
   uuidv7,
 } from "@jetkit/contracts";
 import { ProtoWriter } from "@jetkit/contracts/proto";
@@ -64,6 +65,21 @@ export interface PublishOptions {
   time?: Date;
   /** Checked by the stream; a mismatch fails with JK_PRODUCER_EXPECTATION_FAILED (not retried). */
   expect?: Expectations;
+  /**
+   * Lifetime of the event in the stream, in ms (whole seconds, at least 1000): the server removes
+   * it after that, delivered or not (`Nats-TTL`). Default: the contract's `ttl` for the event.
+   * Needs `allow_msg_ttl` on the stream, else JK_PRODUCER_UNSUPPORTED.
+   */
+  ttlMs?: number;
+  /**
+   * Deliver the event at this time instead of now (a message schedule, nats-server 2.12+): it
+   * waits in the stream on `<subject>.scheduled.<msgId>` and is published to its subject then;
+   * consumers see it at that time, not before. The ack is the schedule's. Cancel it with
+   * {@link Producer.cancelScheduled}. Needs `allow_msg_schedules`, else JK_PRODUCER_UNSUPPORTED.
+   */
+  deliverAt?: Date;
+  /** Like `deliverAt`, this many ms from now. */
+  delayMs?: number;
 }
 
 /** An already-encoded event for {@link Producer.publishEncoded}: name it by `type` or by `subject`. */
@@ -384,6 +400,91 @@ export class Producer {
     return typeof value === "string" && value !== "" ? value : undefined;
   }
 
+  /**
+   * The subject to publish to and the TTL/schedule headers a publish asks for; throws
+   * JK_PRODUCER_UNSUPPORTED when the stream does not allow them, JK_PRODUCER_OPTIONS for a bad value.
+   */
+  #timing(
+    p: Prepared,
+    opts: PublishOptions,
+    msgId: string,
+  ): { subject: string; headers: [string, string][] } {
+    const { spec } = p;
+    const ttlMs = opts.ttlMs ?? spec.ttlMs;
+    const at =
+      opts.deliverAt ?? (opts.delayMs !== undefined ? new Date(Date.now() + opts.delayMs) : undefined);
+    if (ttlMs === undefined && at === undefined) return { subject: spec.subject, headers: [] };
+    const stream = this.catalog.streams.find((s) => s.name === spec.stream);
+    const headers: [string, string][] = [];
+    let ttl: string | undefined;
+    if (ttlMs !== undefined) {
+      if (!Number.isFinite(ttlMs) || ttlMs < 1000) {
+        throw new JetkitError(
+          ProducerErrorCodes.OPTIONS,
+          `ttlMs must be at least 1000 (the server counts whole seconds), got ${ttlMs}.`,
+          {
+            details: { option: "ttlMs", subject: spec.subject },
+          },
+        );
+      }
+      if (!stream?.allowMsgTtl) {
+        throw new JetkitError(
+          ProducerErrorCodes.UNSUPPORTED,
+          `${spec.type} cannot be published with a TTL: stream ${spec.stream} does not allow per-message TTLs. Set allow_msg_ttl: true on its (jetkit.v1.stream) option and apply the streams, or publish without ttlMs.`,
+          { details: { subject: spec.subject, stream: spec.stream, feature: "allow_msg_ttl" } },
+        );
+      }
+      ttl = `${Math.ceil(ttlMs / 1000)}s`;
+    }
+    if (at === undefined) return { subject: spec.subject, headers: [["Nats-TTL", ttl!]] };
+    if (Number.isNaN(at.getTime())) {
+      throw new JetkitError(ProducerErrorCodes.OPTIONS, "deliverAt is not a valid date.", {
+        details: { option: "deliverAt", subject: spec.subject },
+      });
+    }
+    const scheduleSubject = `${spec.subject}.scheduled.${msgId}`;
+    if (!stream?.allowMsgSchedules || !stream.subjects.some((s) => subjectMatches(s, scheduleSubject))) {
+      throw new JetkitError(
+        ProducerErrorCodes.UNSUPPORTED,
+        `${spec.type} cannot be scheduled: stream ${spec.stream} ${stream?.allowMsgSchedules ? `does not capture ${spec.subject}.scheduled.> (its subjects: ${stream.subjects.join(", ")})` : "does not allow message schedules"}. Set allow_msg_schedules: true on its (jetkit.v1.stream) option with subjects that capture <subject>.scheduled.> (e.g. "${spec.subject.split(".")[0]}.>"), apply the streams, or publish without deliverAt/delayMs.`,
+        { details: { subject: spec.subject, stream: spec.stream, feature: "allow_msg_schedules" } },
+      );
+    }
+    // The schedule message waits on its own subject; the server publishes its body and headers to
+    // the target at the time (a past time: at once). The event's TTL applies to what it publishes.
+    headers.push(["Nats-Schedule", `@at ${at.toISOString()}`]);
+    headers.push(["Nats-Schedule-Target", spec.subject]);
+    if (ttl) headers.push(["Nats-Schedule-TTL", ttl]);
+    return { subject: scheduleSubject, headers };
+  }
+
+  /**
+   * Cancels an event published with `deliverAt`/`delayMs` that was not delivered yet. True when
+   * it was cancelled; false when there was nothing to cancel (delivered already, cancelled, or
+   * never scheduled).
+   */
+  async cancelScheduled<T>(Type: EventType<T>, msgId: string): Promise<boolean> {
+    const spec = this.catalog.byType(Type.$type);
+    const m = await this.#nc.request(
+      `$JS.API.STREAM.PURGE.${spec.stream}`,
+      JSON.stringify({ filter: `${spec.subject}.scheduled.${msgId}` }),
+      { timeout: this.#retry.attemptTimeoutMs },
+    );
+    const r = m.json<{
+      success?: boolean;
+      purged?: number;
+      error?: { description?: string; err_code?: number };
+    }>();
+    if (r.error) {
+      throw new JetkitError(
+        ProducerErrorCodes.REJECTED,
+        `could not cancel scheduled ${spec.type} ${msgId}: ${r.error.description ?? "refused"} (${r.error.err_code ?? "?"}).`,
+        { details: { subject: spec.subject, stream: spec.stream, msgId } },
+      );
+    }
+    return (r.purged ?? 0) > 0;
+  }
+
   async #send(p: Prepared, opts: PublishOptions): Promise<PublishAck> {
     if (this.#closing) throw closedError();
     const { spec } = p;
@@ -391,6 +492,7 @@ export class Producer {
     const subject = spec.subject;
     const msgId = opts.msgId ?? uuidv7();
     const ctx = { subject, stream: spec.stream, msgId };
+    const timing = this.#timing(p, opts, msgId);
 
     // Fail fast while the breaker is open: the caller learns now, not after a deadline.
     let admission = this.#breaker.enter();
@@ -429,6 +531,7 @@ export class Producer {
         tracestate: carrier.tracestate,
       });
       if (p.extra.length > 0) list.splice(list.length - 1, 0, ...p.extra);
+      if (timing.headers.length > 0) list.push(...timing.headers);
       const headers = toMsgHdrs(list);
       if (opts.expect) setExpectations(headers, opts.expect);
       this.#checkSize(ctx, payload.length, headers.wireBytes);
@@ -438,7 +541,7 @@ export class Producer {
         let ack: PubAck;
         try {
           const timeout = Math.max(1, Math.min(this.#retry.attemptTimeoutMs, deadline - Date.now()));
-          ack = await this.#acks.publish(subject, payload, headers, timeout);
+          ack = await this.#acks.publish(timing.subject, payload, headers, timeout);
         } catch (err) {
           if (classify(err) === "refused" || (this.#closing && this.#nc.isClosed())) {
             // The broker answered (a refusal), so it is reachable; anything else says nothing about it.

@@ -23,6 +23,10 @@ export interface ManagedStreamConfig {
   max_msg_size: number;
   discard: "old" | "new";
   description: string;
+  /** Per-message TTLs (Nats-TTL). */
+  allow_msg_ttl: boolean;
+  /** Message schedules (delayed events); the server cannot turn it off again. */
+  allow_msg_schedules: boolean;
 }
 
 /** The fields of {@link ManagedStreamConfig} that a plan compares, in display order. */
@@ -38,6 +42,8 @@ export const MANAGED_FIELDS = [
   "max_msg_size",
   "discard",
   "description",
+  "allow_msg_ttl",
+  "allow_msg_schedules",
 ] as const;
 export type ManagedField = (typeof MANAGED_FIELDS)[number];
 
@@ -61,6 +67,8 @@ export function streamConfig(spec: StreamSpec, replicas?: number): ManagedStream
     max_msg_size: spec.maxMsgSize > 0 ? spec.maxMsgSize : -1,
     discard: spec.discard,
     description: spec.description,
+    allow_msg_ttl: spec.allowMsgTtl,
+    allow_msg_schedules: spec.allowMsgSchedules,
   };
 }
 
@@ -80,5 +88,7 @@ export function managedPart(server: Record<string, unknown>): ManagedStreamConfi
     max_msg_size: num(server.max_msg_size, -1),
     discard: (server.discard as ManagedStreamConfig["discard"]) ?? "old",
     description: typeof server.description === "string" ? server.description : "",
+    allow_msg_ttl: server.allow_msg_ttl === true,
+    allow_msg_schedules: server.allow_msg_schedules === true,
   };
 }

@@ -198,11 +198,18 @@ type StreamOptions struct {
 	// Maximum bytes the stream keeps; 0 means unlimited.
 	MaxBytes int64 `protobuf:"varint,8,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	// Largest message the stream accepts; 0 means the server's max_payload.
-	MaxMsgSize    int32   `protobuf:"varint,9,opt,name=max_msg_size,json=maxMsgSize,proto3" json:"max_msg_size,omitempty"`
-	Discard       Discard `protobuf:"varint,10,opt,name=discard,proto3,enum=jetkit.v1.Discard" json:"discard,omitempty"`
-	Description   string  `protobuf:"bytes,11,opt,name=description,proto3" json:"description,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxMsgSize  int32   `protobuf:"varint,9,opt,name=max_msg_size,json=maxMsgSize,proto3" json:"max_msg_size,omitempty"`
+	Discard     Discard `protobuf:"varint,10,opt,name=discard,proto3,enum=jetkit.v1.Discard" json:"discard,omitempty"`
+	Description string  `protobuf:"bytes,11,opt,name=description,proto3" json:"description,omitempty"`
+	// Per-message TTLs (the Nats-TTL header, nats-server 2.11+): producers may give an event a
+	// lifetime, and events whose contract declares a ttl get it by default.
+	AllowMsgTtl bool `protobuf:"varint,12,opt,name=allow_msg_ttl,json=allowMsgTtl,proto3" json:"allow_msg_ttl,omitempty"`
+	// Message schedules (nats-server 2.12+): producers may publish an event to be delivered later
+	// (deliverAt / delay). A scheduled event waits on "<subject>.scheduled.<event id>", which the
+	// stream's subjects must capture (e.g. "order.>").
+	AllowMsgSchedules bool `protobuf:"varint,13,opt,name=allow_msg_schedules,json=allowMsgSchedules,proto3" json:"allow_msg_schedules,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *StreamOptions) Reset() {
@@ -312,6 +319,20 @@ func (x *StreamOptions) GetDescription() string {
 	return ""
 }
 
+func (x *StreamOptions) GetAllowMsgTtl() bool {
+	if x != nil {
+		return x.AllowMsgTtl
+	}
+	return false
+}
+
+func (x *StreamOptions) GetAllowMsgSchedules() bool {
+	if x != nil {
+		return x.AllowMsgSchedules
+	}
+	return false
+}
+
 // Binds an event message to its subject.
 type EventOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -319,7 +340,10 @@ type EventOptions struct {
 	Subject string `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
 	// Name of a string field of the message whose value orders events (per-key ordering,
 	// partitioning). Empty: the event has no partition key.
-	PartitionKey  string `protobuf:"bytes,2,opt,name=partition_key,json=partitionKey,proto3" json:"partition_key,omitempty"`
+	PartitionKey string `protobuf:"bytes,2,opt,name=partition_key,json=partitionKey,proto3" json:"partition_key,omitempty"`
+	// Default lifetime of events of this type in the stream (Nats-TTL); unset: they live as long as
+	// the stream keeps them. Needs allow_msg_ttl on the stream.
+	Ttl           *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -368,6 +392,13 @@ func (x *EventOptions) GetPartitionKey() string {
 	return ""
 }
 
+func (x *EventOptions) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
 var file_jetkit_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.FileOptions)(nil),
@@ -403,7 +434,7 @@ var File_jetkit_v1_options_proto protoreflect.FileDescriptor
 
 const file_jetkit_v1_options_proto_rawDesc = "" +
 	"\n" +
-	"\x17jetkit/v1/options.proto\x12\tjetkit.v1\x1a google/protobuf/descriptor.proto\x1a\x1egoogle/protobuf/duration.proto\"\xc6\x03\n" +
+	"\x17jetkit/v1/options.proto\x12\tjetkit.v1\x1a google/protobuf/descriptor.proto\x1a\x1egoogle/protobuf/duration.proto\"\x9a\x04\n" +
 	"\rStreamOptions\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bsubjects\x18\x02 \x03(\tR\bsubjects\x122\n" +
@@ -417,10 +448,13 @@ const file_jetkit_v1_options_proto_rawDesc = "" +
 	"maxMsgSize\x12,\n" +
 	"\adiscard\x18\n" +
 	" \x01(\x0e2\x12.jetkit.v1.DiscardR\adiscard\x12 \n" +
-	"\vdescription\x18\v \x01(\tR\vdescription\"M\n" +
+	"\vdescription\x18\v \x01(\tR\vdescription\x12\"\n" +
+	"\rallow_msg_ttl\x18\f \x01(\bR\vallowMsgTtl\x12.\n" +
+	"\x13allow_msg_schedules\x18\r \x01(\bR\x11allowMsgSchedules\"z\n" +
 	"\fEventOptions\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12#\n" +
-	"\rpartition_key\x18\x02 \x01(\tR\fpartitionKey*n\n" +
+	"\rpartition_key\x18\x02 \x01(\tR\fpartitionKey\x12+\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl*n\n" +
 	"\tRetention\x12\x19\n" +
 	"\x15RETENTION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10RETENTION_LIMITS\x10\x01\x12\x16\n" +
@@ -464,20 +498,21 @@ var file_jetkit_v1_options_proto_goTypes = []any{
 	(*descriptorpb.MessageOptions)(nil), // 7: google.protobuf.MessageOptions
 }
 var file_jetkit_v1_options_proto_depIdxs = []int32{
-	0, // 0: jetkit.v1.StreamOptions.retention:type_name -> jetkit.v1.Retention
-	1, // 1: jetkit.v1.StreamOptions.storage:type_name -> jetkit.v1.Storage
-	5, // 2: jetkit.v1.StreamOptions.max_age:type_name -> google.protobuf.Duration
-	5, // 3: jetkit.v1.StreamOptions.duplicate_window:type_name -> google.protobuf.Duration
-	2, // 4: jetkit.v1.StreamOptions.discard:type_name -> jetkit.v1.Discard
-	6, // 5: jetkit.v1.stream:extendee -> google.protobuf.FileOptions
-	7, // 6: jetkit.v1.event:extendee -> google.protobuf.MessageOptions
-	3, // 7: jetkit.v1.stream:type_name -> jetkit.v1.StreamOptions
-	4, // 8: jetkit.v1.event:type_name -> jetkit.v1.EventOptions
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	7, // [7:9] is the sub-list for extension type_name
-	5, // [5:7] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	0,  // 0: jetkit.v1.StreamOptions.retention:type_name -> jetkit.v1.Retention
+	1,  // 1: jetkit.v1.StreamOptions.storage:type_name -> jetkit.v1.Storage
+	5,  // 2: jetkit.v1.StreamOptions.max_age:type_name -> google.protobuf.Duration
+	5,  // 3: jetkit.v1.StreamOptions.duplicate_window:type_name -> google.protobuf.Duration
+	2,  // 4: jetkit.v1.StreamOptions.discard:type_name -> jetkit.v1.Discard
+	5,  // 5: jetkit.v1.EventOptions.ttl:type_name -> google.protobuf.Duration
+	6,  // 6: jetkit.v1.stream:extendee -> google.protobuf.FileOptions
+	7,  // 7: jetkit.v1.event:extendee -> google.protobuf.MessageOptions
+	3,  // 8: jetkit.v1.stream:type_name -> jetkit.v1.StreamOptions
+	4,  // 9: jetkit.v1.event:type_name -> jetkit.v1.EventOptions
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	8,  // [8:10] is the sub-list for extension type_name
+	6,  // [6:8] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_jetkit_v1_options_proto_init() }

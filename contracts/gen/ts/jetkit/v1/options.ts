@@ -165,6 +165,17 @@ export interface StreamOptions {
   maxMsgSize: number;
   discard: Discard;
   description: string;
+  /**
+   * Per-message TTLs (the Nats-TTL header, nats-server 2.11+): producers may give an event a
+   * lifetime, and events whose contract declares a ttl get it by default.
+   */
+  allowMsgTtl: boolean;
+  /**
+   * Message schedules (nats-server 2.12+): producers may publish an event to be delivered later
+   * (deliverAt / delay). A scheduled event waits on "<subject>.scheduled.<event id>", which the
+   * stream's subjects must capture (e.g. "order.>").
+   */
+  allowMsgSchedules: boolean;
 }
 
 /** Binds an event message to its subject. */
@@ -176,6 +187,11 @@ export interface EventOptions {
    * partitioning). Empty: the event has no partition key.
    */
   partitionKey: string;
+  /**
+   * Default lifetime of events of this type in the stream (Nats-TTL); unset: they live as long as
+   * the stream keeps them. Needs allow_msg_ttl on the stream.
+   */
+  ttl?: Duration | undefined;
 }
 
 function createBaseStreamOptions(): StreamOptions {
@@ -191,6 +207,8 @@ function createBaseStreamOptions(): StreamOptions {
     maxMsgSize: 0,
     discard: 0,
     description: "",
+    allowMsgTtl: false,
+    allowMsgSchedules: false,
   };
 }
 
@@ -230,6 +248,12 @@ export const StreamOptions: MessageFns<StreamOptions, "jetkit.v1.StreamOptions">
     }
     if (message.description !== "") {
       writer.uint32(90).string(message.description);
+    }
+    if (message.allowMsgTtl !== false) {
+      writer.uint32(96).bool(message.allowMsgTtl);
+    }
+    if (message.allowMsgSchedules !== false) {
+      writer.uint32(104).bool(message.allowMsgSchedules);
     }
     return writer;
   },
@@ -335,6 +359,22 @@ export const StreamOptions: MessageFns<StreamOptions, "jetkit.v1.StreamOptions">
             message.description = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.allowMsgTtl = reader.bool();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.allowMsgSchedules = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -376,6 +416,16 @@ export const StreamOptions: MessageFns<StreamOptions, "jetkit.v1.StreamOptions">
         : 0,
       discard: isSet(object.discard) ? discardFromJSON(object.discard) : 0,
       description: isSet(object.description) ? globalThis.String(object.description) : "",
+      allowMsgTtl: isSet(object.allowMsgTtl)
+        ? globalThis.Boolean(object.allowMsgTtl)
+        : isSet(object.allow_msg_ttl)
+        ? globalThis.Boolean(object.allow_msg_ttl)
+        : false,
+      allowMsgSchedules: isSet(object.allowMsgSchedules)
+        ? globalThis.Boolean(object.allowMsgSchedules)
+        : isSet(object.allow_msg_schedules)
+        ? globalThis.Boolean(object.allow_msg_schedules)
+        : false,
     };
   },
 
@@ -414,6 +464,12 @@ export const StreamOptions: MessageFns<StreamOptions, "jetkit.v1.StreamOptions">
     if (message.description !== "") {
       obj.description = message.description;
     }
+    if (message.allowMsgTtl !== false) {
+      obj.allowMsgTtl = message.allowMsgTtl;
+    }
+    if (message.allowMsgSchedules !== false) {
+      obj.allowMsgSchedules = message.allowMsgSchedules;
+    }
     return obj;
   },
 
@@ -437,12 +493,14 @@ export const StreamOptions: MessageFns<StreamOptions, "jetkit.v1.StreamOptions">
     message.maxMsgSize = object.maxMsgSize ?? 0;
     message.discard = object.discard ?? 0;
     message.description = object.description ?? "";
+    message.allowMsgTtl = object.allowMsgTtl ?? false;
+    message.allowMsgSchedules = object.allowMsgSchedules ?? false;
     return message;
   },
 };
 
 function createBaseEventOptions(): EventOptions {
-  return { subject: "", partitionKey: "" };
+  return { subject: "", partitionKey: "", ttl: undefined };
 }
 
 export const EventOptions: MessageFns<EventOptions, "jetkit.v1.EventOptions"> = {
@@ -454,6 +512,9 @@ export const EventOptions: MessageFns<EventOptions, "jetkit.v1.EventOptions"> = 
     }
     if (message.partitionKey !== "") {
       writer.uint32(18).string(message.partitionKey);
+    }
+    if (message.ttl !== undefined) {
+      Duration.encode(message.ttl, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -487,6 +548,14 @@ export const EventOptions: MessageFns<EventOptions, "jetkit.v1.EventOptions"> = 
             message.partitionKey = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.ttl = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -507,6 +576,7 @@ export const EventOptions: MessageFns<EventOptions, "jetkit.v1.EventOptions"> = 
         : isSet(object.partition_key)
         ? globalThis.String(object.partition_key)
         : "",
+      ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
     };
   },
 
@@ -518,6 +588,9 @@ export const EventOptions: MessageFns<EventOptions, "jetkit.v1.EventOptions"> = 
     if (message.partitionKey !== "") {
       obj.partitionKey = message.partitionKey;
     }
+    if (message.ttl !== undefined) {
+      obj.ttl = Duration.toJSON(message.ttl);
+    }
     return obj;
   },
 
@@ -528,6 +601,7 @@ export const EventOptions: MessageFns<EventOptions, "jetkit.v1.EventOptions"> = 
     const message = createBaseEventOptions();
     message.subject = object.subject ?? "";
     message.partitionKey = object.partitionKey ?? "";
+    message.ttl = (object.ttl !== undefined && object.ttl !== null) ? Duration.fromPartial(object.ttl) : undefined;
     return message;
   },
 };

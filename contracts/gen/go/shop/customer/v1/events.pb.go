@@ -515,9 +515,9 @@ const file_shop_customer_v1_events_proto_rawDesc = "" +
 	"\x19SALES_CHANNEL_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11SALES_CHANNEL_WEB\x10\x01\x12\x1c\n" +
 	"\x18SALES_CHANNEL_MOBILE_APP\x10\x02\x12\x1d\n" +
-	"\x19SALES_CHANNEL_MARKETPLACE\x10\x03B\x88\x02\xca\xda\x18F\n" +
+	"\x19SALES_CHANNEL_MARKETPLACE\x10\x03B\x8c\x02\xca\xda\x18J\n" +
 	"\bCUSTOMER\x12\n" +
-	"customer.>\x18\x01 \x012\x05\b\x80\x9a\x9e\x01:\x02\bxZ\x1fCustomer accounts and checkouts\n" +
+	"customer.>\x18\x01 \x012\x05\b\x80\x9a\x9e\x01:\x02\bxZ\x1fCustomer accounts and checkouts`\x01h\x01\n" +
 	"\x14com.shop.customer.v1B\vEventsProtoP\x01Z7jetkit.dev/contracts/gen/go/shop/customer/v1;customerv1\xa2\x02\x03SCX\xaa\x02\x10Shop.Customer.V1\xca\x02\x10Shop\\Customer\\V1\xe2\x02\x1cShop\\Customer\\V1\\GPBMetadata\xea\x02\x12Shop::Customer::V1b\x06proto3"
 
 var (

@@ -32,6 +32,15 @@ pub struct StreamOptions {
     pub discard: i32,
     #[prost(string, tag="11")]
     pub description: ::prost::alloc::string::String,
+    /// Per-message TTLs (the Nats-TTL header, nats-server 2.11+): producers may give an event a
+    /// lifetime, and events whose contract declares a ttl get it by default.
+    #[prost(bool, tag="12")]
+    pub allow_msg_ttl: bool,
+    /// Message schedules (nats-server 2.12+): producers may publish an event to be delivered later
+    /// (deliverAt / delay). A scheduled event waits on "<subject>.scheduled.<event id>", which the
+    /// stream's subjects must capture (e.g. "order.>").
+    #[prost(bool, tag="13")]
+    pub allow_msg_schedules: bool,
 }
 /// Binds an event message to its subject.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -43,6 +52,10 @@ pub struct EventOptions {
     /// partitioning). Empty: the event has no partition key.
     #[prost(string, tag="2")]
     pub partition_key: ::prost::alloc::string::String,
+    /// Default lifetime of events of this type in the stream (Nats-TTL); unset: they live as long as
+    /// the stream keeps them. Needs allow_msg_ttl on the stream.
+    #[prost(message, optional, tag="3")]
+    pub ttl: ::core::option::Option<::prost_types::Duration>,
 }
 /// Retention policy of a stream (JetStream RetentionPolicy).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
