@@ -1,5 +1,7 @@
 export type { AuditRecord } from "./audit.js";
 export { AUDIT_SUBJECT, Auditor } from "./audit.js";
+export type { AltName, CertificateFacts } from "./certificate.js";
+export { certificateFacts, escapeDnValue } from "./certificate.js";
 export { loadGatewayConfig } from "./config.js";
 export type { GatewayErrorCode } from "./errors.js";
 export { GatewayErrorCodes, httpStatusOf, PkiErrorCodes, PolicyErrorCodes } from "./errors.js";
@@ -7,8 +9,8 @@ export type { Gateway, GatewayConfig } from "./gateway.js";
 export { certificateIdentity, startGateway } from "./gateway.js";
 export type { EventPublisher, Limits } from "./http/context.js";
 export { DEFAULT_LIMITS } from "./http/context.js";
-export type { AltName, Identity, IdentityOptions, PrincipalSource } from "./identity.js";
-export { distinguishedName, identityOf, parseSpiffeId, parseSubjectAltName } from "./identity.js";
+export type { Identity, IdentityOptions, PrincipalSource } from "./identity.js";
+export { identityOf, parseSpiffeId } from "./identity.js";
 export { Metrics } from "./metrics.js";
 export type { InitPkiOptions, IssuedCert, IssueOptions, PkiPaths, PrincipalSpec } from "./pki/pki.js";
 export {

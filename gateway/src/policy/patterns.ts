@@ -51,7 +51,10 @@ const globCache = new Map<string, RegExp>();
 
 /**
  * True when `principal` matches `pattern`: exact text, or a glob where `*` matches any characters
- * except `/` and `**` matches anything (`spiffe://jetkit.dev/team-a/*`, `CN=*,O=jetkit`, `**`).
+ * except `/`, `,`, `+` and `\` (one SPIFFE path segment, or one plain RFC 4514 attribute value) and
+ * `**` matches anything (`spiffe://jetkit.dev/team-a/*`, `CN=*,O=jetkit`, `**`). A `*` never
+ * matches an escaped character, so a CN of `x,O=jetkit` (principal `CN=x\,O=jetkit,...`) cannot
+ * pass for `CN=*,O=jetkit`.
  */
 export function principalMatches(pattern: string, principal: string): boolean {
   if (!isPrincipalGlob(pattern)) return pattern === principal;
@@ -63,7 +66,7 @@ export function principalMatches(pattern: string, principal: string): boolean {
         part
           .split("*")
           .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
-          .join("[^/]*"),
+          .join("[^/,+\\\\]*"),
       )
       .join(".*");
     re = new RegExp(`^${body}$`, "s");
