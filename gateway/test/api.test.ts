@@ -19,6 +19,7 @@ import {
   completedJson,
   eventually,
   natsWithStreams,
+  POLICY,
   silent,
   streamCount,
   tempDir,
@@ -45,6 +46,7 @@ describe("HTTP API (in-process, real nats-server)", () => {
   let app: FastifyInstance;
   let dryApp: FastifyInstance;
   let limitedApp: FastifyInstance;
+  let openApp: FastifyInstance;
 
   before(async () => {
     dir = await tempDir("api");
@@ -74,6 +76,22 @@ describe("HTTP API (in-process, real nats-server)", () => {
     ctx = { ...made.ctx, authenticate: fakeAuth as GatewayContext["authenticate"] };
     app = buildApp(ctx);
     dryApp = buildApp({ ...ctx, dryRun: true });
+    // a second policy where team-b may publish the same events as checkout
+    const openPolicy = new PolicyStore({
+      file: await writePolicy(
+        dir.dir,
+        `${POLICY}\n`.replace(
+          "bindings:",
+          "bindings:\n  - principal: spiffe://jetkit.dev/team-b\n    roles: [fulfillment]",
+        ),
+        "policy-open.yaml",
+      ),
+      catalog,
+      logger: silent,
+      watch: false,
+      sighup: false,
+    });
+    openApp = buildApp({ ...ctx, decide: (p, a, subj) => openPolicy.decide(p, a, subj) });
     limitedApp = buildApp({
       ...ctx,
       limits: { ...ctx.limits, ratePerSecond: 1, rateBurst: 2 },
@@ -85,6 +103,7 @@ describe("HTTP API (in-process, real nats-server)", () => {
     await app?.close();
     await dryApp?.close();
     await limitedApp?.close();
+    await openApp?.close();
     policy?.close();
     await producer?.close();
     await nats?.nc.close();
@@ -114,7 +133,7 @@ describe("HTTP API (in-process, real nats-server)", () => {
     assert.equal(res.statusCode, 201, res.body);
     const body = res.json();
     assert.equal(body.stream, "ORDER");
-    assert.equal(body.msgId, "gw-test-1");
+    assert.match(body.msgId, /^[\w-]{43}\.gw-test-1$/, "the key, scoped to the principal");
     assert.equal(body.duplicate, false);
     const again = await post("order.fulfillment.completed", completedJson(), {
       "idempotency-key": "gw-test-1",
@@ -127,7 +146,7 @@ describe("HTTP API (in-process, real nats-server)", () => {
       .streams.get("ORDER")
       .then((s) => s.getMessage({ seq: body.seq }));
     assert.equal(stored?.header.get("ce-type"), "shop.order.v1.OrderFulfillmentCompleted");
-    assert.equal(stored?.header.get("Nats-Msg-Id"), "gw-test-1");
+    assert.equal(stored?.header.get("Nats-Msg-Id"), body.msgId);
   });
 
   test("publishes binary protobuf (application/protobuf)", async () => {
@@ -403,6 +422,93 @@ describe("HTTP API (in-process, real nats-server)", () => {
       headers: { "x-test-principal": BOB },
     });
     assert.equal(del.statusCode, 204);
+  });
+
+  test("Idempotency-Key is scoped per principal: another principal's key neither suppresses an event nor reveals its sequence", async () => {
+    const before = await streamCount(nats.nc, "ORDER");
+    const key = { "idempotency-key": "shared-key-1" };
+    const a = await post("order.fulfillment.completed", completedJson(), key, CHECKOUT);
+    assert.equal(a.statusCode, 201, a.body);
+    const b = await post(
+      "order.fulfillment.completed",
+      completedJson(),
+      key,
+      "spiffe://jetkit.dev/team-b",
+      openApp,
+    );
+    assert.equal(b.statusCode, 201, `B's event is stored, not a duplicate of A's: ${b.body}`);
+    assert.notEqual(b.json().seq, a.json().seq);
+    assert.notEqual(b.json().msgId, a.json().msgId);
+    const again = await post("order.fulfillment.completed", completedJson(), key, CHECKOUT);
+    assert.equal(again.statusCode, 200, "A's own retry is still a duplicate");
+    assert.equal(again.json().seq, a.json().seq);
+    assert.equal(await streamCount(nats.nc, "ORDER"), before + 2);
+  });
+
+  test("pull API edge cases: a JSON body that is not an object, ack actions named like Object.prototype members, acking after the consumer is gone", async () => {
+    const put = (payload: string) =>
+      app.inject({
+        method: "PUT",
+        url: "/v1/consumers/edge",
+        headers: { "x-test-principal": BOB, "content-type": "application/json" },
+        payload,
+      });
+    for (const body of ["null", "[]", '"order.>"', "1", "true"]) {
+      const r = await put(body);
+      assert.equal(r.statusCode, 400, `${body}: ${r.body}`);
+      assert.equal(r.json().error.code, "JK_GATEWAY_BAD_BODY");
+    }
+    assert.equal((await put(JSON.stringify({ pattern: "order.fulfillment.*" }))).statusCode, 201);
+    const published = await post("order.fulfillment.completed", completedJson());
+    assert.equal(published.statusCode, 201);
+    const fetched = await app.inject({
+      method: "POST",
+      url: "/v1/consumers/edge/fetch?batch=1&wait_ms=1000",
+      headers: { "x-test-principal": BOB },
+    });
+    const token = fetched.json().messages[0].token as string;
+    const ack = (query: string) =>
+      app.inject({ method: "POST", url: `/v1/acks/${token}${query}`, headers: { "x-test-principal": BOB } });
+    for (const q of [
+      "?action=constructor",
+      "?action=__proto__",
+      "?action=toString",
+      "?action=hasOwnProperty",
+      "?action=ack&action=nak",
+    ]) {
+      const r = await ack(q);
+      assert.equal(r.statusCode, 400, `${q}: ${r.body}`);
+      assert.equal(r.json().error.code, "JK_GATEWAY_BAD_REQUEST");
+      assert.equal(r.json().error.field, "action");
+    }
+    const del = await app.inject({
+      method: "DELETE",
+      url: "/v1/consumers/edge",
+      headers: { "x-test-principal": BOB },
+    });
+    assert.equal(del.statusCode, 204);
+    const late = await ack("?action=ack");
+    assert.equal(late.statusCode, 410, late.body);
+    assert.equal(late.json().error.code, "JK_GATEWAY_DELIVERY_GONE");
+    assert.doesNotMatch(late.json().error.message, /Retry;/);
+  });
+
+  test("router errors are coded JSON and never echo the URL", async () => {
+    const bad = await app.inject({
+      url: "/v1/events/order.%zz.x/stream",
+      headers: { "x-test-principal": BOB },
+    });
+    assert.equal(bad.statusCode, 400, bad.body);
+    assert.equal(bad.json().error.code, "JK_GATEWAY_BAD_REQUEST");
+    const long = `order.${"a".repeat(5000)}`;
+    const tooLong = await app.inject({
+      method: "POST",
+      url: `/v1/events/${long}`,
+      headers: { "x-test-principal": BOB },
+    });
+    assert.equal(tooLong.statusCode, 414, tooLong.body);
+    assert.equal(tooLong.json().error.code, "JK_GATEWAY_URL_TOO_LONG");
+    assert.ok(!tooLong.body.includes("aaaaaaaaaa"), "the URL is not echoed");
   });
 
   test("503 and nothing published while NATS is down; /readyz follows", async () => {

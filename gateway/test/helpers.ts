@@ -206,8 +206,8 @@ deny:
     reason: checkout never cancels orders and must not read other checkouts
 `;
 
-export async function writePolicy(dir: string, text = POLICY): Promise<string> {
-  const file = join(dir, "policy.yaml");
+export async function writePolicy(dir: string, text = POLICY, name = "policy.yaml"): Promise<string> {
+  const file = join(dir, name);
   await writeFile(file, text);
   return file;
 }

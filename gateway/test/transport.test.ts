@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { copyFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { connect as connectTls } from "node:tls";
 import type { NatsServer } from "@jetkit/testing";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Gateway, startGateway } from "../src/gateway.js";
@@ -145,6 +148,33 @@ describe("transport and identity (real TLS)", () => {
       assert.equal(res.status, 401);
       assert.equal(res.json().error.code, "JK_GATEWAY_UNAUTHENTICATED");
     }
+  });
+
+  test("an over-large request head gets 431 as coded JSON with Connection: close, and the connection is ended cleanly", async () => {
+    const socket = connectTls({
+      host: "127.0.0.1",
+      port: gw.port,
+      ca: readFileSync(pki.paths.caCert),
+      cert: readFileSync(pki.checkout.cert),
+      key: readFileSync(pki.checkout.key),
+      servername: "localhost",
+    });
+    const chunks: Buffer[] = [];
+    const ended = new Promise<"end" | Error>((resolve) => {
+      socket.on("data", (c: Buffer) => chunks.push(c));
+      socket.on("end", () => resolve("end"));
+      socket.on("error", (err) => resolve(err));
+    });
+    await once(socket, "secureConnect");
+    socket.write(`GET /v1/whoami HTTP/1.1\r\nHost: x\r\nX-Pad: ${"a".repeat(20_000)}\r\n\r\n`);
+    assert.equal(await ended, "end", "the server ends the connection (no reset)");
+    socket.destroy();
+    const text = Buffer.concat(chunks).toString("utf8");
+    const [head, body] = text.split("\r\n\r\n");
+    assert.match(head!, /^HTTP\/1\.1 431 /);
+    assert.match(head!, /\r\nConnection: close/i);
+    assert.match(head!, /\r\nContent-Type: application\/json/i);
+    assert.equal(JSON.parse(body!).error.code, "JK_GATEWAY_HEADERS_TOO_LARGE");
   });
 
   test("a certificate revoked while running is refused once the CRL file changes", async () => {
