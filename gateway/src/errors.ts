@@ -53,6 +53,8 @@ export const PolicyErrorCodes = {
   UNREADABLE: "JK_POLICY_UNREADABLE",
   /** An explain/check call was given an unknown action. */
   BAD_ACTION: "JK_POLICY_BAD_ACTION",
+  /** The policy cannot be compiled to a nats-server config that decides as the gateway does; the message names the rules. */
+  NATS_MISMATCH: "JK_POLICY_NATS_MISMATCH",
 } as const;
 
 /** Error codes of the dev PKI. */

@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
 import { getCatalog, isJetkitError } from "@jetkit/contracts";
-import { explain } from "../src/policy/evaluate.js";
-import { patternCovers, principalMatches } from "../src/policy/patterns.js";
+import { explain, isFiltered } from "../src/policy/evaluate.js";
+import { natsPermissions } from "../src/policy/nats-config.js";
+import { natsMatches, patternCovers, principalMatches } from "../src/policy/patterns.js";
 import { parsePolicy } from "../src/policy/policy.js";
 import { PolicyStore } from "../src/policy/store.js";
 import { eventually, POLICY, silent, tempDir, writePolicy } from "./helpers.js";
@@ -51,6 +52,41 @@ describe("policy evaluation", () => {
     const d = explain(policy, CHECKOUT, "subscribe", "customer.>", { catalog });
     assert.equal(d.allowed, true);
     assert.deepEqual(d.filtered, ["customer.checkout.>"]);
+  });
+
+  test("nats-server's matching: an allow a.* admits a subscription to a.> and limits it to a.*; a deny a.* refuses it", () => {
+    const d = explain(policy, CHECKOUT, "subscribe", "order.fulfillment.>", { catalog });
+    assert.equal(d.allowed, true, d.reason);
+    assert.equal(isFiltered(d, "order.fulfillment.completed"), false);
+    assert.equal(isFiltered(d, "order.fulfillment.completed.extra"), true, "deeper subjects are withheld");
+    const denying = parsePolicy(
+      `${POLICY}  - principal: ${BOB}\n    subscribe: [order.lifecycle.*]\n`,
+      "p.yaml",
+    );
+    assert.equal(explain(denying, BOB, "subscribe", "order.lifecycle.>").allowed, false);
+    assert.equal(
+      explain(denying, BOB, "subscribe", "order.>").allowed,
+      true,
+      "a deny that only overlaps filters",
+    );
+    assert.equal(natsMatches("a.*", "a.>"), true);
+    assert.equal(natsMatches("a.*", "a.b.c"), false);
+    assert.equal(natsMatches("a.b", "a.*"), false);
+  });
+
+  test("the NATS compiler adds the deny that keeps a.* from delivering a.b.c, and refuses what it cannot express", () => {
+    const perms = natsPermissions(policy, { catalog });
+    const checkout = perms.find((p) => p.user === CHECKOUT)!;
+    assert.ok(checkout.subscribe.deny.includes("order.fulfillment.*.>"), JSON.stringify(checkout));
+    const bad = parsePolicy(
+      "roles:\n  r:\n    subscribe: [order.fulfillment.*, order.fulfillment.x.>]\nbindings:\n  - principal: p\n    roles: [r]\n",
+      "p.yaml",
+    );
+    assert.throws(
+      () => natsPermissions(bad, { catalog }),
+      (err: unknown) =>
+        isJetkitError(err, "JK_POLICY_NATS_MISMATCH") && /order\.fulfillment\.x\.>/.test(err.message),
+    );
   });
 
   test("patterns and principal globs", () => {

@@ -89,7 +89,16 @@ export function pullRoutes(app: FastifyInstance, ctx: GatewayContext): void {
     const pattern = body.pattern;
     checkSubject(ctx, pattern, "subscribe");
     const stream = streamOfPattern(ctx, pattern);
-    authorise(ctx, req, id, "subscribe", pattern);
+    const decision = authorise(ctx, req, id, "subscribe", pattern);
+    if (decision.filtered && !ctx.dryRun) {
+      // A durable delivers every event of its filter at least once; neither the gateway (without
+      // terminating them) nor nats-server can hide part of them, so a partly denied pattern is refused.
+      throw gatewayError(
+        GatewayErrorCodes.FORBIDDEN,
+        `${id.principal} may subscribe to "${pattern}" only without the events of ${decision.filtered.map((f) => `"${f}"`).join(", ")} (a deny rule), and a durable consumer cannot skip events. Create the consumer on a pattern that no deny overlaps.`,
+        { action: "subscribe", subject: pattern, rule: decision.rule },
+      );
+    }
     const ackWait = typeof body.ack_wait_ms === "number" ? body.ack_wait_ms : 30_000;
     const maxDeliver = typeof body.max_deliver === "number" ? body.max_deliver : -1;
     try {

@@ -42,6 +42,26 @@ export function patternCovers(outer: string, inner: string): boolean {
   }
 }
 
+/**
+ * True when nats-server's permission check lets `permission` match the requested `subject`
+ * (its sublist match, the subject's tokens taken literally): `*` matches any one token, a literal
+ * `*` or `>` of a subscription included; `>` one or more trailing tokens; a literal only itself.
+ * It differs from {@link patternCovers} in one case: `a.*` matches a subscription to `a.>`. The
+ * gateway decides with this function, so both points decide alike (see the README's policy
+ * semantics for what it means and how deliveries are then filtered).
+ */
+export function natsMatches(permission: string, subject: string): boolean {
+  const o = permission.split(".");
+  const n = subject.split(".");
+  for (let i = 0; ; i++) {
+    const a = o[i];
+    const t = n[i];
+    if (a === undefined || t === undefined) return a === undefined && t === undefined;
+    if (a === ">") return true;
+    if (a !== "*" && a !== t) return false;
+  }
+}
+
 /** True when `pattern` is a principal glob (`*` within a path segment, `**` across segments). */
 export function isPrincipalGlob(pattern: string): boolean {
   return pattern.includes("*");
