@@ -22,6 +22,10 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: GatewayErrorCodes.BAD_BODY,
 };
 
+function truncate(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n)}…` : s;
+}
+
 /** The JSON body of a gateway error answer. */
 function errorBody(code: string, message: string, field?: string): string {
   return JSON.stringify({ error: { code, message, ...(field ? { field } : {}) } });
@@ -161,7 +165,8 @@ export function buildApp(
     reply.code(404).send({
       error: {
         code: GatewayErrorCodes.NOT_FOUND,
-        message: `no route ${req.method} ${req.url.split("?")[0]}.`,
+        // at most the start of the path: a long URL is not echoed back
+        message: `no route ${req.method} ${truncate(req.url.split("?")[0] ?? "", 100)}. The routes are under /v1 (see the gateway README).`,
       },
     });
   });
