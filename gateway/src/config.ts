@@ -24,6 +24,7 @@ function paths(v: unknown, base: string, file: string, key: string): string | st
  *
  * ```yaml
  * listen: { host: 127.0.0.1, port: 8443 }
+ * admin: { host: 127.0.0.1, port: 9464 }   # or false
  * tls: { cert: pki/server.crt, key: pki/server.key, ca: pki/ca.crt, crl: pki/crl.pem }
  * identity: { source: spiffe-or-dn }
  * policy: { file: policy.yaml, dryRun: false }
@@ -50,6 +51,7 @@ export function loadGatewayConfig(file: string): GatewayConfig {
   const base = dirname(resolve(file));
   const allowed = [
     "listen",
+    "admin",
     "tls",
     "identity",
     "policy",
@@ -67,6 +69,7 @@ export function loadGatewayConfig(file: string): GatewayConfig {
   const crl = paths(tls.crl, base, file, "tls.crl");
   const config: GatewayConfig = {
     ...(c.listen ? { listen: c.listen as NonNullable<GatewayConfig["listen"]> } : {}),
+    ...(c.admin !== undefined ? { admin: c.admin as unknown as NonNullable<GatewayConfig["admin"]> } : {}),
     tls: {
       cert: paths(tls.cert, base, file, "tls.cert") as string,
       key: paths(tls.key, base, file, "tls.key") as string,

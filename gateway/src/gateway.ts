@@ -11,6 +11,7 @@ import { Auditor } from "./audit.js";
 import { GatewayErrorCodes, gatewayError } from "./errors.js";
 import { buildApp } from "./http/app.js";
 import { DEFAULT_LIMITS, type GatewayContext, type Limits } from "./http/context.js";
+import { buildAdminApp } from "./http/health.js";
 import { type Identity, identityOf, type PrincipalSource } from "./identity.js";
 import { Metrics } from "./metrics.js";
 import { PolicyStore } from "./policy/store.js";
@@ -22,6 +23,11 @@ import { TlsReloader } from "./tls/reloader.js";
 export interface GatewayConfig {
   /** Where to listen. Default: 127.0.0.1, port 8443 (0 picks a free port). */
   listen?: { host?: string; port?: number };
+  /**
+   * The admin listener (plain HTTP: /healthz, /readyz, /metrics). Default: 127.0.0.1, port 9464
+   * (0 picks a free port); `false` turns it off. Keep it on loopback or a private network.
+   */
+  admin?: { host?: string; port?: number } | false;
   /** Server certificate, key, client CA bundle(s) and CRLs; `watch` reloads them on change (default true). */
   tls: TlsFiles & { watch?: boolean };
   /** How the principal is read from the client certificate. Default: `spiffe-or-dn`, any trust domain. */
@@ -48,6 +54,9 @@ export interface Gateway {
   readonly url: string;
   readonly port: number;
   readonly app: FastifyInstance;
+  /** `http://host:port` of the admin listener; undefined when it is off. */
+  readonly adminUrl: string | undefined;
+  readonly adminApp: FastifyInstance | undefined;
   readonly policy: PolicyStore;
   readonly tls: TlsReloader;
   readonly metrics: Metrics;
@@ -142,6 +151,7 @@ export async function startGateway(config: GatewayConfig): Promise<Gateway> {
   const metrics = new Metrics();
   const debounceMs = config.reloadDebounceMs ?? 200;
   const policy = new PolicyStore({
+    onReload: (result) => metrics.policyReload(result),
     file: config.policy.file,
     catalog,
     logger: log.child({ component: "policy" }),
@@ -178,24 +188,41 @@ export async function startGateway(config: GatewayConfig): Promise<Gateway> {
     config.tls.watch ?? true,
     debounceMs,
   );
+  metrics.certificateExpiry("server", () => tls.serverNotAfter);
   const onHup = () => tls.reload();
   process.on("SIGHUP", onHup);
+  const adminApp = config.admin === false ? undefined : buildAdminApp(ctx);
+  let adminUrl: string | undefined;
   try {
     await app.listen({ host: config.listen?.host ?? "127.0.0.1", port: config.listen?.port ?? 8443 });
+    if (adminApp && config.admin !== false) {
+      const adminHost = config.admin?.host ?? "127.0.0.1";
+      await adminApp.listen({ host: adminHost, port: config.admin?.port ?? 9464 });
+      const adminPort = (adminApp.server.address() as AddressInfo).port;
+      adminUrl = `http://${adminHost.includes(":") ? `[${adminHost}]` : adminHost}:${adminPort}`;
+    }
   } catch (err) {
     process.off("SIGHUP", onHup);
     tls.close();
     policy.close();
+    await app.close();
+    await adminApp?.close();
     await producer.close();
+    await metrics.close();
     throw err;
   }
   const port = (app.server.address() as AddressInfo).port;
   const host = config.listen?.host ?? "127.0.0.1";
-  log.info({ port, host, dry_run: ctx.dryRun, policy_file: config.policy.file }, "gateway listening");
+  log.info(
+    { port, host, admin: adminUrl, dry_run: ctx.dryRun, policy_file: config.policy.file },
+    "gateway listening",
+  );
   return {
     url: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
     port,
     app,
+    adminUrl,
+    adminApp,
     policy,
     tls,
     metrics,
@@ -208,8 +235,10 @@ export async function startGateway(config: GatewayConfig): Promise<Gateway> {
       policy.close();
       app.server.closeAllConnections?.();
       await app.close();
+      await adminApp?.close();
       await auditor.flush();
       await producer.close();
+      await metrics.close();
     },
   };
 }

@@ -11,6 +11,7 @@ import { GatewayErrorCodes, gatewayError } from "../src/errors.js";
 import { createContext } from "../src/gateway.js";
 import { buildApp } from "../src/http/app.js";
 import { DEFAULT_LIMITS, type GatewayContext } from "../src/http/context.js";
+import { buildAdminApp } from "../src/http/health.js";
 import type { Identity } from "../src/identity.js";
 import { Metrics } from "../src/metrics.js";
 import { PolicyStore } from "../src/policy/store.js";
@@ -68,7 +69,7 @@ describe("HTTP API (in-process, real nats-server)", () => {
       { tls: { cert: "", key: "", ca: "" }, policy: { file: "" }, nats: { servers: nats.server.url } },
       producer,
       policy,
-      new Metrics(),
+      new Metrics({ global: false }),
       silent,
       catalog,
       { ...DEFAULT_LIMITS, bodyBytes: 4096 },
@@ -358,12 +359,28 @@ describe("HTTP API (in-process, real nats-server)", () => {
     assert.equal(nf.json().error.code, "JK_GATEWAY_NOT_FOUND");
   });
 
-  test("healthz, readyz and metrics", async () => {
-    assert.equal((await app.inject({ url: "/healthz" })).statusCode, 200);
-    assert.equal((await app.inject({ url: "/readyz" })).statusCode, 200);
-    const m = await app.inject({ url: "/metrics" });
-    assert.match(m.body, /jetkit_gateway_decisions_total\{action="publish",decision="deny"\} \d+/);
-    assert.match(m.body, /jetkit_gateway_published_total\{subject="order.fulfillment.completed"\} \d+/);
+  test("the admin app: healthz, readyz and OpenTelemetry metrics in Prometheus text", async () => {
+    const admin = buildAdminApp(ctx);
+    try {
+      assert.equal((await admin.inject({ url: "/healthz" })).statusCode, 200);
+      assert.equal((await admin.inject({ url: "/readyz" })).statusCode, 200);
+      const m = (await admin.inject({ url: "/metrics" })).body;
+      assert.match(m, /jetkit_gateway_decisions_total\{action="publish",decision="deny"[^}]*\} \d+/);
+      assert.match(m, /jetkit_gateway_published_total\{subject="order.fulfillment.completed"[^}]*\} \d+/);
+      assert.match(
+        m,
+        /jetkit_gateway_request_duration_bucket\{route="\/v1\/events\/:subject",outcome="JK_GATEWAY_FORBIDDEN"[^}]*le="[\d.]+"[^}]*\} \d+/,
+      );
+      assert.match(
+        m,
+        /jetkit_gateway_requests_total\{route="\/v1\/events\/:subject",method="POST",status="201",outcome="ok"[^}]*\} \d+/,
+      );
+      const nf = await admin.inject({ url: "/nope" });
+      assert.equal(nf.json().error.code, "JK_GATEWAY_NOT_FOUND");
+      assert.equal((await app.inject({ url: "/metrics" })).statusCode, 404, "not on the mTLS listener");
+    } finally {
+      await admin.close();
+    }
   });
 
   test("durable pull API: fetch with ack tokens, nak redelivers, ack settles, tokens are bound to the principal", async () => {
@@ -512,10 +529,12 @@ describe("HTTP API (in-process, real nats-server)", () => {
   });
 
   test("503 and nothing published while NATS is down; /readyz follows", async () => {
+    const admin = buildAdminApp(ctx);
+    after(() => admin.close());
     await nats.server.stop();
     try {
       await eventually(
-        async () => (await app.inject({ url: "/readyz" })).statusCode === 503,
+        async () => (await admin.inject({ url: "/readyz" })).statusCode === 503,
         10_000,
         "readyz 503",
       );
@@ -526,7 +545,7 @@ describe("HTTP API (in-process, real nats-server)", () => {
       await nats.server.start();
     }
     await eventually(
-      async () => (await app.inject({ url: "/readyz" })).statusCode === 200,
+      async () => (await admin.inject({ url: "/readyz" })).statusCode === 200,
       15_000,
       "readyz 200",
     );

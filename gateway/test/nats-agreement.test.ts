@@ -173,7 +173,7 @@ describe("the generated nats-server authorization agrees with the gateway", () =
       { tls: { cert: "", key: "", ca: "" }, policy: { file: "" }, nats: { servers: backing.server.url } },
       producer,
       store,
-      new Metrics(),
+      new Metrics({ global: false }),
       silent,
       catalog,
       { ...DEFAULT_LIMITS, ratePerSecond: 0 },

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { mkdir, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { getCatalog, isJetkitError } from "@jetkit/contracts";
 import { explain, isFiltered } from "../src/policy/evaluate.js";
@@ -164,6 +165,41 @@ describe("policy reload", () => {
     assert.equal(store.lastError?.code, "JK_POLICY_INVALID");
     assert.equal(store.loads, loads);
     assert.equal(store.decide(BOB, "subscribe", "payment.>").allowed, true, "previous policy still in force");
+  });
+
+  test("a Kubernetes ConfigMap update (atomic ..data symlink swap) is picked up", async () => {
+    // the layout kubelet writes: <dir>/..<ts>/policy.yaml, ..data -> ..<ts>, policy.yaml -> ..data/policy.yaml
+    const k8s = join(dir.dir, "configmap");
+    await mkdir(join(k8s, "..v1"), { recursive: true });
+    await writeFile(join(k8s, "..v1", "policy.yaml"), POLICY);
+    await symlink("..v1", join(k8s, "..data"));
+    await symlink(join("..data", "policy.yaml"), join(k8s, "policy.yaml"));
+    const mounted = new PolicyStore({
+      file: join(k8s, "policy.yaml"),
+      catalog,
+      logger: silent,
+      debounceMs: 50,
+      pollMs: 0,
+      sighup: false,
+    });
+    try {
+      assert.equal(mounted.decide(BOB, "subscribe", "payment.>").allowed, false);
+      await mkdir(join(k8s, "..v2"));
+      await writeFile(
+        join(k8s, "..v2", "policy.yaml"),
+        POLICY.replace("subscribe: [order.>]", "subscribe: [order.>, payment.>]"),
+      );
+      await symlink("..v2", join(k8s, "..data_tmp"));
+      await rename(join(k8s, "..data_tmp"), join(k8s, "..data"));
+      await rm(join(k8s, "..v1"), { recursive: true });
+      await eventually(
+        () => mounted.decide(BOB, "subscribe", "payment.>").allowed,
+        5000,
+        "reload after ..data swap",
+      );
+    } finally {
+      mounted.close();
+    }
   });
 
   test("SIGHUP reloads", async () => {

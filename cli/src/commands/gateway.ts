@@ -261,7 +261,7 @@ const gatewayStart: CommandDef = {
   path: ["gateway", "start"],
   summary: "Run the mTLS HTTPS gateway (RBAC, audit) until Ctrl-C",
   description:
-    "Reads a gateway config file (YAML: listen, tls, identity, policy, nats, limits). SIGHUP reloads the policy and TLS files; they are also watched.",
+    "Reads a gateway config file (YAML: listen, admin, tls, identity, policy, nats, limits). SIGHUP reloads the policy and TLS files; they are also watched (Kubernetes ..data swaps included). /healthz, /readyz and /metrics are on the admin listener (plain HTTP, default 127.0.0.1:9464).",
   options: [
     {
       name: "file",
@@ -303,7 +303,9 @@ const gatewayStart: CommandDef = {
       ...config,
       logger: pino({ level: process.env.JETKIT_LOG_LEVEL ?? "info" }),
     });
-    ctx.stderr.write(`gateway listening on ${gateway.url} (Ctrl-C to stop)\n`);
+    ctx.stderr.write(
+      `gateway listening on ${gateway.url}${gateway.adminUrl ? `, admin (healthz, readyz, metrics) on ${gateway.adminUrl}` : ""} (Ctrl-C to stop)\n`,
+    );
     await new Promise<void>((resolve) =>
       ctx.signal.addEventListener("abort", () => resolve(), { once: true }),
     );

@@ -5,11 +5,12 @@ import Fastify, {
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
+  type FastifyRequest,
   type FastifyServerOptions,
 } from "fastify";
 import { GatewayErrorCodes, httpStatusOf } from "../errors.js";
 import type { GatewayContext } from "./context.js";
-import { healthRoutes } from "./health.js";
+import { whoamiRoute } from "./health.js";
 import { publishRoute } from "./publish.js";
 import { pullRoutes } from "./pull.js";
 import { streamRoute } from "./stream.js";
@@ -25,6 +26,9 @@ const FASTIFY_CODES: Record<string, string> = {
 function truncate(s: string, n: number): string {
   return s.length > n ? `${s.slice(0, n)}…` : s;
 }
+
+/** The error code each refused request was answered with, for the request metrics. */
+const OUTCOME = new WeakMap<FastifyRequest, string>();
 
 /** The JSON body of a gateway error answer. */
 function errorBody(code: string, message: string, field?: string): string {
@@ -96,6 +100,7 @@ export function buildApp(
         : code === GatewayErrorCodes.BAD_REQUEST
           ? "the URL is not valid: it has malformed percent-encoding (% must be followed by two hex digits)."
           : `internal error (request ${String(req.id)}); the gateway log has the cause.`;
+      OUTCOME.set(req as unknown as FastifyRequest, code);
       if (code === GatewayErrorCodes.INTERNAL) req.log.error({ err }, "router error");
       else req.log.info({ code }, "request refused");
       void (reply as unknown as FastifyReply)
@@ -123,10 +128,13 @@ export function buildApp(
     }
   });
   app.addHook("onResponse", async (req, reply) => {
-    ctx.metrics.inc("jetkit_gateway_requests_total", {
-      route: req.routeOptions.url ?? "unmatched",
-      status: reply.statusCode,
-    });
+    ctx.metrics.request(
+      req.routeOptions.url ?? "unmatched",
+      req.method,
+      reply.statusCode,
+      OUTCOME.get(req) ?? (reply.statusCode < 400 ? "ok" : "error"),
+      reply.elapsedTime / 1000,
+    );
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
@@ -154,6 +162,7 @@ export function buildApp(
       message = `internal error (request ${String(req.id)}); the gateway log has the cause.`;
     }
     const status = httpStatusOf(code);
+    OUTCOME.set(req, code);
     if (status >= 500) req.log.error({ err, code }, "request failed");
     else req.log.info({ code, err_message: message }, "request refused");
     reply
@@ -162,6 +171,7 @@ export function buildApp(
       .send({ error: { code, message, ...(typeof field === "string" && field ? { field } : {}) } });
   });
   app.setNotFoundHandler((req, reply) => {
+    OUTCOME.set(req, GatewayErrorCodes.NOT_FOUND);
     reply.code(404).send({
       error: {
         code: GatewayErrorCodes.NOT_FOUND,
@@ -171,7 +181,7 @@ export function buildApp(
     });
   });
 
-  healthRoutes(app, ctx);
+  whoamiRoute(app, ctx);
   publishRoute(app, ctx);
   streamRoute(app, ctx);
   pullRoutes(app, ctx);

@@ -102,7 +102,7 @@ export function publishRoute(app: FastifyInstance, ctx: GatewayContext): void {
         err,
       );
     }
-    ctx.metrics.inc("jetkit_gateway_published_total", { subject });
+    ctx.metrics.published(subject);
     req.log.info(
       {
         principal: id.principal,
