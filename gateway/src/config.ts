@@ -58,6 +58,7 @@ export function loadGatewayConfig(file: string): GatewayConfig {
     "nats",
     "limits",
     "ackTokenSecret",
+    "authCallout",
     "reloadDebounceMs",
   ];
   for (const k of Object.keys(c))
@@ -85,6 +86,9 @@ export function loadGatewayConfig(file: string): GatewayConfig {
     nats: c.nats as unknown as GatewayConfig["nats"],
     ...(c.limits ? { limits: c.limits as NonNullable<GatewayConfig["limits"]> } : {}),
     ...(typeof c.ackTokenSecret === "string" ? { ackTokenSecret: c.ackTokenSecret } : {}),
+    ...(c.authCallout
+      ? { authCallout: c.authCallout as unknown as NonNullable<GatewayConfig["authCallout"]> }
+      : {}),
     ...(typeof c.reloadDebounceMs === "number" ? { reloadDebounceMs: c.reloadDebounceMs } : {}),
   };
   return config;

@@ -4,7 +4,7 @@ import type { TLSSocket } from "node:tls";
 import { type Catalog, ContractValidator, getCatalog } from "@jetkit/contracts";
 import { createProducer, type Producer } from "@jetkit/producers";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { NodeConnectionOptions } from "@nats-io/transport-node";
+import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { type Logger, pino } from "pino";
 import { Auditor } from "./audit.js";
@@ -14,6 +14,7 @@ import { DEFAULT_LIMITS, type GatewayContext, type Limits } from "./http/context
 import { buildAdminApp } from "./http/health.js";
 import { type Identity, identityOf, type PrincipalSource } from "./identity.js";
 import { Metrics } from "./metrics.js";
+import { type AuthCallout, startAuthCallout } from "./nats-auth/callout.js";
 import { PolicyStore } from "./policy/store.js";
 import { RateLimiter } from "./rate-limit.js";
 import { secureContextOptions, type TlsFiles } from "./tls/material.js";
@@ -36,6 +37,22 @@ export interface GatewayConfig {
   policy: { file: string; dryRun?: boolean; watch?: boolean };
   /** The NATS connection of the gateway (its own credentials, not the clients'). */
   nats: { servers: string | string[]; name?: string; tls?: NodeConnectionOptions["tls"] };
+  /**
+   * Serve NATS auth callout from this process (nats-server >= 2.10), so nats-server decides every
+   * direct client connection with this gateway's identity rules and policy (see the README).
+   */
+  authCallout?: {
+    /** The connection of the callout service: a user listed in the server's auth_callout `users`. */
+    nats: { servers: string | string[]; user?: string; pass?: string; tls?: NodeConnectionOptions["tls"] };
+    /** Seed (`SA...`) of the account nkey the server's auth_callout `issuer` names. */
+    issuerSeed: string;
+    /** The account authorised clients are placed in. */
+    account: string;
+    /** Principals given a user without limits (e.g. the gateway's own certificate). */
+    trusted?: string[];
+    /** Durables each principal may use directly. */
+    durables?: Record<string, string[]>;
+  };
   /** Request limits. */
   limits?: Partial<Limits>;
   /** Key that signs ack tokens; share it between gateway replicas. Default: random per process. */
@@ -61,6 +78,8 @@ export interface Gateway {
   readonly tls: TlsReloader;
   readonly metrics: Metrics;
   readonly producer: Producer;
+  /** The auth callout service, when `authCallout` is configured. */
+  readonly authCallout: AuthCallout | undefined;
   /** Re-reads the TLS files now (also done on change and SIGHUP). */
   reloadTls(): boolean;
   /** Re-reads the policy now (also done on change and SIGHUP). */
@@ -193,7 +212,34 @@ export async function startGateway(config: GatewayConfig): Promise<Gateway> {
   process.on("SIGHUP", onHup);
   const adminApp = config.admin === false ? undefined : buildAdminApp(ctx);
   let adminUrl: string | undefined;
+  let calloutNc: NatsConnection | undefined;
+  let authCallout: AuthCallout | undefined;
   try {
+    const ac = config.authCallout;
+    if (ac) {
+      calloutNc = await connect({
+        servers: ac.nats.servers,
+        name: "gateway-auth-callout",
+        ...(ac.nats.user ? { user: ac.nats.user } : {}),
+        ...(ac.nats.pass ? { pass: ac.nats.pass } : {}),
+        ...(ac.nats.tls ? { tls: ac.nats.tls } : {}),
+      });
+      authCallout = startAuthCallout({
+        nc: calloutNc,
+        issuerSeed: ac.issuerSeed,
+        account: ac.account,
+        policy: () => policy.policy,
+        catalog,
+        identity: {
+          source: config.identity?.source ?? "spiffe-or-dn",
+          ...(config.identity?.trustDomains ? { trustDomains: config.identity.trustDomains } : {}),
+        },
+        trusted: (p) => ac.trusted?.includes(p) ?? false,
+        durables: (p) => ac.durables?.[p] ?? [],
+        logger: log,
+      });
+      await calloutNc.flush();
+    }
     await app.listen({ host: config.listen?.host ?? "127.0.0.1", port: config.listen?.port ?? 8443 });
     if (adminApp && config.admin !== false) {
       const adminHost = config.admin?.host ?? "127.0.0.1";
@@ -207,6 +253,8 @@ export async function startGateway(config: GatewayConfig): Promise<Gateway> {
     policy.close();
     await app.close();
     await adminApp?.close();
+    await authCallout?.stop();
+    await calloutNc?.close();
     await producer.close();
     await metrics.close();
     throw err;
@@ -227,6 +275,7 @@ export async function startGateway(config: GatewayConfig): Promise<Gateway> {
     tls,
     metrics,
     producer,
+    authCallout,
     reloadTls: () => tls.reload(),
     reloadPolicy: () => policy.reload(),
     async close() {
@@ -236,6 +285,8 @@ export async function startGateway(config: GatewayConfig): Promise<Gateway> {
       app.server.closeAllConnections?.();
       await app.close();
       await adminApp?.close();
+      await authCallout?.stop();
+      await calloutNc?.close();
       await auditor.flush();
       await producer.close();
       await metrics.close();

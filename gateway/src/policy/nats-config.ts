@@ -93,9 +93,21 @@ function catalogPatterns(subjects: readonly string[]): string[] {
 export function natsPermissions(policy: Policy, opts: NatsConfigOptions): NatsUserPermissions[] {
   const exact = policy.bindings.flatMap((b) => b.principals.filter((p) => !isPrincipalGlob(p)));
   const users = uniq([...exact, ...(opts.principals ?? [])]);
+  return users.map((user) => permissionsOf(policy, user, opts));
+}
+
+/**
+ * The NATS permissions of one principal (glob bindings included): what the static config lists
+ * for it, and what the auth callout puts in its user JWT. Throws `JK_POLICY_NATS_MISMATCH`.
+ */
+export function permissionsOf(
+  policy: Policy,
+  user: string,
+  opts: Omit<NatsConfigOptions, "principals" | "tls">,
+): NatsUserPermissions {
   const bucket = opts.idempotencyBucket ?? "jetkit-idempotency";
   const events = opts.catalog.events.map((e) => e.subject);
-  return users.map((user) => {
+  {
     const roles = policy.bindings
       .filter((b) => b.principals.some((p) => principalMatches(p, user)))
       .flatMap((b) => b.roles.map((r) => policy.roles.get(r)!));
@@ -150,7 +162,7 @@ export function natsPermissions(policy: Policy, opts: NatsConfigOptions): NatsUs
       publish: { allow: uniq([...pubAllow, ...jsPub, ...dlq]), deny: uniq(pubDeny) },
       subscribe: { allow: uniq(sub), deny: uniq([...subDeny, ...implicit]) },
     };
-  });
+  }
 }
 
 function q(s: string): string {
