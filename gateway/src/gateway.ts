@@ -93,8 +93,25 @@ export function certificateIdentity(opts: {
   source: PrincipalSource;
   trustDomains?: readonly string[];
 }): (req: FastifyRequest) => Identity {
+  // A connection's peer certificate cannot change (TLS 1.3 has no renegotiation): read it once
+  // per connection, not on every keep-alive request.
+  const bySocket = new WeakMap<TLSSocket, Identity | Error>();
   return (req) => {
     const socket = req.raw.socket as TLSSocket;
+    const known = bySocket.get(socket);
+    if (known instanceof Error) throw known;
+    if (known) return known;
+    try {
+      const id = readIdentity(socket);
+      bySocket.set(socket, id);
+      return id;
+    } catch (err) {
+      bySocket.set(socket, err as Error);
+      throw err;
+    }
+  };
+
+  function readIdentity(socket: TLSSocket): Identity {
     // rejectUnauthorized makes this unreachable for real sockets; kept as defence in depth.
     if (typeof socket.getPeerX509Certificate !== "function" || !socket.authorized) {
       throw gatewayError(
@@ -110,7 +127,7 @@ export function certificateIdentity(opts: {
       cert,
       opts.trustDomains ? { source: opts.source, trustDomains: opts.trustDomains } : opts,
     );
-  };
+  }
 }
 
 /**
