@@ -266,6 +266,30 @@ describe("jetkit CLI without a server", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  test("policy nats-config maps a DN given to --principal as one user, and --durable grants a durable", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jetkit-natscfg-"));
+    const file = join(dir, "policy.yaml");
+    writeFileSync(
+      file,
+      'version: 1\nroles:\n  reader:\n    subscribe: [order.>]\nbindings:\n  - principal: "CN=*,OU=ops,O=X"\n    roles: [reader]\n',
+    );
+    const r = await jetkit([
+      "policy",
+      "nats-config",
+      file,
+      "--principal",
+      "CN=omar,OU=ops,O=X",
+      "--durable",
+      "CN=omar,OU=ops,O=X=omar-orders",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const users = [...r.stdout.matchAll(/\{ user: ("(?:[^"\\]|\\.)*")/g)].map((m) => JSON.parse(m[1]!));
+    assert.deepEqual(users, ["CN=omar,OU=ops,O=X"]);
+    assert.match(r.stdout, /"\$JS\.API\.CONSUMER\.CREATE\.ORDER\.omar-orders\.order\.>"/);
+    assert.match(r.stdout, /"\$JS\.ACK\.ORDER\.omar-orders\.>"/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   test("contracts check passes on this repository", async () => {
     const r = await jetkit(["contracts", "check", "--json"]);
     const report = JSON.parse(r.stdout) as { ok: boolean; problems: unknown[] };

@@ -81,6 +81,7 @@ async function main(): Promise<void> {
   );
   const logger = pino({ level: "warn" });
   const gateway = await startGateway({
+    admin: { port: 0 },
     listen: { port: 0 },
     tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert, crl: pki.crl },
     policy: { file: policyFile },

@@ -30,6 +30,7 @@ bindings:
   // 3. The gateway.
   const gateway = await startGateway({
     listen: { host: "127.0.0.1", port: 0 },
+    admin: { host: "127.0.0.1", port: 0 }, // plain HTTP: /healthz, /readyz, /metrics
     tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert, crl: pki.crl },
     policy: { file: policyFile },
     nats: { servers: natsUrl },

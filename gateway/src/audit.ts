@@ -58,7 +58,7 @@ export class Auditor {
       rule: r.decision.rule,
       dry_run: r.dryRun,
     };
-    this.#metrics.inc("jetkit_gateway_decisions_total", { action: r.action, decision: line.decision });
+    this.#metrics.decision(r.action, r.decision.allowed ? "allow" : "deny");
     if (r.decision.allowed) this.#log.info(line, "authorisation decision");
     else
       this.#log.warn(
@@ -84,7 +84,7 @@ export class Auditor {
         msgId: `audit-${r.requestId}-${r.action}`,
       })
       .catch((err: unknown) => {
-        this.#metrics.inc("jetkit_gateway_audit_failures_total");
+        this.#metrics.auditFailure();
         this.#log.error({ err, request_id: r.requestId }, "audit event could not be published");
       })
       .finally(() => this.#pending.delete(p));

@@ -24,6 +24,7 @@ function paths(v: unknown, base: string, file: string, key: string): string | st
  *
  * ```yaml
  * listen: { host: 127.0.0.1, port: 8443 }
+ * admin: { host: 127.0.0.1, port: 9464 }   # or false
  * tls: { cert: pki/server.crt, key: pki/server.key, ca: pki/ca.crt, crl: pki/crl.pem }
  * identity: { source: spiffe-or-dn }
  * policy: { file: policy.yaml, dryRun: false }
@@ -50,12 +51,14 @@ export function loadGatewayConfig(file: string): GatewayConfig {
   const base = dirname(resolve(file));
   const allowed = [
     "listen",
+    "admin",
     "tls",
     "identity",
     "policy",
     "nats",
     "limits",
     "ackTokenSecret",
+    "authCallout",
     "reloadDebounceMs",
   ];
   for (const k of Object.keys(c))
@@ -67,6 +70,7 @@ export function loadGatewayConfig(file: string): GatewayConfig {
   const crl = paths(tls.crl, base, file, "tls.crl");
   const config: GatewayConfig = {
     ...(c.listen ? { listen: c.listen as NonNullable<GatewayConfig["listen"]> } : {}),
+    ...(c.admin !== undefined ? { admin: c.admin as unknown as NonNullable<GatewayConfig["admin"]> } : {}),
     tls: {
       cert: paths(tls.cert, base, file, "tls.cert") as string,
       key: paths(tls.key, base, file, "tls.key") as string,
@@ -82,6 +86,9 @@ export function loadGatewayConfig(file: string): GatewayConfig {
     nats: c.nats as unknown as GatewayConfig["nats"],
     ...(c.limits ? { limits: c.limits as NonNullable<GatewayConfig["limits"]> } : {}),
     ...(typeof c.ackTokenSecret === "string" ? { ackTokenSecret: c.ackTokenSecret } : {}),
+    ...(c.authCallout
+      ? { authCallout: c.authCallout as unknown as NonNullable<GatewayConfig["authCallout"]> }
+      : {}),
     ...(typeof c.reloadDebounceMs === "number" ? { reloadDebounceMs: c.reloadDebounceMs } : {}),
   };
   return config;

@@ -30,6 +30,12 @@ export const GatewayErrorCodes = {
   NOT_FOUND: "JK_GATEWAY_NOT_FOUND",
   /** An ack token is malformed, forged, or belongs to another principal. 400. */
   BAD_ACK_TOKEN: "JK_GATEWAY_BAD_ACK_TOKEN",
+  /** The URL (a path parameter) is longer than the gateway reads. 414. */
+  URL_TOO_LONG: "JK_GATEWAY_URL_TOO_LONG",
+  /** The request head (request line and headers) is larger than the server reads; the connection is closed. 431. */
+  HEADERS_TOO_LARGE: "JK_GATEWAY_HEADERS_TOO_LARGE",
+  /** The consumer of an ack token's delivery no longer exists (deleted): the delivery cannot be settled, and retrying cannot help. 410. */
+  DELIVERY_GONE: "JK_GATEWAY_DELIVERY_GONE",
   /** Anything unexpected; the log has the cause. 500. */
   INTERNAL: "JK_GATEWAY_INTERNAL",
   /** The gateway configuration (file or object) is invalid. */
@@ -47,6 +53,8 @@ export const PolicyErrorCodes = {
   UNREADABLE: "JK_POLICY_UNREADABLE",
   /** An explain/check call was given an unknown action. */
   BAD_ACTION: "JK_POLICY_BAD_ACTION",
+  /** The policy cannot be compiled to a nats-server config that decides as the gateway does; the message names the rules. */
+  NATS_MISMATCH: "JK_POLICY_NATS_MISMATCH",
 } as const;
 
 /** Error codes of the dev PKI. */
@@ -76,6 +84,9 @@ const STATUS: Record<GatewayErrorCode, number> = {
   JK_GATEWAY_UNAVAILABLE: 503,
   JK_GATEWAY_NOT_FOUND: 404,
   JK_GATEWAY_BAD_ACK_TOKEN: 400,
+  JK_GATEWAY_URL_TOO_LONG: 414,
+  JK_GATEWAY_HEADERS_TOO_LARGE: 431,
+  JK_GATEWAY_DELIVERY_GONE: 410,
   JK_GATEWAY_INTERNAL: 500,
   JK_GATEWAY_CONFIG: 500,
   JK_GATEWAY_TLS: 500,

@@ -4,15 +4,17 @@ import type { TLSSocket } from "node:tls";
 import { type Catalog, ContractValidator, getCatalog } from "@jetkit/contracts";
 import { createProducer, type Producer } from "@jetkit/producers";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { NodeConnectionOptions } from "@nats-io/transport-node";
+import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { type Logger, pino } from "pino";
 import { Auditor } from "./audit.js";
 import { GatewayErrorCodes, gatewayError } from "./errors.js";
 import { buildApp } from "./http/app.js";
 import { DEFAULT_LIMITS, type GatewayContext, type Limits } from "./http/context.js";
+import { buildAdminApp } from "./http/health.js";
 import { type Identity, identityOf, type PrincipalSource } from "./identity.js";
 import { Metrics } from "./metrics.js";
+import { type AuthCallout, startAuthCallout } from "./nats-auth/callout.js";
 import { PolicyStore } from "./policy/store.js";
 import { RateLimiter } from "./rate-limit.js";
 import { secureContextOptions, type TlsFiles } from "./tls/material.js";
@@ -22,6 +24,11 @@ import { TlsReloader } from "./tls/reloader.js";
 export interface GatewayConfig {
   /** Where to listen. Default: 127.0.0.1, port 8443 (0 picks a free port). */
   listen?: { host?: string; port?: number };
+  /**
+   * The admin listener (plain HTTP: /healthz, /readyz, /metrics). Default: 127.0.0.1, port 9464
+   * (0 picks a free port); `false` turns it off. Keep it on loopback or a private network.
+   */
+  admin?: { host?: string; port?: number } | false;
   /** Server certificate, key, client CA bundle(s) and CRLs; `watch` reloads them on change (default true). */
   tls: TlsFiles & { watch?: boolean };
   /** How the principal is read from the client certificate. Default: `spiffe-or-dn`, any trust domain. */
@@ -30,6 +37,22 @@ export interface GatewayConfig {
   policy: { file: string; dryRun?: boolean; watch?: boolean };
   /** The NATS connection of the gateway (its own credentials, not the clients'). */
   nats: { servers: string | string[]; name?: string; tls?: NodeConnectionOptions["tls"] };
+  /**
+   * Serve NATS auth callout from this process (nats-server >= 2.10), so nats-server decides every
+   * direct client connection with this gateway's identity rules and policy (see the README).
+   */
+  authCallout?: {
+    /** The connection of the callout service: a user listed in the server's auth_callout `users`. */
+    nats: { servers: string | string[]; user?: string; pass?: string; tls?: NodeConnectionOptions["tls"] };
+    /** Seed (`SA...`) of the account nkey the server's auth_callout `issuer` names. */
+    issuerSeed: string;
+    /** The account authorised clients are placed in. */
+    account: string;
+    /** Principals given a user without limits (e.g. the gateway's own certificate). */
+    trusted?: string[];
+    /** Durables each principal may use directly. */
+    durables?: Record<string, string[]>;
+  };
   /** Request limits. */
   limits?: Partial<Limits>;
   /** Key that signs ack tokens; share it between gateway replicas. Default: random per process. */
@@ -48,10 +71,15 @@ export interface Gateway {
   readonly url: string;
   readonly port: number;
   readonly app: FastifyInstance;
+  /** `http://host:port` of the admin listener; undefined when it is off. */
+  readonly adminUrl: string | undefined;
+  readonly adminApp: FastifyInstance | undefined;
   readonly policy: PolicyStore;
   readonly tls: TlsReloader;
   readonly metrics: Metrics;
   readonly producer: Producer;
+  /** The auth callout service, when `authCallout` is configured. */
+  readonly authCallout: AuthCallout | undefined;
   /** Re-reads the TLS files now (also done on change and SIGHUP). */
   reloadTls(): boolean;
   /** Re-reads the policy now (also done on change and SIGHUP). */
@@ -65,8 +93,25 @@ export function certificateIdentity(opts: {
   source: PrincipalSource;
   trustDomains?: readonly string[];
 }): (req: FastifyRequest) => Identity {
+  // A connection's peer certificate cannot change (TLS 1.3 has no renegotiation): read it once
+  // per connection, not on every keep-alive request.
+  const bySocket = new WeakMap<TLSSocket, Identity | Error>();
   return (req) => {
     const socket = req.raw.socket as TLSSocket;
+    const known = bySocket.get(socket);
+    if (known instanceof Error) throw known;
+    if (known) return known;
+    try {
+      const id = readIdentity(socket);
+      bySocket.set(socket, id);
+      return id;
+    } catch (err) {
+      bySocket.set(socket, err as Error);
+      throw err;
+    }
+  };
+
+  function readIdentity(socket: TLSSocket): Identity {
     // rejectUnauthorized makes this unreachable for real sockets; kept as defence in depth.
     if (typeof socket.getPeerX509Certificate !== "function" || !socket.authorized) {
       throw gatewayError(
@@ -82,7 +127,7 @@ export function certificateIdentity(opts: {
       cert,
       opts.trustDomains ? { source: opts.source, trustDomains: opts.trustDomains } : opts,
     );
-  };
+  }
 }
 
 /**
@@ -142,6 +187,7 @@ export async function startGateway(config: GatewayConfig): Promise<Gateway> {
   const metrics = new Metrics();
   const debounceMs = config.reloadDebounceMs ?? 200;
   const policy = new PolicyStore({
+    onReload: (result) => metrics.policyReload(result),
     file: config.policy.file,
     catalog,
     logger: log.child({ component: "policy" }),
@@ -178,28 +224,75 @@ export async function startGateway(config: GatewayConfig): Promise<Gateway> {
     config.tls.watch ?? true,
     debounceMs,
   );
+  metrics.certificateExpiry("server", () => tls.serverNotAfter);
   const onHup = () => tls.reload();
   process.on("SIGHUP", onHup);
+  const adminApp = config.admin === false ? undefined : buildAdminApp(ctx);
+  let adminUrl: string | undefined;
+  let calloutNc: NatsConnection | undefined;
+  let authCallout: AuthCallout | undefined;
   try {
+    const ac = config.authCallout;
+    if (ac) {
+      calloutNc = await connect({
+        servers: ac.nats.servers,
+        name: "gateway-auth-callout",
+        ...(ac.nats.user ? { user: ac.nats.user } : {}),
+        ...(ac.nats.pass ? { pass: ac.nats.pass } : {}),
+        ...(ac.nats.tls ? { tls: ac.nats.tls } : {}),
+      });
+      authCallout = startAuthCallout({
+        nc: calloutNc,
+        issuerSeed: ac.issuerSeed,
+        account: ac.account,
+        policy: () => policy.policy,
+        catalog,
+        identity: {
+          source: config.identity?.source ?? "spiffe-or-dn",
+          ...(config.identity?.trustDomains ? { trustDomains: config.identity.trustDomains } : {}),
+        },
+        trusted: (p) => ac.trusted?.includes(p) ?? false,
+        durables: (p) => ac.durables?.[p] ?? [],
+        logger: log,
+      });
+      await calloutNc.flush();
+    }
     await app.listen({ host: config.listen?.host ?? "127.0.0.1", port: config.listen?.port ?? 8443 });
+    if (adminApp && config.admin !== false) {
+      const adminHost = config.admin?.host ?? "127.0.0.1";
+      await adminApp.listen({ host: adminHost, port: config.admin?.port ?? 9464 });
+      const adminPort = (adminApp.server.address() as AddressInfo).port;
+      adminUrl = `http://${adminHost.includes(":") ? `[${adminHost}]` : adminHost}:${adminPort}`;
+    }
   } catch (err) {
     process.off("SIGHUP", onHup);
     tls.close();
     policy.close();
+    await app.close();
+    await adminApp?.close();
+    await authCallout?.stop();
+    await calloutNc?.close();
     await producer.close();
+    await metrics.close();
     throw err;
   }
   const port = (app.server.address() as AddressInfo).port;
   const host = config.listen?.host ?? "127.0.0.1";
-  log.info({ port, host, dry_run: ctx.dryRun, policy_file: config.policy.file }, "gateway listening");
+  log.info(
+    { port, host, admin: adminUrl, dry_run: ctx.dryRun, policy_file: config.policy.file },
+    "gateway listening",
+  );
   return {
     url: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
     port,
     app,
+    adminUrl,
+    adminApp,
     policy,
     tls,
     metrics,
     producer,
+    authCallout,
     reloadTls: () => tls.reload(),
     reloadPolicy: () => policy.reload(),
     async close() {
@@ -208,8 +301,12 @@ export async function startGateway(config: GatewayConfig): Promise<Gateway> {
       policy.close();
       app.server.closeAllConnections?.();
       await app.close();
+      await adminApp?.close();
+      await authCallout?.stop();
+      await calloutNc?.close();
       await auditor.flush();
       await producer.close();
+      await metrics.close();
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { X509Certificate } from "node:crypto";
 import { JetkitError } from "@jetkit/contracts";
+import { type CertificateFacts, certificateFacts, OID_CLIENT_AUTH } from "./certificate.js";
 import { GatewayErrorCodes } from "./errors.js";
 
 /**
@@ -26,50 +27,8 @@ export interface IdentityOptions {
   trustDomains?: readonly string[];
 }
 
-/** One entry of a subjectAltName extension as node prints it (`URI`, `DNS`, `IP Address`, `email`...). */
-export interface AltName {
-  readonly type: string;
-  readonly value: string;
-}
-
 function unauthenticated(message: string, details: Record<string, unknown> = {}): JetkitError {
   return new JetkitError(GatewayErrorCodes.UNAUTHENTICATED, message, { details });
-}
-
-/**
- * Parses node's `subjectAltName` text (`DNS:a, URI:spiffe://x/y, IP Address:1.2.3.4`). Node
- * writes a value that contains a comma, quote or other special character as a JSON string
- * (`URI:"spiffe://x/a, b"`), so a value can never be split into two entries, nor two be merged.
- */
-export function parseSubjectAltName(text: string | undefined): AltName[] {
-  const out: AltName[] = [];
-  if (!text) return out;
-  let i = 0;
-  while (i < text.length) {
-    const colon = text.indexOf(":", i);
-    if (colon < 0) throw new Error(`malformed subjectAltName near "${text.slice(i, i + 20)}"`);
-    const type = text.slice(i, colon);
-    i = colon + 1;
-    let value: string;
-    if (text[i] === '"') {
-      let j = i + 1;
-      while (j < text.length && text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
-      if (j >= text.length) throw new Error("unterminated quoted value in subjectAltName");
-      value = JSON.parse(text.slice(i, j + 1)) as string;
-      i = j + 1;
-    } else {
-      const end = text.indexOf(", ", i);
-      value = end < 0 ? text.slice(i) : text.slice(i, end);
-      i = end < 0 ? text.length : end;
-    }
-    out.push({ type, value });
-    if (i < text.length) {
-      if (text.slice(i, i + 2) !== ", ")
-        throw new Error(`malformed subjectAltName near "${text.slice(i, i + 20)}"`);
-      i += 2;
-    }
-  }
-  return out;
 }
 
 const TRUST_DOMAIN = /^[a-z0-9._-]+$/;
@@ -78,7 +37,7 @@ const PATH_SEGMENT = /^[A-Za-z0-9._-]+$/;
 /**
  * Checks a SPIFFE ID against the SPIFFE ID spec: scheme `spiffe`, a lower-case trust domain
  * without port or user info, a path of non-empty segments (no `.`/`..`, no trailing slash), no
- * query or fragment, at most 2048 bytes. Returns its trust domain and path.
+ * query or fragment, at most 2048 bytes; and, as an X.509-SVID leaf needs (X.509-SVID §2), a path. Returns its trust domain and path.
  */
 export function parseSpiffeId(id: string): { trustDomain: string; path: string } {
   const bad = (why: string) =>
@@ -92,7 +51,8 @@ export function parseSpiffeId(id: string): { trustDomain: string; path: string }
   if (!trustDomain || !TRUST_DOMAIN.test(trustDomain)) {
     throw bad("the trust domain must be lower-case letters, digits, '.', '-' or '_' (no port, no user info)");
   }
-  if (path) {
+  if (!path) throw bad("it has no path; an X.509-SVID names a workload (spiffe://trust-domain/path)");
+  {
     const segments = path.slice(1).split("/");
     for (const s of segments) {
       if (!s) throw bad("the path has an empty segment or a trailing slash");
@@ -104,49 +64,41 @@ export function parseSpiffeId(id: string): { trustDomain: string; path: string }
 }
 
 /**
- * The subject DN in RFC 4514 string form (most specific RDN first, `CN=alice,O=jetkit`), which is
- * also how nats-server's `verify_and_map` names a certificate user.
+ * The principal of a verified client certificate, read from its DER with an X.509 parser. Refused
+ * (`JK_GATEWAY_UNAUTHENTICATED`, naming the problem) on every path: a CA certificate used as a
+ * leaf, a keyUsage with keyCertSign or cRLSign, no extendedKeyUsage with clientAuth. For SPIFFE
+ * (X.509-SVID §4, §5.2): exactly one URI SAN, a valid SPIFFE ID with a path, keyUsage present with
+ * digitalSignature. Without a URI SAN (or with `source: "dn"`) the principal is the subject DN in
+ * RFC 4514 form; an empty subject is refused.
  */
-export function distinguishedName(cert: X509Certificate): string {
-  const rdns = cert.subject
-    .split("\n")
-    .filter((l) => l.length > 0)
-    .map((line) => {
-      const eq = line.indexOf("=");
-      const key = line.slice(0, eq);
-      let value = line.slice(eq + 1);
-      // node prints a value with special characters as a JSON string
-      if (value.startsWith('"') && value.endsWith('"')) value = JSON.parse(value) as string;
-      return `${key}=${escapeDnValue(value)}`;
-    });
-  return rdns.reverse().join(",");
-}
-
-/** RFC 4514 §2.4 escaping. */
-function escapeDnValue(v: string): string {
-  let out = v.replace(/[\\,+"<>;=]/g, (c) => `\\${c}`).replace(/\u0000/g, "\\00");
-  if (out.startsWith("#") || out.startsWith(" ")) out = `\\${out}`;
-  if (out.endsWith(" ") && out.length > 1) out = `${out.slice(0, -1)}\\ `;
-  return out;
-}
-
-/**
- * The principal of a verified client certificate. Per the X.509-SVID rules a certificate with
- * more than one URI SAN is refused, as is a CA certificate presented as a leaf; a certificate with
- * one URI SAN must carry a valid SPIFFE ID. Throws `JK_GATEWAY_UNAUTHENTICATED` naming the problem.
- */
-export function identityOf(cert: X509Certificate, opts: IdentityOptions): Identity {
-  const serial = cert.serialNumber;
+export function identityOf(cert: X509Certificate | Uint8Array, opts: IdentityOptions): Identity {
+  let facts: CertificateFacts;
+  try {
+    facts = certificateFacts(cert instanceof Uint8Array ? cert : cert.raw);
+  } catch (err) {
+    throw unauthenticated(`the client certificate cannot be parsed as X.509: ${(err as Error).message}`);
+  }
+  const serial = facts.serial;
+  if (facts.ca) {
+    throw unauthenticated(
+      "the client certificate is a CA certificate (basicConstraints CA:TRUE); a CA certificate cannot be used as a client. Issue a leaf certificate (CA:FALSE).",
+      { serial },
+    );
+  }
+  if (facts.keyUsage?.has("keyCertSign") || facts.keyUsage?.has("cRLSign")) {
+    throw unauthenticated(
+      "the client certificate's keyUsage allows signing certificates or CRLs (keyCertSign/cRLSign); a leaf must not. Issue it with keyUsage digitalSignature.",
+      { serial },
+    );
+  }
+  if (!facts.extKeyUsage?.includes(OID_CLIENT_AUTH)) {
+    throw unauthenticated(
+      `the client certificate ${facts.extKeyUsage ? "has an extendedKeyUsage without clientAuth" : "has no extendedKeyUsage extension"}; the gateway requires extendedKeyUsage clientAuth.`,
+      { serial },
+    );
+  }
   if (opts.source !== "dn") {
-    let names: AltName[];
-    try {
-      names = parseSubjectAltName(cert.subjectAltName);
-    } catch (err) {
-      throw unauthenticated(
-        `the client certificate's subjectAltName cannot be read: ${(err as Error).message}`,
-      );
-    }
-    const uris = names.filter((n) => n.type === "URI").map((n) => n.value);
+    const uris = facts.altNames.filter((n) => n.type === "URI").map((n) => n.value);
     if (uris.length > 1) {
       throw unauthenticated(
         `the client certificate has ${uris.length} URI SANs; an X.509-SVID has exactly one. Issue a certificate with a single SPIFFE ID.`,
@@ -155,8 +107,13 @@ export function identityOf(cert: X509Certificate, opts: IdentityOptions): Identi
     }
     const uri = uris[0];
     if (uri !== undefined) {
-      if (cert.ca) throw unauthenticated("a CA certificate cannot be an X.509-SVID leaf.", { serial });
       const { trustDomain } = parseSpiffeId(uri);
+      if (!facts.keyUsage?.has("digitalSignature")) {
+        throw unauthenticated(
+          "an X.509-SVID leaf must have keyUsage digitalSignature (X.509-SVID §4.3); this certificate has none.",
+          { serial },
+        );
+      }
       if (opts.trustDomains && !opts.trustDomains.includes(trustDomain)) {
         throw unauthenticated(
           `trust domain "${trustDomain}" is not accepted by this gateway (accepted: ${opts.trustDomains.join(", ")}).`,
@@ -172,7 +129,11 @@ export function identityOf(cert: X509Certificate, opts: IdentityOptions): Identi
       );
     }
   }
-  const dn = distinguishedName(cert);
-  if (!dn) throw unauthenticated("the client certificate has an empty subject and no SPIFFE ID.", { serial });
-  return { principal: dn, kind: "dn", serial };
+  if (!facts.subjectDn) {
+    throw unauthenticated(
+      "the client certificate has an empty subject and no SPIFFE ID, so it names no principal. Issue it with a subject DN or a SPIFFE ID (URI SAN).",
+      { serial },
+    );
+  }
+  return { principal: facts.subjectDn, kind: "dn", serial };
 }

@@ -1,67 +1,135 @@
-/** A few Prometheus counters and gauges, rendered in the text exposition format (no dependency). */
+import { type Attributes, type Counter, type Histogram, metrics as otel } from "@opentelemetry/api";
+import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
+import { type DataPoint, MeterProvider } from "@opentelemetry/sdk-metrics";
+
+/** Options of {@link Metrics}. */
+export interface MetricsOptions {
+  /**
+   * Also register the provider as the process's global OpenTelemetry meter provider (when none is
+   * registered yet), so the producer SDK's own `messaging.*` instruments are exported too.
+   * Default: true.
+   */
+  global: boolean;
+}
+
+const SCOPE = "@jetkit/gateway";
+
+/**
+ * The gateway's metrics, recorded with the OpenTelemetry metrics SDK and exposed in the
+ * Prometheus text format by the OpenTelemetry Prometheus exporter (served by the admin listener).
+ * Names become Prometheus names (`.` to `_`), counters with `_total`; durations are in seconds.
+ */
 export class Metrics {
-  readonly #counters = new Map<string, Map<string, number>>();
-  readonly #help = new Map<string, [string, "counter" | "gauge"]>();
-  readonly #gauges = new Map<string, () => number>();
+  readonly provider: MeterProvider;
+  readonly #exporter: PrometheusExporter;
+  readonly #requests: Counter;
+  readonly #duration: Histogram;
+  readonly #decisions: Counter;
+  readonly #published: Counter;
+  readonly #auditFailures: Counter;
+  readonly #policyReloads: Counter;
+  readonly #tlsReloads: Counter;
+  readonly #expiries = new Map<string, () => number | undefined>();
 
-  constructor() {
-    this.#declare("jetkit_gateway_requests_total", "HTTP requests answered, by route and status", "counter");
-    this.#declare(
-      "jetkit_gateway_decisions_total",
-      "Authorisation decisions, by action and decision",
-      "counter",
-    );
-    this.#declare("jetkit_gateway_published_total", "Events published to JetStream", "counter");
-    this.#declare(
-      "jetkit_gateway_audit_failures_total",
-      "Audit events that could not be published",
-      "counter",
-    );
-    this.#declare("jetkit_gateway_policy_reloads_total", "Policy reloads, by result", "counter");
-    this.#declare("jetkit_gateway_tls_reloads_total", "TLS material reloads, by result", "counter");
+  constructor(opts: Partial<MetricsOptions> = {}) {
+    this.#exporter = new PrometheusExporter({ preventServerStart: true });
+    this.provider = new MeterProvider({ readers: [this.#exporter] });
+    if (opts.global ?? true) otel.setGlobalMeterProvider(this.provider);
+    const meter = this.provider.getMeter(SCOPE);
+    this.#requests = meter.createCounter("jetkit.gateway.requests", {
+      description: "HTTP requests answered, by route, method, status and error code",
+    });
+    this.#duration = meter.createHistogram("jetkit.gateway.request.duration", {
+      description: "Time from the request's arrival to its answer, by route and outcome",
+      unit: "s",
+      advice: {
+        explicitBucketBoundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      },
+    });
+    this.#decisions = meter.createCounter("jetkit.gateway.decisions", {
+      description: "Authorisation decisions, by action and decision",
+    });
+    this.#published = meter.createCounter("jetkit.gateway.published", {
+      description: "Events published to JetStream, by subject",
+    });
+    this.#auditFailures = meter.createCounter("jetkit.gateway.audit.failures", {
+      description: "Audit events that could not be published",
+    });
+    this.#policyReloads = meter.createCounter("jetkit.gateway.policy.reloads", {
+      description: "Policy reloads, by result",
+    });
+    this.#tlsReloads = meter.createCounter("jetkit.gateway.tls.reloads", {
+      description: "TLS material reloads, by result",
+    });
+    meter
+      .createObservableGauge("jetkit.gateway.certificate.expiry", {
+        description: "Seconds until a certificate of the gateway expires (negative: expired), by certificate",
+        unit: "s",
+      })
+      .addCallback((result) => {
+        for (const [certificate, read] of this.#expiries) {
+          const at = read();
+          if (at !== undefined) result.observe((at - Date.now()) / 1000, { certificate });
+        }
+      });
   }
 
-  #declare(name: string, help: string, type: "counter" | "gauge"): void {
-    this.#help.set(name, [help, type]);
-    this.#counters.set(name, new Map());
+  /** One answered request: `outcome` is `ok` or the `JK_GATEWAY_*` code. */
+  request(route: string, method: string, status: number, outcome: string, seconds: number): void {
+    const attrs = { route, method, status, outcome };
+    this.#requests.add(1, attrs);
+    this.#duration.record(seconds, { route, outcome });
   }
 
-  /** Adds `by` to counter `name` with `labels`. */
-  inc(name: string, labels: Record<string, string | number> = {}, by = 1): void {
-    const series = this.#counters.get(name);
-    if (!series) throw new Error(`undeclared metric ${name}`);
-    const key = Object.entries(labels)
-      .map(([k, v]) => `${k}="${String(v).replace(/["\\\n]/g, "\\$&")}"`)
-      .join(",");
-    series.set(key, (series.get(key) ?? 0) + by);
+  decision(action: string, decision: "allow" | "deny"): void {
+    this.#decisions.add(1, { action, decision });
   }
 
-  /** Registers a gauge read at scrape time. */
-  gauge(name: string, help: string, read: () => number): void {
-    this.#help.set(name, [help, "gauge"]);
-    this.#gauges.set(name, read);
+  published(subject: string): void {
+    this.#published.add(1, { subject });
   }
 
-  /** The current value of a counter series (for tests and health output). */
-  value(name: string, labels: Record<string, string | number> = {}): number {
-    const key = Object.entries(labels)
-      .map(([k, v]) => `${k}="${String(v)}"`)
-      .join(",");
-    return this.#counters.get(name)?.get(key) ?? 0;
+  auditFailure(): void {
+    this.#auditFailures.add(1);
   }
 
-  /** Prometheus text exposition format 0.0.4. */
-  render(): string {
-    const out: string[] = [];
-    for (const [name, series] of this.#counters) {
-      const [help, type] = this.#help.get(name)!;
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-      for (const [labels, v] of series) out.push(`${name}${labels ? `{${labels}}` : ""} ${v}`);
+  policyReload(result: "ok" | "refused"): void {
+    this.#policyReloads.add(1, { result });
+  }
+
+  tlsReload(result: "ok" | "refused"): void {
+    this.#tlsReloads.add(1, { result });
+  }
+
+  /** Observes `notAfter()` (ms since the epoch) of a certificate as `jetkit_gateway_certificate_expiry_seconds`. */
+  certificateExpiry(certificate: string, notAfter: () => number | undefined): void {
+    this.#expiries.set(certificate, notAfter);
+  }
+
+  /** The Prometheus text exposition of every instrument of the provider. */
+  async render(): Promise<string> {
+    const { resourceMetrics } = await this.#exporter.collect();
+    return new PrometheusSerializer().serialize(resourceMetrics);
+  }
+
+  /** The sum of a counter's points whose attributes include `attrs` (OpenTelemetry name), for tests and health output. */
+  async value(name: string, attrs: Attributes = {}): Promise<number> {
+    const { resourceMetrics } = await this.#exporter.collect();
+    let sum = 0;
+    for (const scope of resourceMetrics.scopeMetrics) {
+      for (const m of scope.metrics) {
+        if (m.descriptor.name !== name) continue;
+        for (const p of m.dataPoints as DataPoint<unknown>[]) {
+          if (Object.entries(attrs).every(([k, v]) => p.attributes[k] === v) && typeof p.value === "number") {
+            sum += p.value;
+          }
+        }
+      }
     }
-    for (const [name, read] of this.#gauges) {
-      const [help] = this.#help.get(name)!;
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${read()}`);
-    }
-    return `${out.join("\n")}\n`;
+    return sum;
+  }
+
+  async close(): Promise<void> {
+    await this.provider.shutdown();
   }
 }

@@ -11,6 +11,7 @@ import { GatewayErrorCodes, gatewayError } from "../src/errors.js";
 import { createContext } from "../src/gateway.js";
 import { buildApp } from "../src/http/app.js";
 import { DEFAULT_LIMITS, type GatewayContext } from "../src/http/context.js";
+import { buildAdminApp } from "../src/http/health.js";
 import type { Identity } from "../src/identity.js";
 import { Metrics } from "../src/metrics.js";
 import { PolicyStore } from "../src/policy/store.js";
@@ -19,6 +20,7 @@ import {
   completedJson,
   eventually,
   natsWithStreams,
+  POLICY,
   silent,
   streamCount,
   tempDir,
@@ -45,6 +47,7 @@ describe("HTTP API (in-process, real nats-server)", () => {
   let app: FastifyInstance;
   let dryApp: FastifyInstance;
   let limitedApp: FastifyInstance;
+  let openApp: FastifyInstance;
 
   before(async () => {
     dir = await tempDir("api");
@@ -66,7 +69,7 @@ describe("HTTP API (in-process, real nats-server)", () => {
       { tls: { cert: "", key: "", ca: "" }, policy: { file: "" }, nats: { servers: nats.server.url } },
       producer,
       policy,
-      new Metrics(),
+      new Metrics({ global: false }),
       silent,
       catalog,
       { ...DEFAULT_LIMITS, bodyBytes: 4096 },
@@ -74,6 +77,22 @@ describe("HTTP API (in-process, real nats-server)", () => {
     ctx = { ...made.ctx, authenticate: fakeAuth as GatewayContext["authenticate"] };
     app = buildApp(ctx);
     dryApp = buildApp({ ...ctx, dryRun: true });
+    // a second policy where team-b may publish the same events as checkout
+    const openPolicy = new PolicyStore({
+      file: await writePolicy(
+        dir.dir,
+        `${POLICY}\n`.replace(
+          "bindings:",
+          "bindings:\n  - principal: spiffe://jetkit.dev/team-b\n    roles: [fulfillment]",
+        ),
+        "policy-open.yaml",
+      ),
+      catalog,
+      logger: silent,
+      watch: false,
+      sighup: false,
+    });
+    openApp = buildApp({ ...ctx, decide: (p, a, subj) => openPolicy.decide(p, a, subj) });
     limitedApp = buildApp({
       ...ctx,
       limits: { ...ctx.limits, ratePerSecond: 1, rateBurst: 2 },
@@ -85,6 +104,7 @@ describe("HTTP API (in-process, real nats-server)", () => {
     await app?.close();
     await dryApp?.close();
     await limitedApp?.close();
+    await openApp?.close();
     policy?.close();
     await producer?.close();
     await nats?.nc.close();
@@ -114,7 +134,7 @@ describe("HTTP API (in-process, real nats-server)", () => {
     assert.equal(res.statusCode, 201, res.body);
     const body = res.json();
     assert.equal(body.stream, "ORDER");
-    assert.equal(body.msgId, "gw-test-1");
+    assert.match(body.msgId, /^[\w-]{43}\.gw-test-1$/, "the key, scoped to the principal");
     assert.equal(body.duplicate, false);
     const again = await post("order.fulfillment.completed", completedJson(), {
       "idempotency-key": "gw-test-1",
@@ -127,7 +147,7 @@ describe("HTTP API (in-process, real nats-server)", () => {
       .streams.get("ORDER")
       .then((s) => s.getMessage({ seq: body.seq }));
     assert.equal(stored?.header.get("ce-type"), "shop.order.v1.OrderFulfillmentCompleted");
-    assert.equal(stored?.header.get("Nats-Msg-Id"), "gw-test-1");
+    assert.equal(stored?.header.get("Nats-Msg-Id"), body.msgId);
   });
 
   test("publishes binary protobuf (application/protobuf)", async () => {
@@ -339,12 +359,28 @@ describe("HTTP API (in-process, real nats-server)", () => {
     assert.equal(nf.json().error.code, "JK_GATEWAY_NOT_FOUND");
   });
 
-  test("healthz, readyz and metrics", async () => {
-    assert.equal((await app.inject({ url: "/healthz" })).statusCode, 200);
-    assert.equal((await app.inject({ url: "/readyz" })).statusCode, 200);
-    const m = await app.inject({ url: "/metrics" });
-    assert.match(m.body, /jetkit_gateway_decisions_total\{action="publish",decision="deny"\} \d+/);
-    assert.match(m.body, /jetkit_gateway_published_total\{subject="order.fulfillment.completed"\} \d+/);
+  test("the admin app: healthz, readyz and OpenTelemetry metrics in Prometheus text", async () => {
+    const admin = buildAdminApp(ctx);
+    try {
+      assert.equal((await admin.inject({ url: "/healthz" })).statusCode, 200);
+      assert.equal((await admin.inject({ url: "/readyz" })).statusCode, 200);
+      const m = (await admin.inject({ url: "/metrics" })).body;
+      assert.match(m, /jetkit_gateway_decisions_total\{action="publish",decision="deny"[^}]*\} \d+/);
+      assert.match(m, /jetkit_gateway_published_total\{subject="order.fulfillment.completed"[^}]*\} \d+/);
+      assert.match(
+        m,
+        /jetkit_gateway_request_duration_bucket\{route="\/v1\/events\/:subject",outcome="JK_GATEWAY_FORBIDDEN"[^}]*le="[\d.]+"[^}]*\} \d+/,
+      );
+      assert.match(
+        m,
+        /jetkit_gateway_requests_total\{route="\/v1\/events\/:subject",method="POST",status="201",outcome="ok"[^}]*\} \d+/,
+      );
+      const nf = await admin.inject({ url: "/nope" });
+      assert.equal(nf.json().error.code, "JK_GATEWAY_NOT_FOUND");
+      assert.equal((await app.inject({ url: "/metrics" })).statusCode, 404, "not on the mTLS listener");
+    } finally {
+      await admin.close();
+    }
   });
 
   test("durable pull API: fetch with ack tokens, nak redelivers, ack settles, tokens are bound to the principal", async () => {
@@ -405,11 +441,100 @@ describe("HTTP API (in-process, real nats-server)", () => {
     assert.equal(del.statusCode, 204);
   });
 
+  test("Idempotency-Key is scoped per principal: another principal's key neither suppresses an event nor reveals its sequence", async () => {
+    const before = await streamCount(nats.nc, "ORDER");
+    const key = { "idempotency-key": "shared-key-1" };
+    const a = await post("order.fulfillment.completed", completedJson(), key, CHECKOUT);
+    assert.equal(a.statusCode, 201, a.body);
+    const b = await post(
+      "order.fulfillment.completed",
+      completedJson(),
+      key,
+      "spiffe://jetkit.dev/team-b",
+      openApp,
+    );
+    assert.equal(b.statusCode, 201, `B's event is stored, not a duplicate of A's: ${b.body}`);
+    assert.notEqual(b.json().seq, a.json().seq);
+    assert.notEqual(b.json().msgId, a.json().msgId);
+    const again = await post("order.fulfillment.completed", completedJson(), key, CHECKOUT);
+    assert.equal(again.statusCode, 200, "A's own retry is still a duplicate");
+    assert.equal(again.json().seq, a.json().seq);
+    assert.equal(await streamCount(nats.nc, "ORDER"), before + 2);
+  });
+
+  test("pull API edge cases: a JSON body that is not an object, ack actions named like Object.prototype members, acking after the consumer is gone", async () => {
+    const put = (payload: string) =>
+      app.inject({
+        method: "PUT",
+        url: "/v1/consumers/edge",
+        headers: { "x-test-principal": BOB, "content-type": "application/json" },
+        payload,
+      });
+    for (const body of ["null", "[]", '"order.>"', "1", "true"]) {
+      const r = await put(body);
+      assert.equal(r.statusCode, 400, `${body}: ${r.body}`);
+      assert.equal(r.json().error.code, "JK_GATEWAY_BAD_BODY");
+    }
+    assert.equal((await put(JSON.stringify({ pattern: "order.fulfillment.*" }))).statusCode, 201);
+    const published = await post("order.fulfillment.completed", completedJson());
+    assert.equal(published.statusCode, 201);
+    const fetched = await app.inject({
+      method: "POST",
+      url: "/v1/consumers/edge/fetch?batch=1&wait_ms=1000",
+      headers: { "x-test-principal": BOB },
+    });
+    const token = fetched.json().messages[0].token as string;
+    const ack = (query: string) =>
+      app.inject({ method: "POST", url: `/v1/acks/${token}${query}`, headers: { "x-test-principal": BOB } });
+    for (const q of [
+      "?action=constructor",
+      "?action=__proto__",
+      "?action=toString",
+      "?action=hasOwnProperty",
+      "?action=ack&action=nak",
+    ]) {
+      const r = await ack(q);
+      assert.equal(r.statusCode, 400, `${q}: ${r.body}`);
+      assert.equal(r.json().error.code, "JK_GATEWAY_BAD_REQUEST");
+      assert.equal(r.json().error.field, "action");
+    }
+    const del = await app.inject({
+      method: "DELETE",
+      url: "/v1/consumers/edge",
+      headers: { "x-test-principal": BOB },
+    });
+    assert.equal(del.statusCode, 204);
+    const late = await ack("?action=ack");
+    assert.equal(late.statusCode, 410, late.body);
+    assert.equal(late.json().error.code, "JK_GATEWAY_DELIVERY_GONE");
+    assert.doesNotMatch(late.json().error.message, /Retry;/);
+  });
+
+  test("router errors are coded JSON and never echo the URL", async () => {
+    const bad = await app.inject({
+      url: "/v1/events/order.%zz.x/stream",
+      headers: { "x-test-principal": BOB },
+    });
+    assert.equal(bad.statusCode, 400, bad.body);
+    assert.equal(bad.json().error.code, "JK_GATEWAY_BAD_REQUEST");
+    const long = `order.${"a".repeat(5000)}`;
+    const tooLong = await app.inject({
+      method: "POST",
+      url: `/v1/events/${long}`,
+      headers: { "x-test-principal": BOB },
+    });
+    assert.equal(tooLong.statusCode, 414, tooLong.body);
+    assert.equal(tooLong.json().error.code, "JK_GATEWAY_URL_TOO_LONG");
+    assert.ok(!tooLong.body.includes("aaaaaaaaaa"), "the URL is not echoed");
+  });
+
   test("503 and nothing published while NATS is down; /readyz follows", async () => {
+    const admin = buildAdminApp(ctx);
+    after(() => admin.close());
     await nats.server.stop();
     try {
       await eventually(
-        async () => (await app.inject({ url: "/readyz" })).statusCode === 503,
+        async () => (await admin.inject({ url: "/readyz" })).statusCode === 503,
         10_000,
         "readyz 503",
       );
@@ -420,7 +545,7 @@ describe("HTTP API (in-process, real nats-server)", () => {
       await nats.server.start();
     }
     await eventually(
-      async () => (await app.inject({ url: "/readyz" })).statusCode === 200,
+      async () => (await admin.inject({ url: "/readyz" })).statusCode === 200,
       15_000,
       "readyz 200",
     );

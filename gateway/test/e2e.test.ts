@@ -72,6 +72,7 @@ describe("end to end over mTLS", () => {
     pki = await makePki(join(dir.dir, "pki"));
     nats = await natsWithStreams();
     gw = await startGateway({
+      admin: { port: 0 },
       listen: { port: 0 },
       tls: { cert: pki.paths.serverCert, key: pki.paths.serverKey, ca: pki.paths.caCert, crl: pki.paths.crl },
       policy: { file: await writePolicy(dir.dir) },
@@ -110,7 +111,10 @@ describe("end to end over mTLS", () => {
       });
       assert.equal(res.status, 201, res.body);
       await eventually(() => got.length > 0, 10_000, "consumed");
-      assert.deepEqual(got, [{ orderId: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a99", msgId: "e2e-1" }]);
+      assert.equal(got.length, 1);
+      assert.equal(got[0]!.orderId, "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a99");
+      // the event id is the Idempotency-Key scoped to the publishing principal
+      assert.match(got[0]!.msgId, /^[\w-]{43}\.e2e-1$/);
     } finally {
       await consumer.stop({ timeoutMs: 5000 });
     }
@@ -162,5 +166,22 @@ describe("end to end over mTLS", () => {
     });
     assert.equal(res.status, 403);
     assert.equal(res.json().error.code, "JK_GATEWAY_FORBIDDEN");
+  });
+
+  test("the admin listener (plain HTTP, no certificate) serves probes and the OpenTelemetry metrics, the SDK's messaging.* included", async () => {
+    assert.match(gw.adminUrl ?? "", /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal((await fetch(`${gw.adminUrl}/healthz`)).status, 200);
+    assert.equal((await fetch(`${gw.adminUrl}/readyz`)).status, 200);
+    const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    const expiry = /jetkit_gateway_certificate_expiry\{certificate="server"[^}]*\} ([\d.e+]+)/.exec(text);
+    assert.ok(expiry && Number(expiry[1]) > 86_400, "the server certificate expires in more than a day");
+    assert.match(
+      text,
+      /jetkit_gateway_requests_total\{route="\/v1\/events\/:subject",method="POST",status="201"/,
+    );
+    assert.match(
+      text,
+      /messaging_client_operation_duration_count\{[^}]*messaging_destination_name="order\.fulfillment\.completed"/,
+    );
   });
 });

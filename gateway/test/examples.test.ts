@@ -3,6 +3,7 @@ import { after, before, test } from "node:test";
 import type { NatsServer } from "@jetkit/testing";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { quickstart } from "../examples/quickstart.js";
+import { idempotencyScope } from "../src/http/ack-token.js";
 import { natsWithStreams, tempDir } from "./helpers.js";
 
 let dir: { dir: string; remove: () => Promise<void> };
@@ -23,6 +24,6 @@ test("the README quickstart publishes one event over mTLS", async () => {
   const body = JSON.parse(res.body);
   assert.deepEqual(
     { stream: body.stream, seq: body.seq, msgId: body.msgId },
-    { stream: "ORDER", seq: 1, msgId: "order-1-done" },
+    { stream: "ORDER", seq: 1, msgId: `${idempotencyScope("spiffe://jetkit.dev/fulfillment")}.order-1-done` },
   );
 });

@@ -9,6 +9,7 @@ import { type NatsServer, startServer } from "@jetkit/testing";
 import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
+import { openssl } from "../src/pki/openssl.js";
 import { type IssuedCert, initPki, issueClientCert, type PkiPaths } from "../src/pki/pki.js";
 
 export const silent = pino({ level: process.env.JETKIT_TEST_LOG ?? "silent" });
@@ -32,6 +33,65 @@ export async function makePki(dir: string): Promise<TestPki> {
   const bob = await issueClientCert(dir, { name: "bob", dn: { O: "jetkit", OU: "ops", CN: "bob" } });
   return { paths, checkout, bob };
 }
+
+/**
+ * A client certificate made by hand with openssl, signed by the dev CA: `subj` as `openssl -subj`
+ * takes it (`/` for an empty subject, `+` for a multi-valued RDN), `ext` the extension lines as
+ * written (nothing else is added). For adversarial certificates the dev PKI refuses to issue.
+ */
+export async function forgeClientCert(
+  paths: PkiPaths,
+  name: string,
+  subj: string,
+  ext: readonly string[],
+): Promise<IssuedCert> {
+  const base = join(paths.dir, "clients", name);
+  await openssl(
+    ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", `${base}.key`],
+    paths.dir,
+  );
+  await openssl(
+    ["req", "-new", "-utf8", "-multivalue-rdn", "-key", `${base}.key`, "-subj", subj, "-out", `${base}.csr`],
+    paths.dir,
+  );
+  await writeFile(`${base}.ext`, `[ ext ]\n${ext.join("\n")}\n`);
+  const serial = Array.from({ length: 8 }, () =>
+    Math.floor(Math.random() * 256)
+      .toString(16)
+      .padStart(2, "0"),
+  ).join("");
+  await openssl(
+    [
+      "x509",
+      "-req",
+      "-in",
+      `${base}.csr`,
+      "-CA",
+      paths.caCert,
+      "-CAkey",
+      paths.caKey,
+      "-set_serial",
+      `0x7${serial}`,
+      "-days",
+      "2",
+      "-extfile",
+      `${base}.ext`,
+      "-extensions",
+      "ext",
+      "-out",
+      `${base}.crt`,
+    ],
+    paths.dir,
+  );
+  return { name, cert: `${base}.crt`, key: `${base}.key`, serial: `7${serial}`.toUpperCase() };
+}
+
+/** Leaf extensions of a well-formed client certificate, to build adversarial variants from. */
+export const LEAF_EXT = [
+  "basicConstraints = critical, CA:false",
+  "keyUsage = critical, digitalSignature",
+  "extendedKeyUsage = clientAuth",
+] as const;
 
 /** A nats-server with JetStream and every catalog stream (memory storage: fast, nothing left behind). */
 export async function natsWithStreams(config?: string): Promise<{ server: NatsServer; nc: NatsConnection }> {
@@ -146,8 +206,8 @@ deny:
     reason: checkout never cancels orders and must not read other checkouts
 `;
 
-export async function writePolicy(dir: string, text = POLICY): Promise<string> {
-  const file = join(dir, "policy.yaml");
+export async function writePolicy(dir: string, text = POLICY, name = "policy.yaml"): Promise<string> {
+  const file = join(dir, name);
   await writeFile(file, text);
   return file;
 }

@@ -1,95 +1,44 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as delay } from "node:timers/promises";
 import { getCatalog } from "@jetkit/contracts";
 import { createProducer, type Producer } from "@jetkit/producers";
 import { type NatsServer, startServer } from "@jetkit/testing";
+import { AckPolicy, jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { FastifyInstance } from "fastify";
-import { GatewayErrorCodes, gatewayError } from "../src/errors.js";
 import { createContext } from "../src/gateway.js";
 import { buildApp } from "../src/http/app.js";
 import { DEFAULT_LIMITS, type GatewayContext } from "../src/http/context.js";
-import type { Identity } from "../src/identity.js";
 import { Metrics } from "../src/metrics.js";
 import { type IssuedCert, issueClientCert } from "../src/pki/pki.js";
 import { natsAuthorization } from "../src/policy/nats-config.js";
 import { parsePolicy } from "../src/policy/policy.js";
 import { PolicyStore } from "../src/policy/store.js";
 import {
-  completedJson,
-  makePki,
-  natsWithStreams,
-  POLICY,
-  silent,
-  type TestPki,
-  tempDir,
-  writePolicy,
-} from "./helpers.js";
+  ADMIN,
+  AGREE_POLICY,
+  BOB,
+  CHECKOUT,
+  fakeAuth,
+  gatewayAllows,
+  MATRIX,
+  natsAllows,
+  natsClient,
+  TEAM_A,
+} from "./agreement.js";
+
+import { makePki, natsWithStreams, silent, type TestPki, tempDir, writePolicy } from "./helpers.js";
 
 const catalog = getCatalog();
-const CHECKOUT = "spiffe://jetkit.dev/checkout";
-const BOB = "CN=bob,OU=ops,O=jetkit";
-const TEAM_A = "spiffe://jetkit.dev/team-a/reporting";
-
-/** Principal, action, subject: both enforcement points must agree on each. */
-const MATRIX: [string, "publish" | "subscribe", string][] = [
-  [CHECKOUT, "publish", "customer.checkout.initiated"],
-  [CHECKOUT, "publish", "customer.account.registered"],
-  [CHECKOUT, "publish", "order.fulfillment.completed"],
-  [CHECKOUT, "publish", "order.lifecycle.cancelled"],
-  [CHECKOUT, "publish", "payment.charge.authorized"],
-  [CHECKOUT, "subscribe", "customer.account.registered"],
-  [CHECKOUT, "subscribe", "customer.checkout.>"],
-  [CHECKOUT, "subscribe", "customer.checkout.initiated"],
-  [CHECKOUT, "subscribe", "order.fulfillment.*"],
-  [CHECKOUT, "subscribe", "order.>"],
-  [BOB, "publish", "order.fulfillment.completed"],
-  [BOB, "subscribe", "order.>"],
-  [BOB, "subscribe", "order.fulfillment.*"],
-  [BOB, "subscribe", "customer.>"],
-  [BOB, "subscribe", "payment.charge.declined"],
-  [TEAM_A, "subscribe", "order.lifecycle.cancelled"],
-  [TEAM_A, "publish", "order.lifecycle.cancelled"],
-];
-
-async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (check()) return true;
-    await delay(10);
-  }
-  return check();
-}
-
-function fakeAuth(req: { headers: Record<string, unknown> }): Identity {
-  const p = req.headers["x-test-principal"];
-  if (typeof p !== "string") throw gatewayError(GatewayErrorCodes.UNAUTHENTICATED, "no certificate");
-  return { principal: p, kind: "spiffe", serial: "01" };
-}
-
-/** A TLS client of the direct NATS server that records permission violations. */
-async function natsClient(server: NatsServer, pki: TestPki, cert: IssuedCert) {
-  const nc = await connect({
-    servers: server.url,
-    tls: { caFile: pki.paths.caCert, certFile: cert.cert, keyFile: cert.key },
-  });
-  const violations: string[] = [];
-  void (async () => {
-    for await (const s of nc.status()) {
-      if (s.type === "error" && /Permissions Violation/i.test(String(s.error?.message))) {
-        violations.push(String(s.error.message));
-      }
-    }
-  })();
-  return { nc, violations };
-}
 
 describe("the generated nats-server authorization agrees with the gateway", () => {
   let dir: { dir: string; remove: () => Promise<void> };
   let pki: TestPki;
   let teamA: IssuedCert;
+  let admin: IssuedCert;
+  let adminNc: NatsConnection;
   let direct: NatsServer;
   let backing: { server: NatsServer; nc: NatsConnection };
   let producer: Producer;
@@ -101,12 +50,24 @@ describe("the generated nats-server authorization agrees with the gateway", () =
     dir = await tempDir("agree");
     pki = await makePki(join(dir.dir, "pki"));
     teamA = await issueClientCert(pki.paths.dir, { name: "team-a", spiffeId: TEAM_A });
-    const conf = natsAuthorization(parsePolicy(POLICY, "policy.yaml"), {
+    admin = await issueClientCert(pki.paths.dir, { name: "admin", dn: { O: "jetkit", CN: "admin" } });
+    const conf = natsAuthorization(parsePolicy(AGREE_POLICY, "policy.yaml"), {
       catalog,
       principals: [TEAM_A],
+      durables: { [CHECKOUT]: ["agree"], [BOB]: ["agree", "flow"], [TEAM_A]: ["agree"] },
       tls: { certFile: pki.paths.serverCert, keyFile: pki.paths.serverKey, caFile: pki.paths.caCert },
     });
-    direct = await startServer({ jetstream: false, config: conf });
+    // an unrestricted user of the test itself, to provision streams and publish events
+    direct = await startServer({ config: conf.replace("users = [", `users = [\n    { user: "${ADMIN}" }`) });
+    adminNc = await connect({
+      servers: direct.url,
+      tls: { caFile: pki.paths.caCert, certFile: admin.cert, keyFile: admin.key },
+    });
+    const adminJsm = await jetstreamManager(adminNc);
+    for (const st of catalog.streams) {
+      await adminJsm.streams.add({ name: st.name, subjects: [...st.subjects], storage: StorageType.Memory });
+    }
+    await new Kvm(adminNc).create("jetkit-idempotency", { history: 1 });
     for (const [p, c] of [
       [CHECKOUT, pki.checkout],
       [BOB, pki.bob],
@@ -122,7 +83,7 @@ describe("the generated nats-server authorization agrees with the gateway", () =
       validate: false,
     });
     store = new PolicyStore({
-      file: await writePolicy(dir.dir),
+      file: await writePolicy(dir.dir, AGREE_POLICY),
       catalog,
       logger: silent,
       watch: false,
@@ -132,7 +93,7 @@ describe("the generated nats-server authorization agrees with the gateway", () =
       { tls: { cert: "", key: "", ca: "" }, policy: { file: "" }, nats: { servers: backing.server.url } },
       producer,
       store,
-      new Metrics(),
+      new Metrics({ global: false }),
       silent,
       catalog,
       { ...DEFAULT_LIMITS, ratePerSecond: 0 },
@@ -142,6 +103,7 @@ describe("the generated nats-server authorization agrees with the gateway", () =
 
   after(async () => {
     for (const c of clients.values()) await c.nc.close();
+    await adminNc?.close();
     await app?.close();
     store?.close();
     await producer?.close();
@@ -167,39 +129,54 @@ describe("the generated nats-server authorization agrees with the gateway", () =
 
   for (const [principal, action, subject] of MATRIX) {
     test(`${principal} ${action} ${subject}`, async () => {
-      let gatewayAllows: boolean;
-      if (action === "publish") {
-        const res = await app.inject({
-          method: "POST",
-          url: `/v1/events/${subject}`,
-          headers: { "x-test-principal": principal, "content-type": "application/json" },
-          payload: JSON.stringify(subject === "order.fulfillment.completed" ? completedJson() : {}),
-        });
-        gatewayAllows = res.statusCode !== 403;
-      } else {
-        const res = await app.inject({
-          method: "PUT",
-          url: `/v1/consumers/agree-${Math.random().toString(36).slice(2, 8)}`,
-          headers: { "x-test-principal": principal, "content-type": "application/json" },
-          payload: JSON.stringify({ pattern: subject }),
-        });
-        gatewayAllows = res.statusCode !== 403;
-      }
-      const c = clients.get(principal)!;
-      const seen = c.violations.length;
-      if (action === "publish") c.nc.publish(subject, "x");
-      else c.nc.subscribe(subject).unsubscribe(1);
-      await c.nc.flush();
-      // The server's -ERR comes before the PONG, but the client dispatches it asynchronously:
-      // give it a bounded moment, looking for this very subject.
-      const quote = `${action === "publish" ? "Publish" : "Subscription"} to "${subject}"`;
-      const denied = await waitFor(() => c.violations.slice(seen).some((v) => v.includes(quote)), 300);
-      const natsAllows = !denied;
-      assert.equal(
-        natsAllows,
-        gatewayAllows,
-        `gateway ${gatewayAllows}, nats ${natsAllows}: ${c.violations.at(-1) ?? ""}`,
-      );
+      const gw = await gatewayAllows(app, principal, action, subject);
+      const [nats, why] = await natsAllows(clients.get(principal)!, action, subject);
+      assert.equal(nats, gw, `gateway ${gw}, nats ${nats}: ${why}`);
     });
   }
+
+  test("a direct client pulls from its durable, acks, keeps idempotency records and dead-letters; other durables stay closed", async () => {
+    const c = clients.get(BOB)!;
+    const jsm = await jetstreamManager(c.nc);
+    await jsm.consumers.add("ORDER", {
+      durable_name: "flow",
+      filter_subject: "order.>",
+      ack_policy: AckPolicy.Explicit,
+    });
+    await jetstream(adminNc).publish("order.fulfillment.completed", "event-1");
+    const consumer = await jetstream(c.nc).consumers.get("ORDER", "flow");
+    const m = await consumer.next({ expires: 5000 });
+    assert.equal(m?.subject, "order.fulfillment.completed");
+    assert.equal(await m!.ackAck(), true, "the ack is confirmed");
+    // the consumers SDK's idempotency records: direct put and get under the durable's prefix
+    const put = await c.nc.request("$KV.jetkit-idempotency.flow.ZXZlbnQtMQ", "claimed", { timeout: 5000 });
+    assert.equal(JSON.parse(put.string()).stream, "KV_jetkit-idempotency");
+    const got = await c.nc.request(
+      "$JS.API.DIRECT.GET.KV_jetkit-idempotency.$KV.jetkit-idempotency.flow.ZXZlbnQtMQ",
+      "",
+      { timeout: 5000 },
+    );
+    assert.equal(got.string(), "claimed");
+    await assert.rejects(
+      c.nc.request("$KV.jetkit-idempotency.someone-else.x", "no", { timeout: 5000 }),
+      /permission/i,
+    );
+    const dl = await jetstream(c.nc).publish("dlq.order.fulfillment.completed", "dead");
+    assert.equal(dl.stream, "DLQ");
+    await adminJsm().then((a) =>
+      a.consumers.add("ORDER", {
+        durable_name: "someone-else",
+        filter_subject: "order.>",
+        ack_policy: AckPolicy.Explicit,
+      }),
+    );
+    await assert.rejects(
+      jetstream(c.nc)
+        .consumers.get("ORDER", "someone-else")
+        .then((x) => x.info()),
+      /permission/i,
+    );
+  });
+
+  const adminJsm = () => jetstreamManager(adminNc);
 });

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { mkdir, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { getCatalog, isJetkitError } from "@jetkit/contracts";
-import { explain } from "../src/policy/evaluate.js";
-import { patternCovers, principalMatches } from "../src/policy/patterns.js";
+import { explain, isFiltered } from "../src/policy/evaluate.js";
+import { natsPermissions } from "../src/policy/nats-config.js";
+import { natsMatches, patternCovers, principalMatches } from "../src/policy/patterns.js";
 import { parsePolicy } from "../src/policy/policy.js";
 import { PolicyStore } from "../src/policy/store.js";
 import { eventually, POLICY, silent, tempDir, writePolicy } from "./helpers.js";
@@ -51,6 +53,41 @@ describe("policy evaluation", () => {
     const d = explain(policy, CHECKOUT, "subscribe", "customer.>", { catalog });
     assert.equal(d.allowed, true);
     assert.deepEqual(d.filtered, ["customer.checkout.>"]);
+  });
+
+  test("nats-server's matching: an allow a.* admits a subscription to a.> and limits it to a.*; a deny a.* refuses it", () => {
+    const d = explain(policy, CHECKOUT, "subscribe", "order.fulfillment.>", { catalog });
+    assert.equal(d.allowed, true, d.reason);
+    assert.equal(isFiltered(d, "order.fulfillment.completed"), false);
+    assert.equal(isFiltered(d, "order.fulfillment.completed.extra"), true, "deeper subjects are withheld");
+    const denying = parsePolicy(
+      `${POLICY}  - principal: ${BOB}\n    subscribe: [order.lifecycle.*]\n`,
+      "p.yaml",
+    );
+    assert.equal(explain(denying, BOB, "subscribe", "order.lifecycle.>").allowed, false);
+    assert.equal(
+      explain(denying, BOB, "subscribe", "order.>").allowed,
+      true,
+      "a deny that only overlaps filters",
+    );
+    assert.equal(natsMatches("a.*", "a.>"), true);
+    assert.equal(natsMatches("a.*", "a.b.c"), false);
+    assert.equal(natsMatches("a.b", "a.*"), false);
+  });
+
+  test("the NATS compiler adds the deny that keeps a.* from delivering a.b.c, and refuses what it cannot express", () => {
+    const perms = natsPermissions(policy, { catalog });
+    const checkout = perms.find((p) => p.user === CHECKOUT)!;
+    assert.ok(checkout.subscribe.deny.includes("order.fulfillment.*.>"), JSON.stringify(checkout));
+    const bad = parsePolicy(
+      "roles:\n  r:\n    subscribe: [order.fulfillment.*, order.fulfillment.x.>]\nbindings:\n  - principal: p\n    roles: [r]\n",
+      "p.yaml",
+    );
+    assert.throws(
+      () => natsPermissions(bad, { catalog }),
+      (err: unknown) =>
+        isJetkitError(err, "JK_POLICY_NATS_MISMATCH") && /order\.fulfillment\.x\.>/.test(err.message),
+    );
   });
 
   test("patterns and principal globs", () => {
@@ -128,6 +165,41 @@ describe("policy reload", () => {
     assert.equal(store.lastError?.code, "JK_POLICY_INVALID");
     assert.equal(store.loads, loads);
     assert.equal(store.decide(BOB, "subscribe", "payment.>").allowed, true, "previous policy still in force");
+  });
+
+  test("a Kubernetes ConfigMap update (atomic ..data symlink swap) is picked up", async () => {
+    // the layout kubelet writes: <dir>/..<ts>/policy.yaml, ..data -> ..<ts>, policy.yaml -> ..data/policy.yaml
+    const k8s = join(dir.dir, "configmap");
+    await mkdir(join(k8s, "..v1"), { recursive: true });
+    await writeFile(join(k8s, "..v1", "policy.yaml"), POLICY);
+    await symlink("..v1", join(k8s, "..data"));
+    await symlink(join("..data", "policy.yaml"), join(k8s, "policy.yaml"));
+    const mounted = new PolicyStore({
+      file: join(k8s, "policy.yaml"),
+      catalog,
+      logger: silent,
+      debounceMs: 50,
+      pollMs: 0,
+      sighup: false,
+    });
+    try {
+      assert.equal(mounted.decide(BOB, "subscribe", "payment.>").allowed, false);
+      await mkdir(join(k8s, "..v2"));
+      await writeFile(
+        join(k8s, "..v2", "policy.yaml"),
+        POLICY.replace("subscribe: [order.>]", "subscribe: [order.>, payment.>]"),
+      );
+      await symlink("..v2", join(k8s, "..data_tmp"));
+      await rename(join(k8s, "..data_tmp"), join(k8s, "..data"));
+      await rm(join(k8s, "..v1"), { recursive: true });
+      await eventually(
+        () => mounted.decide(BOB, "subscribe", "payment.>").allowed,
+        5000,
+        "reload after ..data swap",
+      );
+    } finally {
+      mounted.close();
+    }
   });
 
   test("SIGHUP reloads", async () => {

@@ -1,16 +1,20 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { copyFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { connect as connectTls } from "node:tls";
 import type { NatsServer } from "@jetkit/testing";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Gateway, startGateway } from "../src/gateway.js";
-import { parseSubjectAltName } from "../src/identity.js";
 import { initPki, issueClientCert, issueServerCert, revokeClientCert } from "../src/pki/pki.js";
 import {
   clientAgent,
   eventually,
+  forgeClientCert,
   https,
+  LEAF_EXT,
   makePki,
   natsWithStreams,
   silent,
@@ -57,6 +61,15 @@ describe("transport and identity (real TLS)", () => {
       extraUris: ["spiffe://jetkit.dev/b"],
     });
     certs.notSpiffe = await issueClientCert(d, { name: "notspiffe", extraUris: ["https://example.com/x"] });
+    certs.emptySubject = await forgeClientCert(pki.paths, "empty", "/", [
+      ...LEAF_EXT,
+      "subjectAltName = DNS:client.example",
+    ]);
+    certs.caLeaf = await forgeClientCert(pki.paths, "caleaf", "/O=X/CN=ca-leaf", [
+      "basicConstraints = critical, CA:true",
+      ...LEAF_EXT.slice(1),
+    ]);
+    certs.noEku = await forgeClientCert(pki.paths, "noeku", "/O=X/CN=no-eku", LEAF_EXT.slice(0, 2));
     const other = await initPki(join(dir.dir, "other"), { caName: "someone else" });
     certs.unknownCa = await issueClientCert(other.dir, {
       name: "stranger",
@@ -69,6 +82,7 @@ describe("transport and identity (real TLS)", () => {
     await copyFile(pki.paths.crl, crl2);
     nats = await natsWithStreams();
     gw = await startGateway({
+      admin: { port: 0 },
       listen: { port: 0 },
       tls: {
         cert: pki.paths.serverCert,
@@ -122,18 +136,50 @@ describe("transport and identity (real TLS)", () => {
     ["wrongUsage", "extendedKeyUsage serverAuth only"],
   ] as const) {
     test(`a connection with a ${why} certificate never reaches a handler`, async () => {
-      const before = gw.metrics.render();
+      const before = await gw.metrics.value("jetkit.gateway.requests");
       await assert.rejects(whoami(name === "missing" ? undefined : certs[name]));
-      assert.equal(gw.metrics.render(), before, "no request was counted: nothing reached Fastify");
+      assert.equal(
+        await gw.metrics.value("jetkit.gateway.requests"),
+        before,
+        "no request was counted: nothing reached Fastify",
+      );
     });
   }
 
-  test("several URI SANs (not an X.509-SVID) and non-SPIFFE URIs are 401", async () => {
-    for (const c of [certs.twoUris, certs.notSpiffe]) {
+  test("certificates the TLS stack accepts but that name no valid principal are 401 with a JSON code, never 500", async () => {
+    // several URI SANs, a non-SPIFFE URI, an empty subject, a CA:TRUE leaf, no extendedKeyUsage
+    for (const c of [certs.twoUris, certs.notSpiffe, certs.emptySubject, certs.caLeaf, certs.noEku]) {
       const res = await whoami(c);
       assert.equal(res.status, 401);
       assert.equal(res.json().error.code, "JK_GATEWAY_UNAUTHENTICATED");
     }
+  });
+
+  test("an over-large request head gets 431 as coded JSON with Connection: close, and the connection is ended cleanly", async () => {
+    const socket = connectTls({
+      host: "127.0.0.1",
+      port: gw.port,
+      ca: readFileSync(pki.paths.caCert),
+      cert: readFileSync(pki.checkout.cert),
+      key: readFileSync(pki.checkout.key),
+      servername: "localhost",
+    });
+    const chunks: Buffer[] = [];
+    const ended = new Promise<"end" | Error>((resolve) => {
+      socket.on("data", (c: Buffer) => chunks.push(c));
+      socket.on("end", () => resolve("end"));
+      socket.on("error", (err) => resolve(err));
+    });
+    await once(socket, "secureConnect");
+    socket.write(`GET /v1/whoami HTTP/1.1\r\nHost: x\r\nX-Pad: ${"a".repeat(20_000)}\r\n\r\n`);
+    assert.equal(await ended, "end", "the server ends the connection (no reset)");
+    socket.destroy();
+    const text = Buffer.concat(chunks).toString("utf8");
+    const [head, body] = text.split("\r\n\r\n");
+    assert.match(head!, /^HTTP\/1\.1 431 /);
+    assert.match(head!, /\r\nConnection: close/i);
+    assert.match(head!, /\r\nContent-Type: application\/json/i);
+    assert.equal(JSON.parse(body!).error.code, "JK_GATEWAY_HEADERS_TOO_LARGE");
   });
 
   test("a certificate revoked while running is refused once the CRL file changes", async () => {
@@ -196,20 +242,5 @@ describe("transport and identity (real TLS)", () => {
       "client of the new CA accepted",
     );
     assert.equal((await whoami(pki.checkout)).status, 200, "clients of the first CA still accepted");
-  });
-});
-
-describe("subjectAltName parsing", () => {
-  test("splits entries and keeps quoted values (commas, quotes) whole", () => {
-    assert.deepEqual(
-      parseSubjectAltName('DNS:a.example, URI:"spiffe://x/a, URI:spiffe://evil", IP Address:127.0.0.1'),
-      [
-        { type: "DNS", value: "a.example" },
-        { type: "URI", value: "spiffe://x/a, URI:spiffe://evil" },
-        { type: "IP Address", value: "127.0.0.1" },
-      ],
-    );
-    assert.deepEqual(parseSubjectAltName(undefined), []);
-    assert.throws(() => parseSubjectAltName('URI:"unterminated'));
   });
 });

@@ -8,6 +8,7 @@ import {
   loadGatewayConfig,
   loadPolicyFile,
   natsAuthorization,
+  PolicyErrorCodes,
   startGateway,
 } from "@jetkit/gateway";
 import { pino } from "pino";
@@ -182,8 +183,18 @@ const policyNats: CommandDef = {
     {
       name: "principal",
       type: "string",
-      value: "LIST",
-      description: "Extra principals to map (those only reached by glob bindings), comma-separated",
+      value: "PRINCIPAL",
+      multiple: true,
+      description:
+        'An extra principal to map (one only reached by glob bindings); repeat the flag for more. Never split: a DN such as "CN=omar,OU=ops,O=X" is one principal',
+    },
+    {
+      name: "durable",
+      type: "string",
+      value: "PRINCIPAL=NAME",
+      multiple: true,
+      description:
+        "A durable consumer the principal may create, pull from, ack and delete directly (split at the last '='); repeat the flag for more",
     },
     {
       name: "tls-cert",
@@ -200,6 +211,17 @@ const policyNats: CommandDef = {
         "jetkit policy nats-config policy.yaml --tls-cert s.crt --tls-key s.key --tls-ca ca.crt > auth.conf",
       description: "include auth.conf in nats-server.conf",
     },
+    {
+      command:
+        'jetkit policy nats-config policy.yaml --principal "CN=omar,OU=ops,O=X" --durable "CN=omar,OU=ops,O=X=omar-orders"',
+      description: "map a principal a glob binding reaches, and let it consume from its own durable",
+    },
+  ],
+  exitCodes: [
+    {
+      code: 1,
+      meaning: "the policy is invalid, or nats-server would read it differently (JK_POLICY_NATS_MISMATCH)",
+    },
   ],
   async run(ctx) {
     const policy = loadPolicyFile(ctx.args[0]!);
@@ -208,10 +230,26 @@ const policyNats: CommandDef = {
       typeof o["tls-cert"] === "string" && typeof o["tls-key"] === "string" && typeof o["tls-ca"] === "string"
         ? { certFile: o["tls-cert"], keyFile: o["tls-key"], caFile: o["tls-ca"] }
         : undefined;
+    const many = (v: unknown): string[] => (Array.isArray(v) ? v : typeof v === "string" ? [v] : []);
+    const durables: Record<string, string[]> = {};
+    for (const spec of many(o.durable)) {
+      const eq = spec.lastIndexOf("=");
+      const name = spec.slice(eq + 1);
+      if (eq <= 0 || !/^[A-Za-z0-9_-]{1,64}$/.test(name)) {
+        throw new JetkitError(
+          PolicyErrorCodes.INVALID,
+          `--durable "${spec}" must be PRINCIPAL=NAME, NAME being letters, digits, "_" or "-".`,
+        );
+      }
+      const key = spec.slice(0, eq);
+      durables[key] = [...(durables[key] ?? []), name];
+    }
+    const principals = [...many(o.principal), ...Object.keys(durables)];
     ctx.stdout.write(
       `${natsAuthorization(policy, {
         catalog: getCatalog(),
-        ...(typeof o.principal === "string" ? { principals: o.principal.split(",") } : {}),
+        principals,
+        durables,
         ...(tls ? { tls } : {}),
       })}\n`,
     );
@@ -223,7 +261,7 @@ const gatewayStart: CommandDef = {
   path: ["gateway", "start"],
   summary: "Run the mTLS HTTPS gateway (RBAC, audit) until Ctrl-C",
   description:
-    "Reads a gateway config file (YAML: listen, tls, identity, policy, nats, limits). SIGHUP reloads the policy and TLS files; they are also watched.",
+    "Reads a gateway config file (YAML: listen, admin, tls, identity, policy, nats, limits). SIGHUP reloads the policy and TLS files; they are also watched (Kubernetes ..data swaps included). /healthz, /readyz and /metrics are on the admin listener (plain HTTP, default 127.0.0.1:9464).",
   options: [
     {
       name: "file",
@@ -265,7 +303,9 @@ const gatewayStart: CommandDef = {
       ...config,
       logger: pino({ level: process.env.JETKIT_LOG_LEVEL ?? "info" }),
     });
-    ctx.stderr.write(`gateway listening on ${gateway.url} (Ctrl-C to stop)\n`);
+    ctx.stderr.write(
+      `gateway listening on ${gateway.url}${gateway.adminUrl ? `, admin (healthz, readyz, metrics) on ${gateway.adminUrl}` : ""} (Ctrl-C to stop)\n`,
+    );
     await new Promise<void>((resolve) =>
       ctx.signal.addEventListener("abort", () => resolve(), { once: true }),
     );

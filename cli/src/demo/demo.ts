@@ -211,6 +211,7 @@ const demo: CommandDef = {
       writeFileSync(policyFile, DEMO_POLICY);
       const gateway = await startGateway({
         listen: { host: "127.0.0.1", port: 0 },
+        admin: { port: 0 },
         tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert, crl: pki.crl },
         policy: { file: policyFile },
         nats: { servers },

@@ -7,6 +7,14 @@ export function principalTag(principal: string): string {
 }
 
 /**
+ * The prefix of a principal's message ids (`<scope>.<Idempotency-Key>`): the full SHA-256 of the
+ * principal, so no other principal can produce it.
+ */
+export function idempotencyScope(principal: string): string {
+  return createHash("sha256").update(principal).digest("base64url");
+}
+
+/**
  * An ack token carries the JetStream reply subject of one delivery, bound to the principal that
  * fetched it and signed, so a client can neither forge an ack subject nor ack another's messages.
  */

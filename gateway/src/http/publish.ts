@@ -2,6 +2,7 @@ import { fromJson, type Message, toBinary } from "@bufbuild/protobuf";
 import { type EventSpec, findJetkitError, isJetkitError } from "@jetkit/contracts";
 import type { FastifyInstance } from "fastify";
 import { GatewayErrorCodes, gatewayError } from "../errors.js";
+import { idempotencyScope } from "./ack-token.js";
 import type { GatewayContext } from "./context.js";
 import { admit, authorise, checkSubject, tokenHeader } from "./guard.js";
 
@@ -64,7 +65,10 @@ export function publishRoute(app: FastifyInstance, ctx: GatewayContext): void {
       );
     }
     authorise(ctx, req, id, "publish", subject);
-    const msgId = tokenHeader(req, "idempotency-key");
+    const key = tokenHeader(req, "idempotency-key");
+    // Scoped to the principal: another client's key can neither suppress this event as a
+    // duplicate nor reveal the other event's sequence.
+    const msgId = key ? `${idempotencyScope(id.principal)}.${key}` : undefined;
     const correlationId = tokenHeader(req, "x-correlation-id");
     const causationId = tokenHeader(req, "x-causation-id");
     const type = String(req.headers["content-type"] ?? "");
@@ -98,7 +102,7 @@ export function publishRoute(app: FastifyInstance, ctx: GatewayContext): void {
         err,
       );
     }
-    ctx.metrics.inc("jetkit_gateway_published_total", { subject });
+    ctx.metrics.published(subject);
     req.log.info(
       {
         principal: id.principal,

@@ -1,4 +1,5 @@
 import { AckPolicy, type ConsumerInfo } from "@nats-io/jetstream";
+import { RequestError } from "@nats-io/nats-core";
 import type { FastifyInstance } from "fastify";
 import { GatewayErrorCodes, gatewayError } from "../errors.js";
 import type { Identity } from "../identity.js";
@@ -10,6 +11,12 @@ import { admit, authorise, checkSubject } from "./guard.js";
 import { streamOfPattern } from "./stream.js";
 
 const NAME = /^[A-Za-z0-9_-]{1,32}$/;
+
+const ACK_PAYLOADS = new Map([
+  ["ack", "+ACK"],
+  ["nak", "-NAK"],
+  ["term", "+TERM"],
+]);
 
 function durableName(id: Identity, name: string): string {
   if (!NAME.test(name)) {
@@ -61,12 +68,19 @@ export function pullRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   app.put<{ Params: { name: string }; Body: unknown }>("/v1/consumers/:name", async (req, reply) => {
     const id = admit(ctx, req, reply);
     const durable = durableName(id, req.params.name);
-    let body: { pattern?: unknown; ack_wait_ms?: unknown; max_deliver?: unknown };
+    let parsed: unknown;
     try {
-      body = JSON.parse(String(req.body ?? "")) as typeof body;
+      parsed = JSON.parse(String(req.body ?? ""));
     } catch {
-      throw gatewayError(GatewayErrorCodes.BAD_BODY, 'send {"pattern": "<subject pattern>"} as JSON.');
+      parsed = undefined;
     }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      throw gatewayError(
+        GatewayErrorCodes.BAD_BODY,
+        'the body must be a JSON object: send {"pattern": "<subject pattern>"}.',
+      );
+    }
+    const body = parsed as { pattern?: unknown; ack_wait_ms?: unknown; max_deliver?: unknown };
     if (typeof body.pattern !== "string") {
       throw gatewayError(GatewayErrorCodes.BAD_BODY, "pattern must be a subject pattern string.", {
         field: "pattern",
@@ -75,7 +89,16 @@ export function pullRoutes(app: FastifyInstance, ctx: GatewayContext): void {
     const pattern = body.pattern;
     checkSubject(ctx, pattern, "subscribe");
     const stream = streamOfPattern(ctx, pattern);
-    authorise(ctx, req, id, "subscribe", pattern);
+    const decision = authorise(ctx, req, id, "subscribe", pattern);
+    if (decision.filtered && !ctx.dryRun) {
+      // A durable delivers every event of its filter at least once; neither the gateway (without
+      // terminating them) nor nats-server can hide part of them, so a partly denied pattern is refused.
+      throw gatewayError(
+        GatewayErrorCodes.FORBIDDEN,
+        `${id.principal} may subscribe to "${pattern}" only without the events of ${decision.filtered.map((f) => `"${f}"`).join(", ")} (a deny rule), and a durable consumer cannot skip events. Create the consumer on a pattern that no deny overlaps.`,
+        { action: "subscribe", subject: pattern, rule: decision.rule },
+      );
+    }
     const ackWait = typeof body.ack_wait_ms === "number" ? body.ack_wait_ms : 30_000;
     const maxDeliver = typeof body.max_deliver === "number" ? body.max_deliver : -1;
     try {
@@ -133,13 +156,14 @@ export function pullRoutes(app: FastifyInstance, ctx: GatewayContext): void {
     },
   );
 
-  app.post<{ Params: { token: string }; Querystring: { action?: string } }>(
+  app.post<{ Params: { token: string }; Querystring: { action?: string | string[] } }>(
     "/v1/acks/:token",
     async (req, reply) => {
       const id = admit(ctx, req, reply);
       const replySubject = openAckToken(ctx.ackSecret, id.principal, req.params.token);
       const action = req.query.action ?? "ack";
-      const payload = { ack: "+ACK", nak: "-NAK", term: "+TERM" }[action];
+      // A Map, not an object literal: `?action=constructor` must not find Object.prototype's.
+      const payload = typeof action === "string" ? ACK_PAYLOADS.get(action) : undefined;
       if (!payload) {
         throw gatewayError(GatewayErrorCodes.BAD_REQUEST, "action must be ack, nak or term.", {
           field: "action",
@@ -149,6 +173,15 @@ export function pullRoutes(app: FastifyInstance, ctx: GatewayContext): void {
         // A request (not a plain publish) so the server confirms the ack was recorded.
         await ctx.nc.request(replySubject, payload, { timeout: 5000 });
       } catch (err) {
+        if (err instanceof RequestError && err.isNoResponders()) {
+          // Nothing listens on the delivery's ack subject: its consumer was deleted.
+          throw gatewayError(
+            GatewayErrorCodes.DELIVERY_GONE,
+            "the consumer of this delivery no longer exists, so it cannot be settled; do not retry. Create the consumer again (PUT /v1/consumers/{name}) and fetch.",
+            {},
+            err,
+          );
+        }
         throw gatewayError(
           GatewayErrorCodes.UNAVAILABLE,
           `the ${action} was not confirmed: ${(err as Error).message}. Retry; acks are idempotent.`,

@@ -59,8 +59,12 @@ export interface IssueOptions {
   notBefore: Date;
   /** End of validity (`notAfter`); e.g. a past date for an expired certificate. */
   notAfter: Date;
-  /** Extended key usage. Default: `clientAuth` (`serverAuth` builds a wrong-usage certificate). */
-  extendedKeyUsage: "clientAuth" | "serverAuth";
+  /**
+   * Extended key usage. Default: `serverAuth, clientAuth` for an X.509-SVID (X.509-SVID §4.4: both
+   * when the extension is present), `clientAuth` otherwise. `serverAuth` alone builds a
+   * wrong-usage certificate.
+   */
+  extendedKeyUsage: "clientAuth" | "serverAuth" | "serverAuth, clientAuth";
 }
 
 /** A certificate issued by the dev PKI. */
@@ -349,7 +353,7 @@ export async function issueClientCert(
   const ext = [
     "basicConstraints = critical, CA:false",
     "keyUsage = critical, digitalSignature",
-    `extendedKeyUsage = ${opts.extendedKeyUsage ?? "clientAuth"}`,
+    `extendedKeyUsage = ${opts.extendedKeyUsage ?? (principal.spiffeId ? "serverAuth, clientAuth" : "clientAuth")}`,
   ];
   if (uris.length > 0) ext.push(`subjectAltName = ${uris.map((u) => `URI:${u}`).join(", ")}`);
   const validity: { days?: number; notBefore?: Date; notAfter?: Date } = { days: opts.days ?? 30 };

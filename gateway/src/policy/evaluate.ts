@@ -1,6 +1,6 @@
 import { type Catalog, hasWildcard, JetkitError, subjectsOverlap } from "@jetkit/contracts";
 import { PolicyErrorCodes } from "../errors.js";
-import { patternCovers, principalMatches } from "./patterns.js";
+import { natsMatches, patternCovers, principalMatches } from "./patterns.js";
 import type { Policy } from "./policy.js";
 
 export type Action = "publish" | "subscribe";
@@ -14,6 +14,11 @@ export interface Decision {
   readonly reason: string;
   /** Deny patterns that overlap a subscribe pattern without covering it: matching events are filtered out on delivery. */
   readonly filtered?: readonly string[];
+  /**
+   * Set when the allowing pattern matched the subscription only as nats-server matches (`a.*`
+   * allows subscribing to `a.>`): deliveries are limited to subjects one of these allows covers.
+   */
+  readonly within?: readonly string[];
 }
 
 /** Options of {@link explain}. */
@@ -25,9 +30,12 @@ export interface ExplainOptions {
 /**
  * Decides whether `principal` may `action` on `subject` and says which rule decided. Rules:
  * explicit denies first (deny beats allow), then the roles bound to the principal, else the
- * default deny. A publish subject must be concrete (and, with a catalog, an event subject); a
- * subscribe pattern is allowed when one allowed pattern covers it all and no deny covers it all
- * (a deny that covers part of it filters those events out, as nats-server does).
+ * default deny. A publish subject must be concrete (and, with a catalog, an event subject). A
+ * pattern matches as nats-server's permission check matches ({@link natsMatches}): a subscribe
+ * pattern is allowed when an allow matches it and no deny matches it. A deny that only overlaps
+ * it filters those events out on delivery, as nats-server does; an allow `a.*` that matched a
+ * subscription to `a.>` limits its deliveries to `a.*` (the NATS config gets the same limit as
+ * a deny `a.*.>`).
  */
 export function explain(
   policy: Policy,
@@ -65,7 +73,7 @@ export function explain(
     const list = action === "publish" ? d.publish : d.subscribe;
     for (let j = 0; j < list.length; j++) {
       const pattern = list[j]!;
-      if (patternCovers(pattern, subject)) {
+      if (natsMatches(pattern, subject)) {
         return {
           allowed: false,
           rule: `deny[${i}].${action}[${j}] "${pattern}"`,
@@ -83,12 +91,14 @@ export function explain(
       const list = action === "publish" ? role.publish : role.subscribe;
       for (let j = 0; j < list.length; j++) {
         const pattern = list[j]!;
-        if (patternCovers(pattern, subject)) {
+        if (natsMatches(pattern, subject)) {
+          const within = patternCovers(pattern, subject) ? undefined : subscribeAllows(policy, principal);
           return {
             allowed: true,
             rule: `role ${roleName} ${action}[${j}] "${pattern}" via bindings[${i}]`,
             reason: `role ${roleName} allows ${action} on "${pattern}"`,
             ...(filtered.length > 0 ? { filtered } : {}),
+            ...(within ? { within } : {}),
           };
         }
       }
@@ -101,7 +111,15 @@ export function explain(
   };
 }
 
-/** True when a delivered event on `subject` must be withheld from a subscription (partial deny). */
+/** Every subscribe allow of the roles bound to `principal`. */
+export function subscribeAllows(policy: Policy, principal: string): string[] {
+  return policy.bindings
+    .filter((b) => b.principals.some((p) => principalMatches(p, principal)))
+    .flatMap((b) => b.roles.flatMap((r) => policy.roles.get(r)!.subscribe));
+}
+
+/** True when a delivered event on `subject` must be withheld from a subscription (partial deny, or outside `within`). */
 export function isFiltered(decision: Decision, subject: string): boolean {
-  return decision.filtered?.some((p) => patternCovers(p, subject)) ?? false;
+  if (decision.filtered?.some((p) => patternCovers(p, subject))) return true;
+  return decision.within ? !decision.within.some((p) => patternCovers(p, subject)) : false;
 }

@@ -42,6 +42,26 @@ export function patternCovers(outer: string, inner: string): boolean {
   }
 }
 
+/**
+ * True when nats-server's permission check lets `permission` match the requested `subject`
+ * (its sublist match, the subject's tokens taken literally): `*` matches any one token, a literal
+ * `*` or `>` of a subscription included; `>` one or more trailing tokens; a literal only itself.
+ * It differs from {@link patternCovers} in one case: `a.*` matches a subscription to `a.>`. The
+ * gateway decides with this function, so both points decide alike (see the README's policy
+ * semantics for what it means and how deliveries are then filtered).
+ */
+export function natsMatches(permission: string, subject: string): boolean {
+  const o = permission.split(".");
+  const n = subject.split(".");
+  for (let i = 0; ; i++) {
+    const a = o[i];
+    const t = n[i];
+    if (a === undefined || t === undefined) return a === undefined && t === undefined;
+    if (a === ">") return true;
+    if (a !== "*" && a !== t) return false;
+  }
+}
+
 /** True when `pattern` is a principal glob (`*` within a path segment, `**` across segments). */
 export function isPrincipalGlob(pattern: string): boolean {
   return pattern.includes("*");
@@ -51,7 +71,10 @@ const globCache = new Map<string, RegExp>();
 
 /**
  * True when `principal` matches `pattern`: exact text, or a glob where `*` matches any characters
- * except `/` and `**` matches anything (`spiffe://jetkit.dev/team-a/*`, `CN=*,O=jetkit`, `**`).
+ * except `/`, `,`, `+` and `\` (one SPIFFE path segment, or one plain RFC 4514 attribute value) and
+ * `**` matches anything (`spiffe://jetkit.dev/team-a/*`, `CN=*,O=jetkit`, `**`). A `*` never
+ * matches an escaped character, so a CN of `x,O=jetkit` (principal `CN=x\,O=jetkit,...`) cannot
+ * pass for `CN=*,O=jetkit`.
  */
 export function principalMatches(pattern: string, principal: string): boolean {
   if (!isPrincipalGlob(pattern)) return pattern === principal;
@@ -63,7 +86,7 @@ export function principalMatches(pattern: string, principal: string): boolean {
         part
           .split("*")
           .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
-          .join("[^/]*"),
+          .join("[^/,+\\\\]*"),
       )
       .join(".*");
     re = new RegExp(`^${body}$`, "s");

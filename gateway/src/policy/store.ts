@@ -33,6 +33,10 @@ export interface PolicyStoreOptions {
   sighup?: boolean;
   /** Debounce of file change events, ms. Default: 200. */
   debounceMs?: number;
+  /** Slow poll of the file's content, ms (0: none). Default: 10000. */
+  pollMs?: number;
+  /** Told the result of every reload (metrics). */
+  onReload?: (result: "ok" | "refused") => void;
 }
 
 /** The policy in force, reloaded on file change or SIGHUP; an invalid new policy is refused and the previous one kept. */
@@ -50,7 +54,10 @@ export class PolicyStore {
     this.#opts = opts;
     this.#policy = loadPolicyFile(opts.file);
     if (opts.watch ?? true)
-      this.#stopWatch = watchFiles([opts.file], () => this.reload(), opts.debounceMs ?? 200);
+      this.#stopWatch = watchFiles([opts.file], () => this.reload(), {
+        debounceMs: opts.debounceMs ?? 200,
+        ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
+      });
     if (opts.sighup ?? true) process.on("SIGHUP", this.#onHup);
   }
 
@@ -65,6 +72,7 @@ export class PolicyStore {
       this.loads++;
       this.lastError = undefined;
       this.#opts.logger.info({ policy_file: this.#opts.file }, "policy reloaded");
+      this.#opts.onReload?.("ok");
       return true;
     } catch (err) {
       this.lastError = findJetkitError(err);
@@ -72,6 +80,7 @@ export class PolicyStore {
         { policy_file: this.#opts.file, err, code: this.lastError?.code },
         "policy reload refused; the previous policy stays in force",
       );
+      this.#opts.onReload?.("refused");
       return false;
     }
   }

@@ -1,9 +1,19 @@
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { createSecureContext, type Server } from "node:tls";
 import { findJetkitError } from "@jetkit/contracts";
 import type { Logger } from "pino";
 import { watchFiles } from "../file-watch.js";
 import type { Metrics } from "../metrics.js";
 import { secureContextOptions, type TlsFiles, tlsFileList } from "./material.js";
+
+function notAfterOf(file: string): number | undefined {
+  try {
+    return new Date(new X509Certificate(readFileSync(file)).validTo).getTime();
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Re-reads the TLS material and swaps the server's secure context (`tls.Server.setSecureContext`):
@@ -18,6 +28,8 @@ export class TlsReloader {
   #stop: (() => void) | undefined;
   /** Successful reloads so far. */
   reloads = 0;
+  /** When the server certificate in force expires, ms since the epoch. */
+  serverNotAfter: number | undefined;
 
   constructor(
     server: Server,
@@ -31,7 +43,8 @@ export class TlsReloader {
     this.#files = files;
     this.#log = log.child({ component: "tls" });
     this.#metrics = metrics;
-    if (watch) this.#stop = watchFiles(tlsFileList(files), () => this.reload(), debounceMs);
+    this.serverNotAfter = notAfterOf(files.cert);
+    if (watch) this.#stop = watchFiles(tlsFileList(files), () => this.reload(), { debounceMs });
   }
 
   /** Re-reads every file; returns true when the new material is in force. */
@@ -41,12 +54,13 @@ export class TlsReloader {
       // Build it first: a key that does not match the certificate must not replace a working context.
       createSecureContext(opts);
       this.#server.setSecureContext(opts);
+      this.serverNotAfter = notAfterOf(this.#files.cert);
       this.reloads++;
-      this.#metrics.inc("jetkit_gateway_tls_reloads_total", { result: "ok" });
+      this.#metrics.tlsReload("ok");
       this.#log.info({ files: tlsFileList(this.#files) }, "tls material reloaded");
       return true;
     } catch (err) {
-      this.#metrics.inc("jetkit_gateway_tls_reloads_total", { result: "refused" });
+      this.#metrics.tlsReload("refused");
       this.#log.error(
         { err, code: findJetkitError(err)?.code },
         "tls reload refused; the current certificate, CA and CRL stay in force",
