@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type NatsCluster, startCluster } from "@jetkit/testing";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, headers } from "@nats-io/transport-node";
 
 const main = new URL("../src/main.js", import.meta.url).pathname;
 const repo = new URL("../../../", import.meta.url).pathname;
@@ -110,6 +110,30 @@ describe("jetkit CLI against a local dev server", () => {
       lines.map((l) => l.event.sku),
       ["SKU-CLI"],
     );
+  });
+
+  test("tail shows a dead letter's reason as text (it is stored percent-encoded)", async () => {
+    const status = JSON.parse((await jetkit(["dev", "status", "--json"], env)).stdout) as {
+      nodes: { url: string }[];
+    };
+    // The DLQ stream (idempotent: the first test applied the streams already when run with it).
+    assert.equal((await jetkit(["streams", "apply"], env)).code, 0);
+    const nc = await connect({ servers: status.nodes[0]!.url });
+    try {
+      const h = headers();
+      h.set("Jetkit-Dlq-Failure-Class", "handler_exhausted");
+      h.set("Jetkit-Dlq-Reason", "smtp%20relay%20down%3A%20100%25%20busy");
+      await jetstream(nc).publish("dlq.inventory.stock.depleted", new Uint8Array(), { headers: h });
+    } finally {
+      await nc.close();
+    }
+    const tail = await jetkit(["tail", "dlq.>", "--all", "--count", "1"], env);
+    // The dead letter goes again (the DLQ tests below expect an empty DLQ).
+    const admin = await connect({ servers: status.nodes[0]!.url });
+    await (await jetstreamManager(admin)).streams.purge("DLQ", { filter: "dlq.inventory.stock.depleted" });
+    await admin.close();
+    assert.equal(tail.code, 0, tail.stderr);
+    assert.match(tail.stdout, /\[handler_exhausted: smtp relay down: 100% busy\]/);
   });
 
   test("dlq purge refuses without confirmation; usage errors exit 2 with a hint", async () => {

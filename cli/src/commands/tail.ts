@@ -1,4 +1,4 @@
-import { getCatalog, JetkitError, subjectsOverlap } from "@jetkit/contracts";
+import { decodeHeaderValue, getCatalog, JetkitError, subjectsOverlap } from "@jetkit/contracts";
 import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { type CommandDef, ExitCode } from "../command.js";
 import { type DecodedMessage, decodeStored } from "../decode.js";
@@ -130,6 +130,15 @@ const tail: CommandDef = {
   },
 };
 
+/** The dead letter's reason as text: it is stored percent-encoded (WIRE.md 4.1); shown raw if it does not decode. */
+function reasonText(value: string): string {
+  try {
+    return decodeHeaderValue("Jetkit-Dlq-Reason", value);
+  } catch {
+    return value;
+  }
+}
+
 function print(ctx: Parameters<CommandDef["run"]>[0], d: DecodedMessage): void {
   if (ctx.json) {
     ctx.stdout.write(`${JSON.stringify(d)}\n`);
@@ -138,7 +147,9 @@ function print(ctx: Parameters<CommandDef["run"]>[0], d: DecodedMessage): void {
   const head = `${ctx.color.dim(`${d.stream}#${d.seq}`)} ${ctx.color.cyan(d.subject)} ${ctx.color.dim(d.time ?? "")} ${ctx.color.dim(d.id ?? "")}`;
   const body = d.error ? ctx.color.red(`<undecodable: ${d.error}>`) : JSON.stringify(d.event);
   const dlq = d.headers["Jetkit-Dlq-Failure-Class"]
-    ? ctx.color.yellow(` [${d.headers["Jetkit-Dlq-Failure-Class"]}: ${d.headers["Jetkit-Dlq-Reason"] ?? ""}]`)
+    ? ctx.color.yellow(
+        ` [${d.headers["Jetkit-Dlq-Failure-Class"]}: ${reasonText(d.headers["Jetkit-Dlq-Reason"] ?? "")}]`,
+      )
     : "";
   ctx.stdout.write(`${head}${dlq}\n  ${body}\n`);
 }
