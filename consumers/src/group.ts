@@ -6,12 +6,13 @@ import type { Logger } from "pino";
 import { ConsumerErrorCodes } from "./errors.js";
 import type { GroupOptions } from "./options.js";
 
+/** JetStream "wrong last sequence": a compare-and-set of a KV write lost (the key changed). */
+const CAS_LOST = new Set([10071]);
 /**
- * JetStream's answers when a compare-and-set of a KV write lost: 10071 "wrong last sequence", and
- * 10164, which a replicated stream gives while another write of the same key is still in flight
- * (nats.go's KV treats both as "the key changed").
+ * A replicated stream's answer while another write of the same key is still in flight: the
+ * outcome is not known yet, so the write is tried again (a renewal next tick, a create at once).
  */
-const CAS_LOST = new Set([10071, 10164]);
+const WRITE_IN_FLIGHT = 10164;
 
 /** The record of one partition in the group bucket. */
 interface PartitionRecord {
@@ -159,7 +160,16 @@ export class PartitionGroup {
     const key = `${durable}.${stream}.config`;
     const want: GroupConfigRecord = { partitions: o.partitions, mode };
     try {
-      await kv.create(key, JSON.stringify(want));
+      for (let tries = 1; ; tries++) {
+        try {
+          await kv.create(key, JSON.stringify(want));
+          break;
+        } catch (err) {
+          // Another member writing the config at the same time: try again, then read it.
+          if (!(err instanceof JetStreamApiError && err.code === WRITE_IN_FLIGHT) || tries >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 50 * tries));
+        }
+      }
     } catch (err) {
       if (!isWrongLastSequence(err)) {
         throw new JetkitError(

@@ -71,8 +71,12 @@ export class ClaimLostError extends Error {
 }
 
 /** JetStream "wrong last sequence": the compare-and-set of a KV write lost. */
-/** …and 10164, its answer while another write of the key is in flight on a replicated stream. */
-const CAS_LOST = new Set([10071, 10164]);
+/**
+ * (A replicated stream answers 10164 instead while another write of the same key is still in
+ * flight, often this process's own renewal: that is "try again", not "lost", and goes the retry
+ * path of any other store error.)
+ */
+const CAS_LOST = new Set([10071]);
 
 /**
  * Effect records in a JetStream KV bucket with a TTL, one per (durable, ce-id), written with
