@@ -58,6 +58,11 @@ export class PartState {
     return this.#head < this.#pending.length ? this.#pending[this.#head] : undefined;
   }
 
+  /** Ends a wait for {@link drained}: the partition was lost, its messages are dropped. */
+  abandon(): void {
+    this.#drained?.();
+  }
+
   /** Resolves once every taken message finished. */
   drained(): Promise<void> {
     if (this.inFlight === 0) return Promise.resolve();
@@ -126,7 +131,7 @@ export class GroupReader<T> implements PartitionHandler {
     if (!part) return 0;
     part.frozen = true;
     await part.drained();
-    this.parts.delete(partition);
+    if (this.parts.get(partition) === part) this.parts.delete(partition);
     return part.next;
   }
 
@@ -135,6 +140,7 @@ export class GroupReader<T> implements PartitionHandler {
     if (!part) return;
     part.lost = true;
     this.parts.delete(partition);
+    part.abandon(); // a hand-over draining it stops waiting
     this.#inFlight -= part.inFlight;
     this.#room?.();
   }
