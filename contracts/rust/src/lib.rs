@@ -9,6 +9,7 @@ mod consumer;
 mod error;
 mod events;
 mod outcome;
+mod partition;
 mod producer;
 mod protowire;
 mod trace;
@@ -20,6 +21,7 @@ pub use error::{Error, Result, codes};
 pub use events::{AnyEvent, EventMessage};
 /// The generated contract types (prost).
 pub use jetkit_contracts as contracts;
+pub use partition::{fnv1a32, group_key, partition_of};
 pub use producer::{DEFAULT_PUBLISH_TIMEOUT, Producer, PublishOptions, Published};
 pub use trace::TraceContext;
 pub use wire::FailureClass;
