@@ -61,18 +61,12 @@ pub async fn dead_letter(
     class: FailureClass,
     reason: &str,
 ) -> Result<()> {
-    let failed =
-        |e: &dyn std::fmt::Display| Error::new(codes::PUBLISH_FAILED, format!("dead-letter: {e}"));
     let info = msg.info().map_err(|e| failed(&e))?;
     let now = format_time(std::time::SystemTime::now());
-    let original = msg
-        .headers
-        .as_ref()
-        .map(ordered_headers)
-        .unwrap_or_default();
-    let headers = dead_letter_headers(
-        &original,
-        &DeadLetterInput {
+    store_dead_letter(
+        js,
+        msg,
+        DeadLetterInput {
             stream: info.stream.to_string(),
             sequence: info.stream_sequence,
             subject: msg.subject.to_string(),
@@ -83,7 +77,28 @@ pub async fn dead_letter(
             first_failure: now.clone(),
             last_failure: now,
         },
-    );
+    )
+    .await?;
+    msg.ack_with(AckKind::Term).await.map_err(|e| failed(&e))
+}
+
+fn failed(e: &dyn std::fmt::Display) -> Error {
+    Error::new(codes::PUBLISH_FAILED, format!("dead-letter: {e}"))
+}
+
+/// Stores `msg` in the DLQ stream under `dlq.<subject>` with the headers of `input`, without
+/// acking it (a group member's messages have no acks).
+pub(crate) async fn store_dead_letter(
+    js: &jetstream::Context,
+    msg: &Message,
+    input: DeadLetterInput,
+) -> Result<()> {
+    let original = msg
+        .headers
+        .as_ref()
+        .map(ordered_headers)
+        .unwrap_or_default();
+    let headers = dead_letter_headers(&original, &input);
     let mut map = header_map(&headers)?;
     // refused unless the DLQ stream stores it (contracts/WIRE.md §5)
     map.insert("Nats-Expected-Stream", "DLQ");
@@ -92,5 +107,5 @@ pub async fn dead_letter(
         .map_err(|e| failed(&e))?
         .await
         .map_err(|e| failed(&e))?;
-    msg.ack_with(AckKind::Term).await.map_err(|e| failed(&e))
+    Ok(())
 }

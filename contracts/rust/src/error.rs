@@ -26,6 +26,12 @@ pub mod codes {
     /// again with the same id / msg id within the stream's duplicate window; an ack with
     /// `duplicate == true` means it was stored. Never used for a refusal.
     pub const OUTCOME_UNKNOWN: &str = "JK_PRODUCER_OUTCOME_UNKNOWN";
+    /// An option of a consumer group member is invalid (the same code as the TypeScript and Go
+    /// members).
+    pub const CONSUMER_CONFIG: &str = "JK_CONSUMER_CONFIG";
+    /// The consumer group's bucket cannot be used, or the group exists with another partition
+    /// count or mode.
+    pub const CONSUMER_GROUP: &str = "JK_CONSUMER_GROUP";
 }
 
 /// The one error type of this crate: a stable code and a message that says what to do.

@@ -8,6 +8,7 @@ mod catalog;
 mod consumer;
 mod error;
 mod events;
+mod group;
 mod outcome;
 mod partition;
 mod producer;
@@ -19,6 +20,7 @@ pub use catalog::{Event, event_by_subject, event_by_type, events, load};
 pub use consumer::{Delivery, dead_letter, decode};
 pub use error::{Error, Result, codes};
 pub use events::{AnyEvent, EventMessage};
+pub use group::{Backoff, Group, GroupOptions, GroupStats, HandlerError, join_group};
 /// The generated contract types (prost).
 pub use jetkit_contracts as contracts;
 pub use partition::{fnv1a32, group_key, partition_of};

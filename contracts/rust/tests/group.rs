@@ -1,0 +1,344 @@
+//! A static partitioned consumer group of Rust members (contracts/WIRE.md §6a) against a real
+//! nats-server: every event handled once, one at a time per key in stream order, a stopped
+//! member's partitions handed to its same-name standby at once, a crashed member's taken over
+//! after the lease, and the records the TypeScript and Go members read.
+
+#[allow(dead_code)] // Server::cluster is for the publish tests
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, stream};
+use futures::StreamExt;
+use jetkit::contracts::shop::order::v1 as order;
+use jetkit::{
+    AnyEvent, Delivery, Group, GroupOptions, HandlerError, Producer, PublishOptions, codes,
+    join_group, partition_of,
+};
+use support::Server;
+
+const DURABLE: &str = "rust-group";
+const PARTITIONS: u32 = 8;
+const KEYS: u64 = 30;
+const LEASE: Duration = Duration::from_secs(2);
+
+fn key(i: u64) -> String {
+    format!("0190a0b0-0000-7000-a000-{:012}", i % KEYS)
+}
+
+/// Event i: key i % KEYS, its index in the checkout id.
+fn fulfillment(i: u64) -> order::OrderFulfillmentCompleted {
+    order::OrderFulfillmentCompleted {
+        order_id: key(i),
+        checkout_id: format!("0190a0b0-0000-7000-b000-{i:012}"),
+        ..Default::default()
+    }
+}
+
+#[derive(Default)]
+struct Record {
+    /// (instance, key, index) in the order the handlers ran.
+    handled: Vec<(String, String, u64)>,
+    running: HashSet<String>,
+    /// Keys whose events ran two at a time.
+    overlaps: Vec<String>,
+}
+
+type Log = Arc<Mutex<Record>>;
+
+fn handler(
+    instance: &str,
+    log: Log,
+) -> impl Fn(
+    Delivery,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), HandlerError>> + Send>>
++ Send
++ Sync
++ 'static {
+    let instance = instance.to_string();
+    move |d: Delivery| {
+        let log = log.clone();
+        let instance = instance.clone();
+        Box::pin(async move {
+            let AnyEvent::OrderFulfillmentCompleted(e) = d.message else {
+                return Err(HandlerError::permanent("not a fulfillment"));
+            };
+            let index: u64 = e.checkout_id.rsplit('-').next().unwrap().parse().unwrap();
+            if !log.lock().unwrap().running.insert(e.order_id.clone()) {
+                log.lock().unwrap().overlaps.push(e.order_id.clone());
+            }
+            // long enough for the keys' events to interleave across lanes
+            tokio::time::sleep(Duration::from_millis(index % 3)).await;
+            let mut r = log.lock().unwrap();
+            r.running.remove(&e.order_id);
+            r.handled.push((instance, e.order_id, index));
+            Ok(())
+        })
+    }
+}
+
+fn options(member: &str, instance: &str) -> GroupOptions {
+    GroupOptions {
+        partitions: PARTITIONS,
+        lease: LEASE,
+        instance: instance.into(),
+        ..GroupOptions::new(DURABLE, "ORDER", &["a", "b"], member)
+    }
+}
+
+async fn join(js: &jetstream::Context, member: &str, instance: &str, log: &Log) -> Group {
+    join_group(
+        js.clone(),
+        options(member, instance),
+        handler(instance, log.clone()),
+    )
+    .await
+    .unwrap()
+}
+
+fn partitions_of(member: &str) -> Vec<u32> {
+    let m = if member == "a" { 0 } else { 1 };
+    (0..PARTITIONS).filter(|p| p % 2 == m).collect()
+}
+
+/// Waits until `f` holds, for up to `within`; returns how long it took.
+async fn until(within: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+async fn publish(producer: &Producer, range: std::ops::Range<u64>) {
+    for i in range {
+        producer
+            .publish(&fulfillment(i), PublishOptions::default())
+            .await
+            .unwrap();
+    }
+}
+
+/// Every index in 0..n handled exactly once, each key's in increasing order, none two at a
+/// time, and each by an instance of the member that owns its key's partition.
+fn check(log: &Log, n: u64, owner: impl Fn(u64) -> Vec<&'static str>) {
+    let r = log.lock().unwrap();
+    assert!(
+        r.overlaps.is_empty(),
+        "events of one key ran at once: {:?}",
+        r.overlaps
+    );
+    let mut count: HashMap<u64, usize> = HashMap::new();
+    let mut last: HashMap<&str, u64> = HashMap::new();
+    for (instance, key, index) in &r.handled {
+        *count.entry(*index).or_default() += 1;
+        if let Some(prev) = last.insert(key, *index) {
+            assert!(prev < *index, "key {key}: event {index} ran after {prev}");
+        }
+        assert!(
+            owner(*index).contains(&instance.as_str()),
+            "event {index} (partition {}) ran on {instance}, expected one of {:?}",
+            partition_of(key, PARTITIONS),
+            owner(*index)
+        );
+    }
+    let dup: Vec<_> = count.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(dup.is_empty(), "handled more than once: {dup:?}");
+    assert_eq!(
+        count.len() as u64,
+        n,
+        "handled {} of {n} events",
+        count.len()
+    );
+}
+
+fn even(i: u64) -> bool {
+    partition_of(&key(i), PARTITIONS) % 2 == 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn static_group_of_rust_members() {
+    if !support::available() {
+        return;
+    }
+    let server = Server::start();
+    let client = async_nats::connect(&server.url).await.unwrap();
+    let js = jetstream::new(client);
+    js.create_stream(stream::Config {
+        name: "ORDER".into(),
+        subjects: vec!["order.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    js.create_stream(stream::Config {
+        name: "DLQ".into(),
+        subjects: vec!["dlq.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let producer = Producer::new(js.clone(), "rust-group-test");
+    let log: Log = Arc::default();
+
+    let a1 = join(&js, "a", "a1", &log).await;
+    until(Duration::from_secs(5), "a1 owns a's partitions", || {
+        a1.owned() == partitions_of("a")
+    })
+    .await;
+    let b1 = join(&js, "b", "b1", &log).await;
+    let a2 = join(&js, "a", "a2", &log).await;
+    until(Duration::from_secs(5), "b1 owns b's partitions", || {
+        b1.owned() == partitions_of("b")
+    })
+    .await;
+
+    // Another partition count is refused: it would move keys between partitions.
+    let refused = join_group(
+        js.clone(),
+        GroupOptions {
+            partitions: 4,
+            ..options("a", "a9")
+        },
+        handler("a9", log.clone()),
+    )
+    .await
+    .err()
+    .expect("a member with 4 partitions joins an 8-partition group");
+    assert_eq!(refused.code, codes::CONSUMER_GROUP, "{refused}");
+
+    // A message that breaks the wire rules falls in one partition, whose owner dead-letters it
+    // naming the durable.
+    js.publish("order.fulfillment.completed", "not an event".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    publish(&producer, 0..300).await;
+    until(Duration::from_secs(30), "300 events handled", || {
+        log.lock().unwrap().handled.len() >= 300
+    })
+    .await;
+    check(&log, 300, |i| if even(i) { vec!["a1"] } else { vec!["b1"] });
+    assert!(a2.owned().is_empty(), "the standby owns {:?}", a2.owned());
+    let dlq = js.get_stream("DLQ").await.unwrap();
+    let dead = dlq
+        .get_last_raw_message_by_subject("dlq.order.fulfillment.completed")
+        .await
+        .unwrap();
+    let consumer = dead
+        .headers
+        .get("Jetkit-Dlq-Consumer")
+        .map(|v| v.as_str().to_string());
+    assert_eq!(consumer.as_deref(), Some(DURABLE));
+
+    // A stopped member hands its partitions over: its standby takes them at once (no lease
+    // wait) and goes on from their checkpoints.
+    a1.stop(Duration::from_secs(5)).await;
+    let took = until(Duration::from_secs(5), "a2 takes a's partitions", || {
+        a2.owned() == partitions_of("a")
+    })
+    .await;
+    assert!(
+        took < LEASE,
+        "the standby waited {took:?} for released partitions"
+    );
+    assert_eq!(a2.stats().taken_over, 0);
+    publish(&producer, 300..600).await;
+    until(Duration::from_secs(30), "600 events handled", || {
+        log.lock().unwrap().handled.len() >= 600
+    })
+    .await;
+    check(&log, 600, |i| match (i < 300, even(i)) {
+        (true, true) => vec!["a1"],
+        (false, true) => vec!["a2"],
+        _ => vec!["b1"],
+    });
+
+    // A member that dies (dropped without stop: no release, no renewal) keeps its partitions
+    // for a lease; then its standby takes them over from the last renewed checkpoint.
+    let b2 = join(&js, "b", "b2", &log).await;
+    tokio::time::sleep(LEASE / 2).await; // a renewal carries the checkpoint of everything handled
+    assert!(
+        b2.owned().is_empty(),
+        "the standby took {:?} from a live owner",
+        b2.owned()
+    );
+    drop(b1);
+    let dropped = Instant::now();
+    publish(&producer, 600..900).await;
+    until(
+        Duration::from_secs(10),
+        "b2 takes b's partitions over",
+        || b2.owned() == partitions_of("b"),
+    )
+    .await;
+    let took = dropped.elapsed();
+    assert!(
+        took >= LEASE * 3 / 4,
+        "taken over {took:?} after the owner stopped renewing"
+    );
+    assert_eq!(b2.stats().taken_over, partitions_of("b").len() as u64);
+    until(Duration::from_secs(30), "900 events handled", || {
+        log.lock().unwrap().handled.len() >= 900
+    })
+    .await;
+    check(&log, 900, |i| match (i < 300, i < 600, even(i)) {
+        (true, _, true) => vec!["a1"],
+        (false, _, true) => vec!["a2"],
+        (_, true, false) => vec!["b1"],
+        _ => vec!["b2"],
+    });
+    assert_eq!(
+        dlq.get_info().await.unwrap().state.messages,
+        1,
+        "the poison message again"
+    );
+
+    // Stopped, the members leave records with no owner and the checkpoint past every event,
+    // and delete their membership records.
+    a2.stop(Duration::from_secs(5)).await;
+    b2.stop(Duration::from_secs(5)).await;
+    let last = js
+        .get_stream("ORDER")
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap()
+        .state
+        .last_sequence;
+    let kv = js.get_key_value("jetkit-groups").await.unwrap();
+    for p in 0..PARTITIONS {
+        let v = kv
+            .get(format!("{DURABLE}.ORDER.p.{p}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&v).unwrap(),
+            format!("{{\"owner\":\"\",\"member\":\"\",\"seq\":{}}}", last + 1),
+            "partition {p}"
+        );
+    }
+    let config = kv
+        .get(format!("{DURABLE}.ORDER.config"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&config[..], br#"{"partitions":8,"mode":"static"}"#);
+    let mut members = kv.keys().await.unwrap();
+    while let Some(k) = members.next().await {
+        let k = k.unwrap();
+        // b1 died: its record stays (its heartbeat stopped, as the TypeScript members' do)
+        if k != format!("{DURABLE}.m.b1") {
+            assert!(
+                !k.starts_with(&format!("{DURABLE}.m.")),
+                "membership record {k} left behind"
+            );
+        }
+    }
+}
