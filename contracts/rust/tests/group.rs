@@ -69,8 +69,8 @@ fn handler(
             if !log.lock().unwrap().running.insert(e.order_id.clone()) {
                 log.lock().unwrap().overlaps.push(e.order_id.clone());
             }
-            // long enough for the keys' events to interleave across lanes
-            tokio::time::sleep(Duration::from_millis(index % 3)).await;
+            // a key's later events sleep less: run at once, they would finish out of order
+            tokio::time::sleep(Duration::from_millis(4 - (index / KEYS) % 5)).await;
             let mut r = log.lock().unwrap();
             r.running.remove(&e.order_id);
             r.handled.push((instance, e.order_id, index));
@@ -184,6 +184,15 @@ async fn static_group_of_rust_members() {
     let producer = Producer::new(js.clone(), "rust-group-test");
     let log: Log = Arc::default();
 
+    // A backlog read at full speed: the events of a key arrive together. A message that breaks
+    // the wire rules falls in one partition, whose owner dead-letters it naming the durable.
+    js.publish("order.fulfillment.completed", "not an event".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    publish(&producer, 0..300).await;
+
     let a1 = join(&js, "a", "a1", &log).await;
     until(Duration::from_secs(5), "a1 owns a's partitions", || {
         a1.owned() == partitions_of("a")
@@ -210,14 +219,6 @@ async fn static_group_of_rust_members() {
     .expect("a member with 4 partitions joins an 8-partition group");
     assert_eq!(refused.code, codes::CONSUMER_GROUP, "{refused}");
 
-    // A message that breaks the wire rules falls in one partition, whose owner dead-letters it
-    // naming the durable.
-    js.publish("order.fulfillment.completed", "not an event".into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    publish(&producer, 0..300).await;
     until(Duration::from_secs(30), "300 events handled", || {
         log.lock().unwrap().handled.len() >= 300
     })
@@ -341,4 +342,166 @@ async fn static_group_of_rust_members() {
             );
         }
     }
+}
+
+/// Stop hands a partition over at its first unfinished event: a handler still running at the
+/// deadline leaves its event (and the key's later ones) to the next owner, which starts there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stop_checkpoints_the_first_unfinished_event() {
+    if !support::available() {
+        return;
+    }
+    let server = Server::start();
+    let client = async_nats::connect(&server.url).await.unwrap();
+    let js = jetstream::new(client);
+    js.create_stream(stream::Config {
+        name: "ORDER".into(),
+        subjects: vec!["order.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let producer = Producer::new(js.clone(), "rust-group-test");
+    // Event i is stream sequence i + 1; keys alternate (KEYS keys).
+    publish(&producer, 0..10 * KEYS).await;
+    let stuck = 4 * KEYS; // the fifth event of key 0
+    let opts = |instance: &str| GroupOptions {
+        partitions: 1,
+        lease: LEASE,
+        instance: instance.into(),
+        ..GroupOptions::new("rust-stop", "ORDER", &["a"], "a")
+    };
+    let log: Log = Arc::default();
+    let done = handler("a1", log.clone());
+    let a1 = join_group(js.clone(), opts("a1"), move |d: Delivery| {
+        let index = match &d.message {
+            AnyEvent::OrderFulfillmentCompleted(e) => e
+                .checkout_id
+                .rsplit('-')
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap(),
+            _ => 0,
+        };
+        let run = done(d);
+        async move {
+            if index == stuck {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+            run.await
+        }
+    })
+    .await
+    .unwrap();
+    // every event but key 0's from the stuck one on
+    let others = 10 * KEYS - 6;
+    until(
+        Duration::from_secs(20),
+        "a1 handles all but the stuck key",
+        || log.lock().unwrap().handled.len() as u64 >= others,
+    )
+    .await;
+    a1.stop(Duration::from_millis(300)).await;
+    let kv = js.get_key_value("jetkit-groups").await.unwrap();
+    let record = kv.get("rust-stop.ORDER.p.0").await.unwrap().unwrap();
+    assert_eq!(
+        std::str::from_utf8(&record).unwrap(),
+        format!("{{\"owner\":\"\",\"member\":\"\",\"seq\":{}}}", stuck + 1)
+    );
+    assert_eq!(log.lock().unwrap().handled.len() as u64, others);
+
+    let log2: Log = Arc::default();
+    let a2 = join_group(js.clone(), opts("a2"), handler("a2", log2.clone()))
+        .await
+        .unwrap();
+    // from the stuck event on: key 0's six events and the replay of the others after it
+    let replay = 10 * KEYS - stuck;
+    until(
+        Duration::from_secs(20),
+        "a2 handles from the checkpoint",
+        || log2.lock().unwrap().handled.len() as u64 >= replay,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = log2.lock().unwrap();
+    let mut indexes: Vec<u64> = r.handled.iter().map(|h| h.2).collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, (stuck..10 * KEYS).collect::<Vec<_>>());
+    drop(r);
+    a2.stop(Duration::from_secs(5)).await;
+}
+
+/// A partition taken over while the member already reads ahead of its checkpoint is read again
+/// from there: none of its events is skipped. The dead owner is a record left by a member that
+/// died before this one started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partition_taken_over_behind_the_read_position_is_read_again() {
+    if !support::available() {
+        return;
+    }
+    let server = Server::start();
+    let client = async_nats::connect(&server.url).await.unwrap();
+    let js = jetstream::new(client);
+    js.create_stream(stream::Config {
+        name: "ORDER".into(),
+        subjects: vec!["order.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let producer = Producer::new(js.clone(), "rust-group-test");
+    publish(&producer, 0..200).await;
+    let kv = js
+        .create_key_value(jetstream::kv::Config {
+            bucket: "jetkit-groups".into(),
+            history: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    kv.create(
+        "rust-behind.ORDER.p.0",
+        r#"{"owner":"ghost","member":"a","seq":1}"#.into(),
+    )
+    .await
+    .unwrap();
+    let log: Log = Arc::default();
+    let a1 = join_group(
+        js.clone(),
+        GroupOptions {
+            partitions: 4,
+            lease: LEASE,
+            instance: "a1".into(),
+            ..GroupOptions::new("rust-behind", "ORDER", &["a"], "a")
+        },
+        handler("a1", log.clone()),
+    )
+    .await
+    .unwrap();
+    let in_p0 = (0..200).filter(|i| partition_of(&key(*i), 4) == 0).count();
+    assert!(in_p0 > 0);
+    until(
+        Duration::from_secs(10),
+        "a1 handles the other partitions",
+        || log.lock().unwrap().handled.len() == 200 - in_p0,
+    )
+    .await;
+    assert_eq!(
+        a1.owned(),
+        vec![1, 2, 3],
+        "partition 0 taken from a live-looking owner"
+    );
+    until(Duration::from_secs(10), "a1 takes partition 0 over", || {
+        a1.owned() == vec![0, 1, 2, 3]
+    })
+    .await;
+    until(Duration::from_secs(10), "a1 handles partition 0", || {
+        log.lock().unwrap().handled.len() >= 200
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    check(&log, 200, |_| vec!["a1"]);
+    assert_eq!(a1.stats().taken_over, 1);
+    a1.stop(Duration::from_secs(5)).await;
 }
