@@ -12,6 +12,7 @@ describe("the Go and Rust docs show the tested examples", () => {
     ["docs/go.md", "contracts/go/examples/group/main.go"],
     ["docs/rust.md", "contracts/rust/examples/producer.rs"],
     ["docs/rust.md", "contracts/rust/examples/consumer.rs"],
+    ["docs/rust.md", "contracts/rust/examples/group.rs"],
   ];
   for (const [doc, example] of cases) {
     it(`${doc} shows ${example}`, () => {

@@ -21,6 +21,8 @@ pub struct Delivery {
     /// This consumer's span: a child of the producer's traceparent (a new trace when the event
     /// carried none). Publish follow-up events with `trace.to_string()` as their traceparent.
     pub trace: TraceContext,
+    /// The message's stream sequence (0 when the message carries no JetStream metadata).
+    pub sequence: u64,
 }
 
 /// Checks a received message: headers, ce-type names an event published on this subject, and
@@ -50,6 +52,7 @@ pub fn decode(msg: &Message) -> Result<Delivery> {
         headers,
         message,
         trace,
+        sequence: msg.info().map(|i| i.stream_sequence).unwrap_or(0),
     })
 }
 

@@ -156,7 +156,7 @@ fn check(log: &Log, n: u64, owner: impl Fn(u64) -> Vec<&'static str>) {
 }
 
 fn even(i: u64) -> bool {
-    partition_of(&key(i), PARTITIONS) % 2 == 0
+    partition_of(&key(i), PARTITIONS).is_multiple_of(2)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -424,11 +424,9 @@ async fn stop_checkpoints_the_first_unfinished_event() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = log2.lock().unwrap();
-    let mut indexes: Vec<u64> = r.handled.iter().map(|h| h.2).collect();
+    let mut indexes: Vec<u64> = log2.lock().unwrap().handled.iter().map(|h| h.2).collect();
     indexes.sort_unstable();
     assert_eq!(indexes, (stuck..10 * KEYS).collect::<Vec<_>>());
-    drop(r);
     a2.stop(Duration::from_secs(5)).await;
 }
 
@@ -504,4 +502,110 @@ async fn a_partition_taken_over_behind_the_read_position_is_read_again() {
     check(&log, 200, |_| vec!["a1"]);
     assert_eq!(a1.stats().taken_over, 1);
     a1.stop(Duration::from_secs(5)).await;
+}
+
+/// A failing handler is retried in place while its key's later events wait (other keys go on);
+/// a permanent failure is dead-lettered at once as handler_permanent, naming the durable, and
+/// the key goes on after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retries_hold_the_key_and_permanent_failures_are_dead_lettered() {
+    if !support::available() {
+        return;
+    }
+    let server = Server::start();
+    let client = async_nats::connect(&server.url).await.unwrap();
+    let js = jetstream::new(client);
+    for (name, subject) in [("ORDER", "order.>"), ("DLQ", "dlq.>")] {
+        js.create_stream(stream::Config {
+            name: name.into(),
+            subjects: vec![subject.into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let producer = Producer::new(js.clone(), "rust-group-test");
+    publish(&producer, 0..3 * KEYS).await;
+    let (flaky, broken) = (1, KEYS + 2); // key 1's first event, key 2's second
+    let attempts = Arc::new(Mutex::new(0u32));
+    let log: Log = Arc::default();
+    let done = handler("a1", log.clone());
+    let tries = attempts.clone();
+    let a1 = join_group(
+        js.clone(),
+        GroupOptions {
+            partitions: 2,
+            lease: LEASE,
+            instance: "a1".into(),
+            backoff: Some(Arc::new(|_| Duration::from_millis(200))),
+            ..GroupOptions::new("rust-retry", "ORDER", &["a"], "a")
+        },
+        move |d: Delivery| {
+            let index = match &d.message {
+                AnyEvent::OrderFulfillmentCompleted(e) => e
+                    .checkout_id
+                    .rsplit('-')
+                    .next()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap(),
+                _ => 0,
+            };
+            let tries = tries.clone();
+            let run = done(d);
+            async move {
+                if index == broken {
+                    return Err(HandlerError::permanent("no such customer"));
+                }
+                if index == flaky {
+                    let mut n = tries.lock().unwrap();
+                    *n += 1;
+                    if *n < 3 {
+                        return Err(HandlerError::retry("database busy"));
+                    }
+                }
+                run.await
+            }
+        },
+    )
+    .await
+    .unwrap();
+    until(
+        Duration::from_secs(20),
+        "every event but the broken one",
+        || log.lock().unwrap().handled.len() as u64 >= 3 * KEYS - 1,
+    )
+    .await;
+    assert_eq!(*attempts.lock().unwrap(), 3, "the flaky event's runs");
+    let order: Vec<u64> = log.lock().unwrap().handled.iter().map(|h| h.2).collect();
+    let at = |i: u64| order.iter().position(|x| *x == i).unwrap();
+    // key 1's later events waited for its retried first one; other keys did not
+    assert!(at(flaky) < at(flaky + KEYS) && at(flaky + KEYS) < at(flaky + 2 * KEYS));
+    assert!(
+        at(flaky) > at(KEYS - 1),
+        "the other keys waited for key 1's retries"
+    );
+    assert!(!order.contains(&broken));
+    assert!(
+        order.contains(&(broken + KEYS)),
+        "key 2 stopped at its dead letter"
+    );
+    check_dead_letter(&js, broken + 1).await;
+    a1.stop(Duration::from_secs(5)).await;
+}
+
+async fn check_dead_letter(js: &jetstream::Context, seq: u64) {
+    let dlq = js.get_stream("DLQ").await.unwrap();
+    let dead = dlq
+        .get_last_raw_message_by_subject("dlq.order.fulfillment.completed")
+        .await
+        .unwrap();
+    let h = |n: &str| dead.headers.get(n).map(|v| v.as_str().to_string());
+    assert_eq!(h("Jetkit-Dlq-Consumer").as_deref(), Some("rust-retry"));
+    assert_eq!(
+        h("Jetkit-Dlq-Failure-Class").as_deref(),
+        Some("handler_permanent")
+    );
+    assert_eq!(h("Jetkit-Dlq-Sequence"), Some(seq.to_string()));
+    assert_eq!(dlq.get_info().await.unwrap().state.messages, 1);
 }
