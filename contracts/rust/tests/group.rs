@@ -609,3 +609,92 @@ async fn check_dead_letter(js: &jetstream::Context, seq: u64) {
     assert_eq!(h("Jetkit-Dlq-Sequence"), Some(seq.to_string()));
     assert_eq!(dlq.get_info().await.unwrap().state.messages, 1);
 }
+
+/// A member whose renewal loses the race (another instance wrote the record) drops the
+/// partition and runs none of its events while the other owner's record is fresh; once that
+/// record has not changed for a lease it takes the partition over from the checkpoint written
+/// there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partition_whose_renewal_loses_the_race_is_dropped() {
+    if !support::available() {
+        return;
+    }
+    let server = Server::start();
+    let client = async_nats::connect(&server.url).await.unwrap();
+    let js = jetstream::new(client);
+    js.create_stream(stream::Config {
+        name: "ORDER".into(),
+        subjects: vec!["order.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let producer = Producer::new(js.clone(), "rust-group-test");
+    let log: Log = Arc::default();
+    let a1 = join_group(
+        js.clone(),
+        GroupOptions {
+            partitions: 1,
+            lease: LEASE,
+            instance: "a1".into(),
+            ..GroupOptions::new("rust-lost", "ORDER", &["a"], "a")
+        },
+        handler("a1", log.clone()),
+    )
+    .await
+    .unwrap();
+    publish(&producer, 0..KEYS).await;
+    until(Duration::from_secs(10), "the first events", || {
+        log.lock().unwrap().handled.len() as u64 >= KEYS
+    })
+    .await;
+    // Another instance writes the record (as after a pause of a1 longer than the lease); its
+    // checkpoint skips the next 10 events (it handled them).
+    let kv = js.get_key_value("jetkit-groups").await.unwrap();
+    let skip = KEYS + 10;
+    kv.put(
+        "rust-lost.ORDER.p.0",
+        format!(
+            "{{\"owner\":\"thief\",\"member\":\"a\",\"seq\":{}}}",
+            skip + 1
+        )
+        .into(),
+    )
+    .await
+    .unwrap();
+    let put = Instant::now();
+    until(Duration::from_secs(2), "a1 drops the partition", || {
+        a1.owned().is_empty()
+    })
+    .await;
+    assert_eq!(a1.stats().lost, 1);
+    publish(&producer, KEYS..3 * KEYS).await;
+    tokio::time::sleep((LEASE * 3 / 4).saturating_sub(put.elapsed())).await;
+    assert_eq!(
+        log.lock().unwrap().handled.len() as u64,
+        KEYS,
+        "a1 ran events of a partition another instance owns"
+    );
+    until(Duration::from_secs(10), "a1 takes it over", || {
+        a1.owned() == vec![0]
+    })
+    .await;
+    assert!(
+        put.elapsed() >= LEASE,
+        "taken over {:?} after the other owner's write",
+        put.elapsed()
+    );
+    until(
+        Duration::from_secs(10),
+        "the events after the checkpoint",
+        || log.lock().unwrap().handled.len() as u64 >= 3 * KEYS - 10,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut indexes: Vec<u64> = log.lock().unwrap().handled.iter().map(|h| h.2).collect();
+    indexes.sort_unstable();
+    let want: Vec<u64> = (0..KEYS).chain(skip..3 * KEYS).collect();
+    assert_eq!(indexes, want);
+    assert_eq!(a1.stats().taken_over, 1);
+    a1.stop(Duration::from_secs(5)).await;
+}
