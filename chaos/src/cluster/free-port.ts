@@ -1,4 +1,4 @@
-export { freePort } from "@jetkit/testing";
+export { freePort } from "@jetkit/launcher";
 
 import { createServer, type Server } from "node:net";
 

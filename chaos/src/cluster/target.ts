@@ -8,7 +8,7 @@ import {
   natsServerBinary,
   type ServerOptions,
   type ServerPorts,
-} from "@jetkit/testing";
+} from "@jetkit/launcher";
 import { ChaosError, ChaosErrorCodes } from "../errors.js";
 import { FaultProxy } from "../proxy/fault-proxy.js";
 import { freePort, startRefuser } from "./free-port.js";

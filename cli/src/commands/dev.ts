@@ -2,7 +2,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { JetkitError } from "@jetkit/contracts";
-import { startCluster, startServer } from "@jetkit/testing";
+import { startCluster, startServer } from "@jetkit/launcher";
 import { type CommandDef, ExitCode } from "../command.js";
 import { type DevState, devDir, isAlive, readDevState, writeDevState } from "../dev-state.js";
 

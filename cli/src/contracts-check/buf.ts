@@ -64,7 +64,7 @@ export function bufAt(bin: string): Buf {
       } catch (err) {
         throw new JetkitError(
           ContractsCheckErrorCodes.BUF_MISSING,
-          `cannot start buf (${bin}): ${(err as Error).message}. Run 'bash scripts/setup.sh' (or 'pnpm install') so that node_modules/.bin/buf exists, or set JETKIT_BUF to a buf binary.`,
+          `cannot start buf (${bin}): ${(err as Error).message}. @jetkit/cli depends on @bufbuild/buf: reinstall it (npm install @jetkit/cli, or 'pnpm install' in the jetkit repository), or set JETKIT_BUF to a buf binary.`,
           { cause: err, details: { bin } },
         );
       }

@@ -10,9 +10,9 @@ import { CustomerCheckoutInitiated } from "@jetkit/contracts/gen/shop/customer/v
 import { CancellationReason, OrderLifecycleCancelled } from "@jetkit/contracts/gen/shop/order/v1/events";
 import { applyStreams } from "@jetkit/contracts/streams";
 import { initPki, issueClientCert, startGateway } from "@jetkit/gateway";
+import { type NatsCluster, type NatsServer, startCluster, startServer } from "@jetkit/launcher";
 import { createProducer } from "@jetkit/producers";
 import { randomCheckout, runCheckout } from "@jetkit/producers/services";
-import { type NatsCluster, type NatsServer, startCluster, startServer } from "@jetkit/testing";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers as natsHeaders } from "@nats-io/transport-node";
 import { pino } from "pino";

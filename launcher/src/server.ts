@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { LauncherError, LauncherErrorCodes } from "./errors.js";
 
 /** Options of one nats-server process. Every option is optional. */
 export interface ServerOptions {
@@ -141,14 +142,16 @@ export class NatsServer {
     const deadline = Date.now() + this.#opts.readyTimeoutMs;
     while (Date.now() < deadline) {
       if (spawnError) {
-        throw new Error(
-          `could not start nats-server (${bin}): ${spawnError.message}. Run 'bash scripts/setup.sh' to install the pinned server, or set JETKIT_NATS_SERVER.`,
+        throw new LauncherError(
+          LauncherErrorCodes.SERVER_MISSING,
+          `could not start nats-server (${bin}): ${spawnError.message}. Install nats-server >= 2.12.7 (https://github.com/nats-io/nats-server/releases, or 'go install github.com/nats-io/nats-server/v2@v2.14.9') and put it on PATH, or set JETKIT_NATS_SERVER to its path; in the jetkit repository 'bash scripts/setup.sh' installs the pinned one.`,
           { cause: spawnError },
         );
       }
       if (proc.exitCode !== null) {
         if (detached) log = await readFile(join(this.dir, "nats.log"), "utf8").catch(() => "");
-        throw new Error(
+        throw new LauncherError(
+          LauncherErrorCodes.SERVER_FAILED,
           `nats-server ${this.name} exited with code ${proc.exitCode} while starting:\n${log.slice(-4000)}`,
         );
       }
@@ -181,7 +184,10 @@ export class NatsServer {
       }
       await delay(25);
     }
-    throw new Error(`nats-server ${this.name} was not ready within ${this.#opts.readyTimeoutMs} ms:\n${log}`);
+    throw new LauncherError(
+      LauncherErrorCodes.SERVER_FAILED,
+      `nats-server ${this.name} was not ready within ${this.#opts.readyTimeoutMs} ms:\n${log}`,
+    );
   }
 
   /** True when `/healthz` answers ok (for JetStream: the server is current). */

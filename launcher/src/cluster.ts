@@ -3,6 +3,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { LauncherError, LauncherErrorCodes } from "./errors.js";
 import {
   baseConfig,
   NatsServer,
@@ -86,7 +87,7 @@ export class NatsCluster {
       if (healthy.every(Boolean) && (await this.metaLeader())) return;
       await delay(50);
     }
-    throw new Error(`cluster was not ready within ${timeoutMs} ms`);
+    throw new LauncherError(LauncherErrorCodes.SERVER_FAILED, `cluster was not ready within ${timeoutMs} ms`);
   }
 
   /** Stops every node and removes the cluster's temp dir. */

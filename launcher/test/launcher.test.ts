@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { after, describe, test } from "node:test";
-import { freePort, startCluster, startServer } from "../src/index.js";
+import { freePort, isServerMissing, LauncherError, startCluster, startServer } from "../src/index.js";
 
 /** Resolves true when a TCP connection to the port is accepted. */
 function accepts(port: number): Promise<boolean> {
@@ -46,6 +46,26 @@ describe("single server", () => {
     await server.kill();
     assert.equal(server.running, false);
     assert.equal(await accepts(server.ports.client), false);
+  });
+});
+
+describe("without a nats-server binary", () => {
+  test("refuses with JK_NATS_SERVER_MISSING, and says how to install one", async () => {
+    const before = process.env.JETKIT_NATS_SERVER;
+    process.env.JETKIT_NATS_SERVER = "/nonexistent/nats-server";
+    try {
+      const err = await startServer().then(
+        () => assert.fail("started without a binary"),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof LauncherError);
+      assert.equal(err.code, "JK_NATS_SERVER_MISSING");
+      assert.ok(isServerMissing(new Error("wrapped", { cause: err })));
+      assert.match(err.message, /\/nonexistent\/nats-server.*JETKIT_NATS_SERVER/s);
+    } finally {
+      if (before === undefined) delete process.env.JETKIT_NATS_SERVER;
+      else process.env.JETKIT_NATS_SERVER = before;
+    }
   });
 });
 
