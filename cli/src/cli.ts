@@ -4,6 +4,7 @@ import { type CommandDef, colors, ExitCode, type RunContext } from "./command.js
 import { applyFallbacks, loadConfigFile } from "./config.js";
 import { commandHelp, overviewHelp } from "./help.js";
 import { GLOBAL_OPTIONS } from "./options.js";
+import { cliPackage } from "./version.js";
 
 export interface CliIO {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -27,6 +28,11 @@ function match(
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function runCli(commands: CommandDef[], argv: string[], io: CliIO): Promise<number> {
+  if (argv[0] === "--version" && argv.slice(1).every((a) => a === "--json")) {
+    const pkg = cliPackage();
+    io.stdout.write(argv.includes("--json") ? `${JSON.stringify(pkg)}\n` : `${pkg.version}\n`);
+    return ExitCode.OK;
+  }
   const { cmd, rest, prefix } = match(commands, argv);
   const wantsHelp = argv.includes("--help") || argv.includes("-h");
   if (!cmd) {

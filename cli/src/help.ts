@@ -56,7 +56,7 @@ export function overviewHelp(commands: CommandDef[], prefix: string[] = []): str
     "Commands:",
     ...shown.map((c) => `  ${c.path.join(" ").padEnd(width)}${c.summary}`),
     "",
-    "Run 'jetkit <command> --help' for options and examples.",
+    "Run 'jetkit <command> --help' for options and examples, 'jetkit --version' for the version.",
   ];
   return `${lines.join("\n")}\n`;
 }
@@ -72,6 +72,9 @@ export function referenceMarkdown(commands: CommandDef[]): string {
     "",
     "Exit codes: `0` ok, `1` the command ran and the answer is no (check failed, plan refused, drill",
     "invariant broken), `2` usage error, `3` a dependency is unavailable (NATS, a file), `130` interrupted.",
+    "",
+    "`jetkit --version` prints the version of the installed `@jetkit/cli` (`--version --json`:",
+    '`{"name":"@jetkit/cli","version":"..."}`).',
     "",
     "## Global options",
     "",

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -233,6 +233,17 @@ describe("jetkit streams apply on a 3-node cluster", () => {
 });
 
 describe("jetkit CLI without a server", () => {
+  test("--version prints the version of @jetkit/cli, plain or as JSON", async () => {
+    const pkg = JSON.parse(readFileSync(join(repo, "cli/package.json"), "utf8")) as { version: string };
+    const r = await jetkit(["--version"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${pkg.version}\n`);
+    const j = await jetkit(["--version", "--json"]);
+    assert.deepEqual(JSON.parse(j.stdout), { name: "@jetkit/cli", version: pkg.version });
+    const help = await jetkit(["--help"]);
+    assert.match(help.stdout, /'jetkit --version'/);
+  });
+
   test("--help lists every command; each command's help has examples", async () => {
     const r = await jetkit(["--help"]);
     assert.equal(r.code, 0);
