@@ -1,15 +1,16 @@
-import { getCatalog } from "@jetkit/contracts";
 import { type CommandDef, ExitCode } from "../command.js";
+import { CONTRACTS_OPTION, catalogFor } from "../contracts-source.js";
 
 const list: CommandDef = {
   path: ["events"],
   summary: "List the events of the contracts: subject, message type, stream, partition key",
+  options: [CONTRACTS_OPTION],
   examples: [
     { command: "jetkit events", description: "the catalog as a table" },
     { command: "jetkit events --json | jq '.[].subject'", description: "every subject, for scripts" },
   ],
   async run(ctx) {
-    const catalog = getCatalog();
+    const catalog = catalogFor(ctx);
     const rows = catalog.events.map((e) => ({
       subject: e.subject,
       type: e.type,

@@ -1,8 +1,9 @@
 import { fromJson, type JsonValue, toBinary } from "@bufbuild/protobuf";
-import { getCatalog, JetkitError } from "@jetkit/contracts";
+import { JetkitError } from "@jetkit/contracts";
 import { createProducer } from "@jetkit/producers";
 import { pino } from "pino";
 import { type CommandDef, ExitCode } from "../command.js";
+import { CONTRACTS_OPTION, catalogFor } from "../contracts-source.js";
 import { serversOf } from "../nats.js";
 
 const publish: CommandDef = {
@@ -18,6 +19,7 @@ const publish: CommandDef = {
     },
   ],
   options: [
+    CONTRACTS_OPTION,
     {
       name: "data",
       type: "string",
@@ -51,7 +53,7 @@ const publish: CommandDef = {
   ],
   async run(ctx) {
     const subject = ctx.args[0]!;
-    const catalog = getCatalog();
+    const catalog = catalogFor(ctx);
     const spec = catalog.bySubject(subject);
     let text = ctx.opts.data;
     if (text === "-") text = await readStdin();
@@ -80,6 +82,7 @@ const publish: CommandDef = {
     const producer = await createProducer({
       servers: serversOf(ctx),
       name: typeof ctx.opts.source === "string" ? ctx.opts.source : "jetkit-cli",
+      catalog,
       logger: pino({ level: "error" }, pino.destination(2)),
       retry: { deadlineMs: 10_000 },
     });

@@ -1,4 +1,4 @@
-import { getCatalog, JetkitError } from "@jetkit/contracts";
+import { JetkitError } from "@jetkit/contracts";
 import {
   applyStreams,
   formatPlan,
@@ -7,9 +7,11 @@ import {
   type StreamsOptions,
 } from "@jetkit/contracts/streams";
 import { type CommandDef, ExitCode, type OptionDef, type RunContext } from "../command.js";
+import { CONTRACTS_OPTION, catalogFor } from "../contracts-source.js";
 import { connectNats } from "../nats.js";
 
 const options: OptionDef[] = [
+  CONTRACTS_OPTION,
   {
     name: "replicas",
     type: "string",
@@ -71,9 +73,10 @@ const plan: CommandDef = {
     },
   ],
   async run(ctx) {
+    const catalog = catalogFor(ctx);
     const nc = await connectNats(ctx);
     try {
-      const p = await planStreams(nc, getCatalog(), streamOptions(ctx));
+      const p = await planStreams(nc, catalog, streamOptions(ctx));
       ctx.stdout.write(ctx.json ? `${JSON.stringify(planToJson(p), null, 2)}\n` : `${formatPlan(p)}\n`);
       return p.refused > 0 ? ExitCode.FAILED : ExitCode.OK;
     } finally {
@@ -108,9 +111,10 @@ const apply: CommandDef = {
     },
   ],
   async run(ctx) {
+    const catalog = catalogFor(ctx);
     const nc = await connectNats(ctx);
     try {
-      const result = await applyStreams(nc, getCatalog(), streamOptions(ctx));
+      const result = await applyStreams(nc, catalog, streamOptions(ctx));
       if (ctx.json)
         ctx.stdout.write(
           `${JSON.stringify({ plan: planToJson(result.plan), applied: result.applied }, null, 2)}\n`,

@@ -1,6 +1,7 @@
-import { decodeHeaderValue, getCatalog, JetkitError, subjectsOverlap } from "@jetkit/contracts";
+import { decodeHeaderValue, JetkitError, subjectsOverlap } from "@jetkit/contracts";
 import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { type CommandDef, ExitCode } from "../command.js";
+import { CONTRACTS_OPTION, catalogFor } from "../contracts-source.js";
 import { type DecodedMessage, decodeStored } from "../decode.js";
 import { connectNats } from "../nats.js";
 
@@ -17,6 +18,7 @@ const tail: CommandDef = {
     },
   ],
   options: [
+    CONTRACTS_OPTION,
     {
       name: "from-seq",
       type: "string",
@@ -42,7 +44,7 @@ const tail: CommandDef = {
   ],
   async run(ctx) {
     const pattern = ctx.args[0]!;
-    const catalog = getCatalog();
+    const catalog = catalogFor(ctx);
     const streams = catalog.streams.filter((s) => s.subjects.some((p) => subjectsOverlap(p, pattern)));
     if (streams.length === 0) {
       throw new JetkitError(
