@@ -20,6 +20,7 @@ describe("drill files", () => {
     assert.deepEqual(
       drills.map((d) => d.name),
       [
+        "broker-pause-group",
         "broker-pause",
         "client-latency",
         "consumer-crash-loop",
@@ -27,6 +28,7 @@ describe("drill files", () => {
         "group-kill-mid-handler",
         "group-member-hang",
         "idempotency-store-outage",
+        "leader-kill-group",
         "leader-kill",
         "minority-partition",
         "negative-control",

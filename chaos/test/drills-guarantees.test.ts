@@ -129,6 +129,17 @@ describe("drills that can fail, on a real 3-node cluster", () => {
     await assertNothingLeft(r);
   });
 
+  for (const name of ["leader-kill-group", "broker-pause-group"]) {
+    it(`${name}: the stream leader killed / frozen under a partitioned group: nothing lost, each event once, each key in order`, async (t) => {
+      const r = await run(name);
+      report(t, r);
+      assert.equal(r.faults[0]?.status, "done", JSON.stringify(r.faults));
+      await assertHeld(r, [...BROKER_AND_PRODUCER, "no_duplicate_effects", "per_key_order"]);
+      assert.equal(r.outcome, "held", await readFile(r.files.markdown, "utf8"));
+      await assertNothingLeft(r);
+    });
+  }
+
   it("group-member-hang: a member hung past its lease and resumed touches nothing it lost; each event once, in order", async (t) => {
     const r = await run("group-member-hang");
     report(t, r);
