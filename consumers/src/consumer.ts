@@ -161,6 +161,22 @@ interface InFlight {
   key: string | undefined;
 }
 
+/** A delivery that just arrived on binding `b`, before anything was done with it. */
+function inFlightOf(b: Binding, m: JsMsg): InFlight {
+  const { seq, deliveryCount } = deliveryOf(m);
+  return {
+    msg: m,
+    binding: b,
+    started: false,
+    abandoned: false,
+    headers: undefined,
+    seq,
+    delivery: deliveryCount,
+    part: undefined,
+    key: undefined,
+  };
+}
+
 /**
  * The payload as the handler's event. ts-proto's generated decode reads from a reader it is
  * given (the `EventType` interface declares only bytes): jetkit's ProtoReader makes the short
@@ -600,20 +616,9 @@ class JetkitConsumer implements Consumer {
 
   /** The partition of a message read by a group reader (its key's, else its event id's). */
   #route(b: Binding, m: JsMsg, partitions: number): { partition: number; token: InFlight } {
-    const { seq, deliveryCount } = deliveryOf(m);
-    const f: InFlight = {
-      msg: m,
-      binding: b,
-      started: false,
-      abandoned: false,
-      headers: undefined,
-      seq,
-      delivery: deliveryCount,
-      part: undefined,
-      key: undefined,
-    };
+    const f = inFlightOf(b, m);
     f.key = this.#partitionKey(f);
-    const by = f.key ?? headersOf(f).id ?? String(seq);
+    const by = f.key ?? headersOf(f).id ?? String(f.seq);
     return { partition: partitionOf(by, partitions), token: f };
   }
 
@@ -816,19 +821,7 @@ class JetkitConsumer implements Consumer {
       m.nak();
       return;
     }
-    const { seq, deliveryCount } = deliveryOf(m);
-    const f: InFlight = {
-      msg: m,
-      binding: b,
-      started: false,
-      abandoned: false,
-      headers: undefined,
-      seq,
-      delivery: deliveryCount,
-      part: undefined,
-      key: undefined,
-    };
-    this.#accept(f);
+    this.#accept(inFlightOf(b, m));
   }
 
   /** Queues a received delivery; handlers start in the next turn (see #receive). */

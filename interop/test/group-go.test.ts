@@ -4,7 +4,7 @@
 // file's order is the order the handlers ran in, across processes.
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,13 +15,19 @@ import { uuidv7 } from "@jetkit/contracts";
 import { OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/events";
 import { createProducer, type Producer } from "@jetkit/producers";
 import { type Env, eventually, silent, startEnv } from "./env.js";
-import { orderFlow } from "./events.js";
+import {
+  assertOnceInOrder,
+  type Effect,
+  effects,
+  LEASE_MS,
+  owners,
+  PARTITIONS,
+  publishRounds,
+  SUBJECT,
+} from "./group.js";
 import { ROOT } from "./polyglot.js";
 
 const run = promisify(execFile);
-const SUBJECT = "order.fulfillment.completed";
-const PARTITIONS = 8;
-const LEASE_MS = 2000;
 
 async function buildGroupMember(): Promise<string> {
   const out = join(process.env.JETKIT_TOOLS ?? join(homedir(), ".cache/jetkit/tools"), "interop-bin");
@@ -34,20 +40,6 @@ async function buildGroupMember(): Promise<string> {
 }
 
 /** One line of the effects file: a handler ran for an event. */
-interface Effect {
-  by: string;
-  id: string;
-  key: string;
-  seq: number;
-}
-
-function effects(file: string): Effect[] {
-  return readFileSync(file, "utf8")
-    .split("\n")
-    .filter((l) => l !== "")
-    .map((l) => JSON.parse(l) as Effect);
-}
-
 /** A Go member process; `exited` resolves with its exit code (or signal). */
 interface GoMember {
   proc: ChildProcess;
@@ -65,48 +57,6 @@ function startGo(bin: string, args: string[]): GoMember {
     proc.on("exit", (code, signal) => resolve(code ?? signal ?? "?")),
   );
   return { proc, exited, stderr: () => err };
-}
-
-/** The value of a key of the group bucket (read from its stream, as any client could). */
-async function record<T>(env: Env, key: string): Promise<T | undefined> {
-  try {
-    const m = await env.jsm.streams.getMessage("KV_jetkit-groups", {
-      last_by_subj: `$KV.jetkit-groups.${key}`,
-    });
-    return m && m.data.length > 0 ? m.json<T>() : undefined;
-  } catch {
-    return undefined; // no such key (yet)
-  }
-}
-
-/** Owner instance of each partition, from the group's records. */
-async function owners(env: Env, durable: string): Promise<string[]> {
-  const out: string[] = [];
-  for (let p = 0; p < PARTITIONS; p++) {
-    out.push((await record<{ owner: string }>(env, `${durable}.ORDER.p.${p}`))?.owner ?? "");
-  }
-  return out;
-}
-
-const base = orderFlow().find((e) => e.type === OrderFulfillmentCompleted)!
-  .event as OrderFulfillmentCompleted;
-
-/** Publishes `perKey` rounds over `keys`, recording each event's stream sequence per key. */
-async function publishRounds(
-  producer: Producer,
-  keys: string[],
-  perKey: number,
-  published: Map<string, number[]>,
-  onEach?: (n: number) => void,
-): Promise<void> {
-  let n = 0;
-  for (let i = 0; i < perKey; i++) {
-    for (const key of keys) {
-      const ack = await producer.publish(OrderFulfillmentCompleted, { ...base, orderId: key });
-      published.set(key, [...(published.get(key) ?? []), ack.seq]);
-      onEach?.(++n);
-    }
-  }
 }
 
 /**
@@ -131,26 +81,6 @@ async function publishThrough(
 }
 
 const count = (published: Map<string, number[]>) => [...published.values()].reduce((n, s) => n + s.length, 0);
-
-/**
- * Every published event handled exactly once and each key's events in stream order (the file's
- * order is the order the handlers ran in).
- */
-function assertOnceInOrder(log: Effect[], published: Map<string, number[]>): void {
-  const seen = new Map<number, Effect>();
-  for (const e of log) {
-    const prev = seen.get(e.seq);
-    assert.ok(!prev, `seq ${e.seq} handled twice (by ${prev?.by} and ${e.by})`);
-    seen.set(e.seq, e);
-  }
-  let total = 0;
-  for (const [key, seqs] of published) {
-    total += seqs.length;
-    const ran = log.filter((e) => e.key === key).map((e) => e.seq);
-    assert.deepEqual(ran, seqs, `key ${key}: handled in this order, published in that one`);
-  }
-  assert.equal(log.length, total);
-}
 
 describe("partitioned consumer group: TypeScript and Go members", () => {
   let env: Env;
