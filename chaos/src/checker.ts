@@ -10,6 +10,7 @@ export const INVARIANTS = [
   "all_acked_effected",
   "poison_quarantined",
   "no_false_refusals",
+  "recovery_within_budget",
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 
@@ -23,6 +24,11 @@ export const OUTCOME_UNKNOWN_CODES: readonly string[] = ["JK_PRODUCER_OUTCOME_UN
 export interface CheckOptions {
   /** Invariants to give a verdict on. Default: all. */
   invariants?: readonly Invariant[];
+  /**
+   * `recovery_within_budget`: the most the SDKs' share of a fault's recovery may be (recovery end
+   * to end minus the broker's own leaderless time), ms. Default: 1500.
+   */
+  recoveryBudgetMs?: number;
   /** Width of the time windows of the latency/throughput series, ms. Default: 1000. */
   windowMs?: number;
   /** A window is steady when its publish p99 is at most this (ms). Default: 3 x the baseline p99, at least 100 ms. */
@@ -750,6 +756,14 @@ export function checkHistory(events: readonly HistoryEvent[], opts: CheckOptions
       );
     if (inv === "no_false_refusals")
       verdicts.push(verdict(inv, falseRefusals, "events refused to the producer that the stream stored"));
+    if (inv === "recovery_within_budget")
+      verdicts.push(
+        verdict(
+          inv,
+          slowRecoveries(recoveries, opts.recoveryBudgetMs ?? 1500),
+          `faults after which the SDKs took more than ${opts.recoveryBudgetMs ?? 1500} ms beyond the broker's own recovery to effect new events (or never did)`,
+        ),
+      );
   }
 
   const counts: CheckResult["counts"] = {
@@ -978,4 +992,23 @@ export function sequencesToVerify(events: readonly HistoryEvent[]): number[] {
   const seqs = new Set<number>();
   for (const e of events) if (e.kind === "ack" && !delivered.has(e.id) && !poison.has(e.id)) seqs.add(e.seq);
   return [...seqs];
+}
+
+/**
+ * The faults whose recovery broke the budget: no event published after the fault started was
+ * effected by the end, or the SDKs' share (recovery minus the broker's leaderless time; all of the
+ * recovery when no Raft group was polled) is over `budgetMs`.
+ */
+function slowRecoveries(
+  recoveries: readonly Recovery[],
+  budgetMs: number,
+): { fault: string; recoveryMs: number | null; brokerMs: number | null; sdkShareMs: number | null }[] {
+  return recoveries
+    .map((r) => ({
+      fault: r.fault,
+      recoveryMs: r.recoveryMs,
+      brokerMs: r.brokerMs,
+      sdkShareMs: r.recoveryMs === null ? null : (r.sdkShareMs ?? r.recoveryMs),
+    }))
+    .filter((r) => r.sdkShareMs === null || r.sdkShareMs > budgetMs);
 }

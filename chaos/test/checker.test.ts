@@ -388,6 +388,14 @@ describe("checkHistory", () => {
         "first effect of an event published after the fault started",
       ],
     );
+    // recovery_within_budget judges the SDKs' share (1900 ms here) against the drill's budget.
+    const judged = (budget: number) =>
+      checkHistory(h, { invariants: ["recovery_within_budget"], recoveryBudgetMs: budget }).verdicts[0];
+    assert.equal(judged(1500)?.held, false);
+    assert.deepEqual(judged(1500)?.examples, [
+      { fault: "f", recoveryMs: 3000, brokerMs: 1100, sdkShareMs: 1900 },
+    ]);
+    assert.equal(judged(2000)?.held, true);
     // The older measure still exists: steady windows after the fault's end.
     assert.equal(rec?.steadyAfterEndMs, 1000);
     assert.ok(r.windows.some((w) => w.fault && w.errors > 0));

@@ -111,7 +111,12 @@ describe("drills that can fail, on a real 3-node cluster", () => {
     // The consumer is a partitioned group member: it reads the stream in order from its
     // checkpoints, so no delivery lost while a node goes down can come back behind its key's later
     // events (with a durable, one did after the ack wait in 1 of 3 runs).
-    await assertHeld(r, [...BROKER_AND_PRODUCER, "no_duplicate_effects", "per_key_order"]);
+    await assertHeld(r, [
+      ...BROKER_AND_PRODUCER,
+      "no_duplicate_effects",
+      "per_key_order",
+      "recovery_within_budget",
+    ]);
     assert.equal(r.outcome, "held", await readFile(r.files.markdown, "utf8"));
     await assertNothingLeft(r);
   });
@@ -129,15 +134,19 @@ describe("drills that can fail, on a real 3-node cluster", () => {
     await assertNothingLeft(r);
   });
 
-  // leader-kill-group is shipped but not run here yet: in one CI run its after-probe failed
-  // (publish error rate 0.278 after a 10.6 s recovery) while every guarantee held; see the
-  // chaos README.
-  for (const name of ["broker-pause-group"]) {
+  // leader-kill-group ran 14 s once and its after-probe window fell inside the broker's own
+  // election (error rate 0.278, nothing lost or repeated); it now runs 20 s (see the drill file).
+  for (const name of ["leader-kill-group", "broker-pause-group"]) {
     it(`${name}: the stream leader frozen under a partitioned group: nothing lost, each event once, each key in order`, async (t) => {
       const r = await run(name);
       report(t, r);
       assert.equal(r.faults[0]?.status, "done", JSON.stringify(r.faults));
-      await assertHeld(r, [...BROKER_AND_PRODUCER, "no_duplicate_effects", "per_key_order"]);
+      await assertHeld(r, [
+        ...BROKER_AND_PRODUCER,
+        "no_duplicate_effects",
+        "per_key_order",
+        "recovery_within_budget",
+      ]);
       assert.equal(r.outcome, "held", await readFile(r.files.markdown, "utf8"));
       await assertNothingLeft(r);
     });

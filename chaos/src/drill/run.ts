@@ -444,7 +444,11 @@ export async function runDrill(
     await history.close();
   }
 
-  const check = checkHistory(history.events, { invariants: drill.invariants, ...(stream ? { stream } : {}) });
+  const check = checkHistory(history.events, {
+    invariants: drill.invariants,
+    recoveryBudgetMs: drill.recoveryBudgetMs,
+    ...(stream ? { stream } : {}),
+  });
   const heldBefore = before.length === 0 ? !abortReason?.startsWith("steady") : before.every((p) => p.held);
   const heldAfter = after.every((p) => p.held);
   const outcome: DrillOutcome = error

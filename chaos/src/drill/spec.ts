@@ -131,6 +131,11 @@ export interface Drill {
   faults: FaultSpec[];
   abort: AbortSpec[];
   invariants: Invariant[];
+  /**
+   * `recovery_within_budget`: the most the SDKs may add to the broker's own recovery from a fault
+   * (ms, `recoveryBudget` in the file; default 1500).
+   */
+  recoveryBudgetMs: number;
   /** The file it came from. */
   file: string;
 }

@@ -429,6 +429,7 @@ export function validateDrillDocument(
     "faults",
     "abort",
     "invariants",
+    "recoveryBudget",
   ]);
   const name = r.str(o, "name", "") ?? "";
   if (name && !/^[a-z0-9][a-z0-9-]*$/.test(name))
@@ -463,6 +464,7 @@ export function validateDrillDocument(
       "workload.consumer.ordering",
       "must be per-key when the invariants include per_key_order (the consumer SDK keeps a key's order only in per-key mode)",
     );
+  const recoveryBudgetMs = r.dur(o, "recoveryBudget", "", 1500) ?? 1500;
   if (workload.consumer.ackWaitMs < 1000)
     r.problem("workload.consumer.ackWait", "must be at least 1s (the consumer SDK's minimum)");
   if (r.problems.length > 0) return { problems: r.problems };
@@ -477,6 +479,7 @@ export function validateDrillDocument(
       faults,
       abort,
       invariants,
+      recoveryBudgetMs,
       file,
     },
     problems: [],
