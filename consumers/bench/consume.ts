@@ -13,17 +13,23 @@
  * waiting for its ack, so acks still in a client buffer are not counted as done.
  *
  *   cd consumers && tsc -b && node dist/bench/consume.js [events=20000] [rounds=5]
- *   BENCH_MODES=raw,sdk,store[,group][,groupnostore][,novalidate][,rawdecode]  modes to run
- *                                           (group: a partitioned consumer group of 2 members,
- *                                           16 partitions, idempotency on as by default;
- *                                           groupnostore: the same without it; novalidate: SDK with
+ *   BENCH_MODES=raw,sdk,store[,group][,groupnostore][,group2p][,group2pnostore][,novalidate][,rawdecode]
+ *                                           modes to run (group: a partitioned consumer group of 2
+ *                                           members in this process, 16 partitions, idempotency on
+ *                                           as by default; groupnostore: the same without it;
+ *                                           group2p / group2pnostore: the same with the 2 members in
+ *                                           2 processes (their CPU is not in the client CPU column);
+ *                                           novalidate: SDK with
  *                                           validate:false; rawdecode: raw that also decodes each
  *                                           payload with ts-proto. Both for reference only: the
  *                                           ratios are against plain raw)
  *   BENCH_CONCURRENCY=16                    SDK handler concurrency (the SDK default)
  *   BENCH_BATCH=<SDK default>               max_messages of both raw and SDK
  */
+import { fork } from "node:child_process";
+import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import { eventHeaders, getCatalog, uuidv7 } from "@jetkit/contracts";
 import { Carrier, OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/events";
 import { applyStreams } from "@jetkit/contracts/streams";
@@ -217,8 +223,52 @@ async function group(opts: { idempotency: boolean }): Promise<number> {
   return N / secs;
 }
 
+/**
+ * The same group with its 2 members in 2 processes (`group-member.ts`, forked), as a deployment
+ * runs it: timed from the start signal until the members' handlers saw every event between them.
+ */
+async function groupProcesses(opts: { idempotency: boolean }): Promise<number> {
+  const durable = `group2p-${run++}`;
+  const script = fileURLToPath(new URL("./group-member.js", import.meta.url));
+  const args = [server.url, durable, opts.idempotency ? "1" : "0", String(CONCURRENCY), String(BATCH)];
+  const members = [fork(script, args), fork(script, args)];
+  let n = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => {
+    done = r;
+  });
+  const ready = members.map(
+    (child) =>
+      new Promise<void>((resolve, reject) => {
+        child.once("exit", (code) => reject(new Error(`group member exited with ${code} before the end`)));
+        child.on("message", (m: { ready?: true; handled?: number }) => {
+          if (m.ready) resolve();
+          if (m.handled === undefined) return;
+          n += m.handled;
+          if (n >= N) done();
+        });
+      }),
+  );
+  await Promise.all(ready);
+  const t0 = performance.now();
+  for (const child of members) child.send({ cmd: "start" });
+  await finished;
+  const secs = (performance.now() - t0) / 1000;
+  await Promise.all(
+    members.map((child) => {
+      child.removeAllListeners("exit");
+      const exited = once(child, "exit");
+      child.send({ cmd: "stop" });
+      return exited;
+    }),
+  );
+  return N / secs;
+}
+
 const runners: Record<string, () => Promise<number>> = {
   group: () => group({ idempotency: true }),
+  group2p: () => groupProcesses({ idempotency: true }),
+  group2pnostore: () => groupProcesses({ idempotency: false }),
   groupnostore: () => group({ idempotency: false }),
   raw: () => raw(),
   rawdecode: () => raw(true),
@@ -234,6 +284,8 @@ const labels: Record<string, string> = {
   novalidate: "SDK, validate: false",
   group: "group: 2 members, 16 parts",
   groupnostore: "group, idempotency: false",
+  group2p: "group: 2 processes, 16 parts",
+  group2pnostore: "group 2 procs, idempotency off",
 };
 const modes = MODES.filter((m) => runners[m]);
 const results = new Map<string, number[]>(modes.map((m) => [m, []]));
