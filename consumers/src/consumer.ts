@@ -45,6 +45,7 @@ import { type Bindings, type Logger, pino } from "pino";
 import { AckBatcher } from "./ack-batcher.js";
 import { watchMaxDeliveries } from "./advisories.js";
 import { nakDelay } from "./backoff.js";
+import { BatchCollector, type BatchHandler, type BatchOptions } from "./batch.js";
 import { type DeadLetter, publishDeadLetter } from "./dead-letter.js";
 import { deliveryOf } from "./delivery-info.js";
 import { durableConfig, ensureDurable } from "./durable.js";
@@ -107,6 +108,13 @@ export interface Consumer {
   readonly durable: string;
   /** Registers the handler of one event type (before `start`). */
   on<T>(type: EventType<T>, handler: Handler<T>): Consumer;
+  /**
+   * Registers a batch handler of one event type (before `start`): it gets up to `max` events at
+   * once (`maxWaitMs` after the first at the latest) and says which to retry or dead-letter; the
+   * others succeed. Each message keeps every per-message rule of `on` (contract checks, idempotency
+   * claim and record, per-key order, dead-lettering, acks).
+   */
+  onBatch<T>(type: EventType<T>, handler: BatchHandler<T, HandlerContext>, opts?: BatchOptions): Consumer;
   /** Creates or updates the durable(s) and starts consuming. */
   start(): Promise<void>;
   /** Stops pulling, lets in-flight handlers finish until `timeoutMs` (default 10 s), naks the rest, drains. */
@@ -128,6 +136,8 @@ interface Registration {
   type: EventType<unknown>;
   spec: EventSpec;
   handler: Handler<unknown>;
+  /** Set for `onBatch`: the handler's messages go through it instead of `handler`. */
+  batch?: BatchCollector<unknown, HandlerContext>;
 }
 
 /** One durable on one stream, with its filter subjects and current consume loop. */
@@ -159,6 +169,8 @@ interface InFlight {
   part: PartState | undefined;
   /** The partition key (per-key ordering), once computed. */
   key: string | undefined;
+  /** Waiting in an open batch of a batch handler. */
+  inBatch: boolean;
 }
 
 /** A delivery that just arrived on binding `b`, before anything was done with it. */
@@ -174,6 +186,7 @@ function inFlightOf(b: Binding, m: JsMsg): InFlight {
     delivery: deliveryCount,
     part: undefined,
     key: undefined,
+    inBatch: false,
   };
 }
 
@@ -409,10 +422,46 @@ class JetkitConsumer implements Consumer {
   }
 
   on<T>(type: EventType<T>, handler: Handler<T>): Consumer {
+    this.#register(type, "on", handler as Handler<unknown>);
+    return this;
+  }
+
+  onBatch<T>(
+    type: EventType<T>,
+    handler: BatchHandler<T, HandlerContext>,
+    opts: BatchOptions = {},
+  ): Consumer {
+    const spec = this.#catalog.byType(type.$type);
+    const batch = new BatchCollector<unknown, HandlerContext>(
+      spec.type,
+      handler as BatchHandler<unknown, HandlerContext>,
+      opts,
+      this.#o.concurrency,
+      (entries, call) => this.#runBatch(spec, entries, call),
+      this.#shutdown.signal,
+      (err) => this.#log.error({ err, type: spec.type }, "batch handler returned a wrong outcome"),
+    );
+    this.#register(
+      type,
+      "onBatch",
+      () => {
+        throw new Error("unreachable: batch registrations run through their collector");
+      },
+      batch,
+    );
+    return this;
+  }
+
+  #register(
+    type: EventType<unknown>,
+    method: "on" | "onBatch",
+    handler: Handler<unknown>,
+    batch?: BatchCollector<unknown, HandlerContext>,
+  ): void {
     if (this.#state !== "new") {
       throw new JetkitError(
         ConsumerErrorCodes.STATE,
-        `on(${type.$type}) was called after start(): register every handler before starting the consumer.`,
+        `${method}(${type.$type}) was called after start(): register every handler before starting the consumer.`,
         { details: { type: type.$type } },
       );
     }
@@ -425,8 +474,52 @@ class JetkitConsumer implements Consumer {
         { details: { type: spec.type, subject: spec.subject } },
       );
     }
-    this.#handlers.set(spec.type, { type, spec, handler: handler as Handler<unknown> });
-    return this;
+    this.#handlers.set(spec.type, { type, spec, handler, ...(batch ? { batch } : {}) });
+  }
+
+  /** Runs a batch handler in a CONSUMER span of its own, linked to each message's process span. */
+  async #runBatch(
+    spec: EventSpec,
+    entries: ReadonlyArray<{ token: unknown }>,
+    call: () => unknown,
+  ): Promise<unknown> {
+    const links = entries.map((e) => ({ context: (e.token as Run).span.spanContext() }));
+    const span = this.#tel.tracer.startSpan(
+      `process batch ${spec.subject}`,
+      {
+        kind: SpanKind.CONSUMER,
+        links,
+        attributes: {
+          ...messageAttributes(this.durable, spec.subject),
+          "messaging.operation.type": "process",
+          "messaging.batch.message_count": entries.length,
+        },
+      },
+      ROOT_CONTEXT,
+    );
+    try {
+      return await context.with(trace.setSpan(ROOT_CONTEXT, span), call);
+    } catch (err) {
+      span.recordException(err instanceof Error ? err : new Error(String(err)));
+      span.setStatus({ code: SpanStatusCode.ERROR, message: reasonOf(err) });
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+
+  /**
+   * Hands open batches to their handlers when no message can join them any more: every handler
+   * slot is held by a message waiting in a batch or waiting for its key's turn (behind a message
+   * in a batch, under per-key order). Without this a batch would wait out its `maxWaitMs`.
+   */
+  #flushStalledBatches(): void {
+    if (this.#inFlight.size < this.#o.concurrency && this.#state === "running") return;
+    let open = false;
+    for (const r of this.#handlers.values()) if (r.batch && r.batch.size > 0) open = true;
+    if (!open) return;
+    for (const f of this.#inFlight) if (f.started && !f.inBatch && !f.abandoned) return;
+    for (const r of this.#handlers.values()) r.batch?.flush();
   }
 
   #explicitSubjects(): string[] {
@@ -667,6 +760,8 @@ class JetkitConsumer implements Consumer {
     for (const b of this.#bindings) b.iter?.stop();
     const readers = this.#bindings.flatMap((b) => (b.group ? [b.group.reader.stop()] : []));
     for (const f of this.#queue.drain()) if (!f.part) f.msg.nak();
+    // Nothing new joins a batch now: hand the open ones to their handlers at once.
+    for (const r of this.#handlers.values()) r.batch?.flush();
     const settled =
       this.#inFlight.size === 0
         ? Promise.resolve()
@@ -912,6 +1007,7 @@ class JetkitConsumer implements Consumer {
   #finish(f: InFlight): void {
     this.#release(f);
     this.#pump();
+    this.#flushStalledBatches();
   }
 
   #partitionKey(f: InFlight): string | undefined {
@@ -1234,7 +1330,15 @@ class JetkitConsumer implements Consumer {
     const t0 = this.#tel.timed ? performance.now() : 0;
     let result: Promise<void> | void;
     try {
-      result = context.with(run.active, run.reg.handler, undefined, run.event, ctx);
+      const batch = run.reg.batch;
+      if (batch) {
+        const f = run.f;
+        f.inBatch = true;
+        result = batch.add(run.event, ctx, run).finally(() => {
+          f.inBatch = false;
+        });
+        this.#flushStalledBatches();
+      } else result = context.with(run.active, run.reg.handler, undefined, run.event, ctx);
     } catch (err) {
       return this.#afterRun(run, attempt, t0, true, err);
     }

@@ -17,6 +17,11 @@ export const ConsumerErrorCodes = {
    * exists with another partition count or mode.
    */
   GROUP: "JK_CONSUMER_GROUP",
+  /**
+   * A batch handler's result named a message that was not in its batch, named one twice, or was
+   * not `{ retry, deadLetter }`: nothing of the batch was acked, every message is retried.
+   */
+  BATCH_OUTCOME: "JK_CONSUMER_BATCH_OUTCOME",
   /** The HTTP health probe could not listen. */
   HEALTH: "JK_CONSUMER_HEALTH",
   /** A dead letter could not be published to the DLQ stream. */

@@ -1,4 +1,5 @@
 export { nakDelay } from "./backoff.js";
+export type { BatchFailure, BatchHandler, BatchMessage, BatchOptions, BatchResult } from "./batch.js";
 export type { Consumer, ConsumerLag, Handler, HandlerContext } from "./consumer.js";
 export { createConsumer } from "./consumer.js";
 export { deadLetterMsgId } from "./dead-letter.js";
