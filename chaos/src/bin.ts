@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `jetkit-chaos list [dir] | validate <file> | run <file> [--report dir] [--url nats://...]`.
+ * `jetkit-chaos list [dir] | validate <file> | run <file> [--report dir] [--url nats://...] [--seed S]`.
  * Exit codes: 0 held (run) or valid (validate); 1 an invariant or the hypothesis did not hold, or
  * the file is invalid; 2 aborted (Ctrl-C or an abort condition) or the drill could not run.
  */
@@ -34,6 +34,7 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === "run") {
     const reportDir = flag("--report");
     const url = flag("--url");
+    const seed = flag("--seed");
     const file = rest[0];
     if (!file) return usage();
     const ctl = new AbortController();
@@ -47,6 +48,7 @@ async function main(argv: string[]): Promise<number> {
       signal: ctl.signal,
       ...(reportDir ? { reportDir } : {}),
       ...(url ? { urls: url.split(",") } : {}),
+      ...(seed ? { seed } : {}),
       onProgress: (p) =>
         console.error(
           `[${(p.elapsedMs / 1000).toFixed(0).padStart(3)}s] ${p.phase.padEnd(8)} faults: ${p.activeFaults.join(", ") || "-"} | pub ${p.publishPerSec}/s ack ${p.ackPerSec}/s effect ${p.effectPerSec}/s err ${p.errorsPerSec}/s | in flight ${p.inFlight} | acked ${p.acked} effected ${p.effected}`,
@@ -69,7 +71,7 @@ async function main(argv: string[]): Promise<number> {
 
 function usage(): number {
   console.error(
-    "usage: jetkit-chaos list [dir] | validate <file> | run <file> [--report dir] [--url nats://a,nats://b]",
+    "usage: jetkit-chaos list [dir] | validate <file> | run <file> [--report dir] [--url nats://a,nats://b] [--seed S]",
   );
   return 2;
 }

@@ -42,6 +42,8 @@ export interface RunDrillOptions {
   onProgress?: (p: DrillProgress) => void;
   /** Run against these client URLs instead of the drill's target (process faults are then skipped). */
   urls?: string[];
+  /** Run with this seed instead of the file's (another schedule of the same drill; the report names it). */
+  seed?: string;
 }
 
 export type DrillPhase = "setup" | "warmup" | "faults" | "recovery" | "check" | "teardown" | "done";
@@ -110,7 +112,8 @@ export async function runDrill(
   fileOrDrill: string | Drill,
   opts: RunDrillOptions = {},
 ): Promise<DrillReport> {
-  const drill = typeof fileOrDrill === "string" ? await loadDrill(fileOrDrill) : fileOrDrill;
+  const loaded = typeof fileOrDrill === "string" ? await loadDrill(fileOrDrill) : fileOrDrill;
+  const drill = opts.seed === undefined ? loaded : { ...loaded, seed: opts.seed };
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const reportDir = resolve(opts.reportDir ?? join(tmpdir(), `jetkit-drill-${drill.name}-${stamp}`));
   await mkdir(reportDir, { recursive: true });

@@ -88,11 +88,21 @@ const run: CommandDef = {
       value: "URLS",
       description: "Run against an existing cluster (process faults are then reported as skipped)",
     },
+    {
+      name: "seed",
+      type: "string",
+      value: "SEED",
+      description: "Run with this seed instead of the file's: another fault schedule, keys and jitter",
+    },
   ],
   examples: [
     {
       command: "jetkit drill run leader-kill --report reports/leader-kill",
       description: "kill the stream leader under load and prove nothing acked was lost",
+    },
+    {
+      command: "jetkit drill run leader-kill-group --seed lkg-2",
+      description: "the same drill on another seeded schedule",
     },
     {
       command: "jetkit drill run ./my-drill.yaml --url nats://10.0.0.5:4222",
@@ -112,6 +122,7 @@ const run: CommandDef = {
       signal: ctx.signal,
       ...(typeof ctx.opts.report === "string" ? { reportDir: ctx.opts.report } : {}),
       ...(typeof ctx.opts.url === "string" ? { urls: ctx.opts.url.split(",") } : {}),
+      ...(typeof ctx.opts.seed === "string" ? { seed: ctx.opts.seed } : {}),
       onProgress: (p) =>
         ctx.progress(
           `[${(p.elapsedMs / 1000).toFixed(0).padStart(3)}s] ${p.phase.padEnd(8)} faults: ${p.activeFaults.join(", ") || "-"} | pub ${p.publishPerSec}/s ack ${p.ackPerSec}/s effect ${p.effectPerSec}/s err ${p.errorsPerSec}/s | acked ${p.acked} effected ${p.effected}`,
