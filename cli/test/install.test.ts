@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import {
   cpSync,
   existsSync,
@@ -16,6 +15,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
+import { type Run, run } from "./process.js";
 
 // The packages as a team outside this repository gets them: packed with pnpm (workspace:*
 // replaced by versions), installed with npm from the tarballs into an empty project in a temp
@@ -24,12 +24,6 @@ import { connect } from "@nats-io/transport-node";
 
 const repo = new URL("../../../", import.meta.url).pathname;
 const fixture = new URL("../../test/fixtures/acme-billing/", import.meta.url).pathname;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 /** This process's environment (proxies, CA bundles) without npm_* from a pnpm run or this repository's JETKIT_*. */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -42,26 +36,14 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...env, NO_COLOR: "1", GIT_CONFIG_NOSYSTEM: "1", ...extra };
 }
 
-function run(cmd: string, args: string[], cwd: string, extra: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env: cleanEnv(extra), stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c.toString();
-    });
-    child.once("error", (err) =>
-      reject(new Error(`cannot run ${cmd}: ${err.message} (PATH must hold node, pnpm, npm and git)`)),
-    );
-    child.once("close", (code) => resolve({ code, stdout, stderr }));
+function exec(cmd: string, args: string[], cwd: string, extra: Record<string, string> = {}): Promise<Run> {
+  return run(cmd, args, { cwd, env: cleanEnv(extra) }).catch((err: Error) => {
+    throw new Error(`${err.message} (PATH must hold node, pnpm, npm and git)`);
   });
 }
 
 async function ok(cmd: string, args: string[], cwd: string, extra: Record<string, string> = {}) {
-  const r = await run(cmd, args, cwd, extra);
+  const r = await exec(cmd, args, cwd, extra);
   assert.equal(r.code, 0, `${cmd} ${args.join(" ")} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
   return r;
 }
@@ -106,8 +88,10 @@ function importsOf(source: string): string[] {
     /\bimport\(\s*["']([^"']+)["']\s*\)/g,
   ];
   for (const re of patterns) for (const m of source.matchAll(re)) found.add(m[1]!);
+  // (`.proto` specifiers are proto import lines inside template text, e.g. what `jetkit init` writes.)
   return [...found].filter(
-    (s) => !s.startsWith(".") && !s.startsWith("node:") && !builtinModules.includes(s),
+    (s) =>
+      !s.startsWith(".") && !s.startsWith("node:") && !builtinModules.includes(s) && !s.endsWith(".proto"),
   );
 }
 
@@ -122,7 +106,7 @@ describe("the packages installed outside the repository", () => {
 
   after(async () => {
     if (existsSync(join(project, "node_modules/.bin/jetkit")))
-      await run(join(project, "node_modules/.bin/jetkit"), ["dev", "down"], project, {
+      await exec(join(project, "node_modules/.bin/jetkit"), ["dev", "down"], project, {
         JETKIT_HOME: devHome,
       });
     if (devPid) {
@@ -219,6 +203,14 @@ describe("the packages installed outside the repository", () => {
       (JSON.parse(drills.stdout) as unknown[]).length > 5,
       "the drills are packed with @jetkit/chaos",
     );
+    // jetkit init takes jetkit's option protos from the installed @jetkit/contracts
+    const scaffolded = join(work, "scaffolded");
+    await ok(jetkit, ["init", scaffolded, "--domain", "ledger"], project);
+    assert.equal(
+      readFileSync(join(scaffolded, "contracts/proto/jetkit/v1/options.proto"), "utf8"),
+      readFileSync(join(installed, "contracts/proto/jetkit/v1/options.proto"), "utf8"),
+    );
+    assert.ok(existsSync(join(scaffolded, "contracts/proto/ledger/v1/events.proto")));
 
     // 4. the team's own contracts, with the jetkit protos taken from the installed package
     const jetkitProtos = join(project, "contracts/proto/jetkit/v1");
@@ -259,7 +251,7 @@ message InvoicePaid {
     // a breaking change: the subject of an event renamed
     const committed = readFileSync(events, "utf8");
     writeFileSync(events, committed.replace('"billing.invoice.issued"', '"billing.invoice.sent"'));
-    const refused = await run(jetkit, ["contracts", "check"], project);
+    const refused = await exec(jetkit, ["contracts", "check"], project);
     assert.equal(refused.code, 1, refused.stdout + refused.stderr);
     assert.match(
       refused.stdout,
@@ -279,12 +271,12 @@ message InvoicePaid {
       "billing.invoice.issued",
       "billing.invoice.paid",
     ]);
-    const missing = await run(jetkit, ["streams", "plan", "--contracts", "nope.binpb"], project);
+    const missing = await exec(jetkit, ["streams", "plan", "--contracts", "nope.binpb"], project);
     assert.equal(missing.code, 3);
     assert.match(missing.stderr, /error\[JK_CLI_FILE\]: no contracts image at .*nope\.binpb\. Build it/);
 
     // 6. a real nats-server, started by the installed CLI (the launcher travels with it)
-    const noServer = await run(jetkit, ["dev", "up"], project, {
+    const noServer = await exec(jetkit, ["dev", "up"], project, {
       JETKIT_HOME: devHome,
       JETKIT_NATS_SERVER: join(work, "no-such-nats-server"),
     });

@@ -1,16 +1,6 @@
-import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { JetkitError } from "@jetkit/contracts";
 import { type CommandDef, ExitCode } from "../command.js";
 import { checkContracts, formatCheckReport } from "../contracts-check/index.js";
-
-/** The nearest directory at or above `from` that holds a buf.yaml (the contracts workspace). */
-export function findWorkspaceRoot(from: string): string | undefined {
-  for (let dir = resolve(from); ; dir = dirname(dir)) {
-    if (existsSync(join(dir, "buf.yaml"))) return dir;
-    if (dirname(dir) === dir) return undefined;
-  }
-}
+import { requireWorkspaceRoot } from "../workspace.js";
 
 const check: CommandDef = {
   path: ["contracts", "check"],
@@ -40,14 +30,7 @@ const check: CommandDef = {
   ],
   exitCodes: [{ code: 1, meaning: "the contracts were refused (lint, catalog or breaking change)" }],
   async run(ctx) {
-    const root =
-      typeof ctx.opts.root === "string" ? resolve(ctx.opts.root) : findWorkspaceRoot(process.cwd());
-    if (!root || !existsSync(join(root, "buf.yaml"))) {
-      throw new JetkitError(
-        "JK_CLI_FILE",
-        `no buf.yaml found ${ctx.opts.root ? `in ${ctx.opts.root}` : "here or above"}; run from the repository or pass --root.`,
-      );
-    }
+    const root = requireWorkspaceRoot(ctx.opts.root);
     ctx.progress("checking contracts (buf lint, catalog, breaking)...");
     const report = await checkContracts({
       root,

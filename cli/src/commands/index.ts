@@ -6,6 +6,8 @@ import { dlqCommands } from "./dlq.js";
 import { drillCommands } from "./drill.js";
 import { eventCommands } from "./events.js";
 import { gatewayCommands } from "./gateway.js";
+import { generateCommands } from "./generate.js";
+import { initCommands } from "./init.js";
 import { publishCommands } from "./publish.js";
 import { streamCommands } from "./streams.js";
 import { tailCommands } from "./tail.js";
@@ -22,4 +24,6 @@ export const commands: CommandDef[] = [
   ...gatewayCommands,
   ...drillCommands,
   ...contractsCommands,
+  ...generateCommands,
+  ...initCommands,
 ];
