@@ -79,9 +79,14 @@ export function fieldRuleBreaks(before: Catalog, after: Catalog): CatalogBreak[]
   const breaks: CatalogBreak[] = [];
   const seen = new Set<string>();
   let validator: ContractValidator | undefined;
-  const emptyViolations = (m: DescMessage): FieldViolation[] => {
-    validator ??= new ContractValidator(after);
-    return validator.violations(m, create(m));
+  /** The rules an event without any field set breaks; undefined when they cannot be evaluated. */
+  const emptyViolations = (m: DescMessage): FieldViolation[] | undefined => {
+    try {
+      validator ??= new ContractValidator(after);
+      return validator.violations(m, create(m));
+    } catch {
+      return undefined;
+    }
   };
 
   const visit = (old: DescMessage, cur: DescMessage) => {
@@ -129,14 +134,25 @@ export function fieldRuleBreaks(before: Catalog, after: Catalog): CatalogBreak[]
       });
     }
 
-    let empty: FieldViolation[] | undefined;
+    let empty: FieldViolation[] | undefined | null = null;
     for (const field of cur.fields) {
       const previous = old.fields.find((f) => f.number === field.number);
       const rules = rulesOf(field, now.field);
       if (!previous) {
         // A new field: events stored before it existed lack it; do its rules refuse that?
         if (!rules) continue;
-        empty ??= emptyViolations(cur);
+        if (empty === null) empty = emptyViolations(cur);
+        if (empty === undefined) {
+          // The rules cannot be evaluated here (e.g. a CEL expression protovalidate refuses): err on the side of history.
+          breaks.push({
+            file: file.proto.name,
+            ...at(fieldPath(field)),
+            rule: "FIELD_RULE_ADDED",
+            message: `new field ${cur.typeName}.${field.name} has rules the check cannot evaluate on an event without the field; events stored before it existed may fail validation now.`,
+            fix: "let the rules pass when the field is unset (e.g. (buf.validate.field).ignore = IGNORE_IF_ZERO_VALUE), or put the field in a new event type in a new versioned package.",
+          });
+          continue;
+        }
         const broken = empty.filter(
           (v) =>
             v.field === field.name ||
