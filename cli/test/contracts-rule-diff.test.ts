@@ -37,6 +37,11 @@ describe("field rule comparison: what accepts less than before", () => {
     assert.deepEqual(diff({ int32: { gt: 0, lt: 10 } }, { int32: { gte: -5, lt: 20 } }), []);
     assert.deepEqual(diff({ uint64: { gte: "1" } }, { uint64: { gte: "2" } }), ["tightened uint64.gte"]);
     assert.deepEqual(diff({ double: {} }, { double: { gt: 0 } }), ["added double.gt"]);
+    // On integers gt 0 is gte 1 and lt 10 is lte 9; on doubles it is not.
+    assert.deepEqual(diff({ uint32: { gt: 0, lt: 10 } }, { uint32: { gte: 1, lte: 9 } }), []);
+    assert.deepEqual(diff({ int64: { gt: "0" } }, { int64: { gte: "1" } }), []);
+    assert.deepEqual(diff({ int64: { gt: "0" } }, { int64: { gte: "2" } }), ["tightened int64.gte"]);
+    assert.deepEqual(diff({ double: { gt: 0 } }, { double: { gte: 1 } }), ["tightened double.gte"]);
     // gt above lt means "outside the range": any change to such a pair counts.
     assert.deepEqual(diff({ int32: { gt: 10, lt: 0 } }, { int32: { gt: 20, lt: 0 } }), [
       "tightened int32.gt+lt",

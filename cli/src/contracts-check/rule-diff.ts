@@ -268,7 +268,7 @@ function bounds(
     l !== undefined && u !== undefined && typeof l.value !== "boolean" && compare(l.value, u.value) > 0;
   const sameBound = (a?: Bound, b?: Bound) =>
     a === b || (a !== undefined && b !== undefined && a.name === b.name && key(a.value) === key(b.value));
-  const check = (was: Bound | undefined, now: Bound | undefined, stricter: (c: number) => boolean) => {
+  const check = (was: Bound | undefined, now: Bound | undefined, upper: boolean) => {
     if (!now) return;
     const rule = `${prefix}${now.name}`;
     if (!was) {
@@ -281,9 +281,18 @@ function bounds(
         out.push({ kind: "tightened", rule, before: described(was), after: described(now) });
       return;
     }
-    const c = compare(now.value, was.value);
-    if (stricter(c) || (c === 0 && was.inclusive && !now.inclusive))
+    const [a, b] = integers ? [inclusive(was, upper), inclusive(now, upper)] : [was, now];
+    const c = compare(b.value, a.value);
+    if ((upper ? c < 0 : c > 0) || (c === 0 && a.inclusive && !b.inclusive))
       out.push({ kind: "tightened", rule, before: described(was), after: described(now) });
+  };
+  // On integers an exclusive bound is an inclusive one a step inside: gt 0 is gte 1, lt 10 is lte 9.
+  const integers = !/^buf\.validate\.(Float|Double|Duration|Timestamp)Rules$/.test(schema.typeName);
+  const inclusive = (x: Bound, upper: boolean): Bound => {
+    if (x.inclusive) return x;
+    if (typeof x.value === "bigint") return { ...x, value: x.value + (upper ? -1n : 1n), inclusive: true };
+    if (typeof x.value === "number") return { ...x, value: x.value + (upper ? -1 : 1), inclusive: true };
+    return x;
   };
   if (exclusiveRange(oldLower, oldUpper) || exclusiveRange(lower, upper)) {
     if (!sameBound(oldUpper, upper) || !sameBound(oldLower, lower)) {
@@ -298,6 +307,6 @@ function bounds(
     }
     return;
   }
-  check(oldUpper, upper, (c) => c < 0);
-  check(oldLower, lower, (c) => c > 0);
+  check(oldUpper, upper, true);
+  check(oldLower, lower, false);
 }
