@@ -150,6 +150,37 @@ describe("contracts check: rules that protect stored history (real buf, real git
     assert.match(lineOf(required), /shipping_cost = 4/);
   });
 
+  test("MESSAGE_RULE_ADDED and a required oneof: refused when added, accepted when removed", async () => {
+    const CUSTOMER = "contracts/proto/shop/customer/v1/events.proto";
+    edit(dir, CUSTOMER, /\n\s*option \(buf\.validate\.oneof\)\.required = true;/, "");
+    passes(await check());
+    git("commit", "-q", "-am", "payment method optional");
+    git("checkout", "-q", baseline, "--", CUSTOMER);
+    const oneof = refuses(await check(), "compat", "FIELD_REQUIRED_ADDED", /drop required/, CUSTOMER);
+    assert.match(
+      oneof.message,
+      /oneof shop\.customer\.v1\.CustomerCheckoutInitiated\.payment_method is now required/,
+    );
+    assert.match(lineOf(oneof), /oneof payment_method/);
+
+    git("reset", "-q", "--hard", baseline);
+    edit(
+      dir,
+      ORDER,
+      /(message OrderLifecycleCancelled \{\n)/,
+      `$1  option (buf.validate.message).cel = {\n    id: "refunded"\n    message: "a cancellation refunds"\n    expression: "has(this.refund)"\n  };\n`,
+    );
+    const cel = refuses(await check(), "compat", "MESSAGE_RULE_ADDED", /drop the new message rule/);
+    assert.match(
+      cel.message,
+      /message shop\.order\.v1\.OrderLifecycleCancelled has new message-level rules \(cel "has\(this\.refund\)"\)/,
+    );
+    assert.match(lineOf(cel), /message OrderLifecycleCancelled/);
+    git("commit", "-q", "-am", "a message rule");
+    git("checkout", "-q", baseline, "--", ORDER);
+    passes(await check());
+  });
+
   test("a new field whose rules its absence breaks is refused; one that may be unset is accepted", async () => {
     const field = (decl: string) =>
       edit(dir, ORDER, /(google\.protobuf\.Timestamp cancelled_at = 5[^;]*;)/, `$1\n  ${decl}`);
