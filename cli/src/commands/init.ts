@@ -252,7 +252,8 @@ npx jetkit streams apply          # create the streams on a NATS server
 /** The CI workflow of a team's contracts repository (nothing of jetkit's own repository needed). */
 export function workflow(): string {
   return `# Contracts CI: buf lint + breaking (bufbuild/buf-action), then jetkit's catalog rules with the
-# jetkit CLI installed from this repository's package.json. Refusals name file, rule and fix.
+# jetkit CLI installed from this repository's package.json. Refusals name file, rule and fix, and
+# show as GitHub annotations (the check sees GITHUB_ACTIONS=true).
 name: contracts
 
 on:

@@ -2,9 +2,12 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type Catalog, inspectImage, JetkitError } from "@jetkit/contracts";
+import { DEFAULT_RETRY } from "@jetkit/producers";
+import { type Allowance, applyAllowances, validateAllowances } from "./allow.js";
 import { type Buf, bufAt, locateBuf } from "./buf.js";
-import { catalogBreaks } from "./compat.js";
+import { type CatalogBreak, catalogBreaks, duplicateWindowBreaks } from "./compat.js";
 import { ContractsCheckErrorCodes } from "./errors.js";
+import { fieldRuleBreaks } from "./field-rules.js";
 import { breakingFix, lintFix } from "./fixes.js";
 import { type Baseline, existsAt, exportPaths, repoLayout, resolveBaseline } from "./git.js";
 
@@ -27,6 +30,11 @@ export interface CheckContractsOptions {
   depsDir?: string;
   /** Environment to read $JETKIT_CONTRACTS_AGAINST and $JETKIT_BUF from. Default: `process.env`. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Reviewed overrides: each accepts every finding of one rule (e.g. `FIELD_RULE_TIGHTENED`) and
+   * reports it under `allowed` with the reason instead of refusing. A reason is required.
+   */
+  allow?: readonly Allowance[];
 }
 
 /** The checks, in the order they run. */
@@ -42,6 +50,11 @@ export interface ContractProblem {
   readonly rule: string;
   readonly message: string;
   readonly fix: string;
+}
+
+/** A finding accepted by an override (`--allow RULE --reason ...`), reported with the reason. */
+export interface AllowedProblem extends ContractProblem {
+  readonly reason: string;
 }
 
 /** How one step ended; `skipped` steps say why in `note`. */
@@ -63,7 +76,10 @@ export interface CheckReport {
   /** The commit compared against; absent when there was nothing to compare. */
   readonly baseline?: Baseline;
   readonly steps: readonly StepResult[];
+  /** What refuses the contracts. */
   readonly problems: readonly ContractProblem[];
+  /** Findings accepted by `allow`, each with its reason: for the reviewer and the changelog. */
+  readonly allowed: readonly AllowedProblem[];
   /** Facts worth printing that are not problems (e.g. "nothing to compare"). */
   readonly notes: readonly string[];
 }
@@ -80,6 +96,7 @@ const STEPS: readonly CheckStep[] = ["lint", "catalog", "breaking", "compat"];
 export async function checkContracts(opts: CheckContractsOptions): Promise<CheckReport> {
   const root = resolve(opts.root);
   const env = opts.env ?? process.env;
+  const allow = validateAllowances(opts.allow ?? []);
   const protoDir = opts.protoDir ?? "contracts/proto";
   const depsDir = opts.depsDir ?? "contracts/deps";
   if (!existsSync(join(root, "buf.yaml"))) {
@@ -90,6 +107,7 @@ export async function checkContracts(opts: CheckContractsOptions): Promise<Check
     );
   }
   const buf = bufAt(locateBuf(root, opts.buf, env));
+  const located = locatedIn(root, protoDir);
   const problems: ContractProblem[] = [];
   const notes: string[] = [];
   const skipped = new Map<CheckStep, string>();
@@ -142,6 +160,10 @@ export async function checkContracts(opts: CheckContractsOptions): Promise<Check
           fix: p.fix,
         });
       }
+      if (current.catalog) {
+        for (const b of duplicateWindowBreaks(current.catalog, DEFAULT_RETRY.deadlineMs))
+          problems.push(located("catalog", b));
+      }
     }
     if (baseline && before && "compile" in before) {
       throw new JetkitError(
@@ -162,18 +184,11 @@ export async function checkContracts(opts: CheckContractsOptions): Promise<Check
         });
       }
       if (before.catalog && current.catalog) {
-        for (const b of catalogBreaks(before.catalog, current.catalog)) {
-          const file = join(protoDir, b.file);
-          const at = b.anchor === undefined ? undefined : lineOf(join(root, file), b.anchor);
-          problems.push({
-            step: "compat",
-            file,
-            ...line(at),
-            rule: b.rule,
-            message: b.message,
-            fix: b.fix,
-          });
-        }
+        for (const b of [
+          ...catalogBreaks(before.catalog, current.catalog),
+          ...fieldRuleBreaks(before.catalog, current.catalog),
+        ])
+          problems.push(located("compat", b));
       } else {
         notes.push(
           `${baseline.ref} declares no jetkit catalog: subject and stream compatibility not checked.`,
@@ -183,6 +198,14 @@ export async function checkContracts(opts: CheckContractsOptions): Promise<Check
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+
+  const { refused, allowed, unused } = applyAllowances(problems, allow);
+  for (const a of unused)
+    notes.push(
+      `--allow ${a.rule} matched no finding: nothing was overridden for it (reason given: "${a.reason}").`,
+    );
+  problems.length = 0;
+  problems.push(...refused);
 
   const steps = STEPS.map((step): StepResult => {
     const why = skipped.get(step);
@@ -198,11 +221,21 @@ export async function checkContracts(opts: CheckContractsOptions): Promise<Check
     ...(baseline ? { baseline } : {}),
     steps,
     problems,
+    allowed,
     notes,
   };
 }
 
 const line = (n: number | undefined) => (n === undefined ? {} : { line: n });
+
+/** A catalog finding as a problem: the file under the contracts module, its line from the image or its anchor. */
+function locatedIn(root: string, protoDir: string) {
+  return (step: CheckStep, b: CatalogBreak): ContractProblem => {
+    const file = join(protoDir, b.file);
+    const at = b.line ?? (b.anchor === undefined ? undefined : lineOf(join(root, file), b.anchor));
+    return { step, file, ...line(at), rule: b.rule, message: b.message, fix: b.fix };
+  };
+}
 
 /** The 1-based line of the first occurrence of `text` in `path`, if the file and the text exist. */
 function lineOf(path: string, text: string): number | undefined {

@@ -12,6 +12,8 @@ export const ContractsCheckErrorCodes = {
   REF_UNKNOWN: "JK_CONTRACTS_REF_UNKNOWN",
   /** The contracts at the ref compared against do not build, so there is nothing sound to compare. */
   BASELINE_BROKEN: "JK_CONTRACTS_BASELINE_BROKEN",
+  /** An override (`allow`) without a reason, or naming no rule. */
+  ALLOW_INVALID: "JK_CONTRACTS_ALLOW_INVALID",
 } as const;
 export type ContractsCheckErrorCode =
   (typeof ContractsCheckErrorCodes)[keyof typeof ContractsCheckErrorCodes];
