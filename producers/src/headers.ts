@@ -8,6 +8,12 @@ const RESERVED = new Set(
     h.toLowerCase(),
   ),
 );
+/** Whether jetkit writes header `name` itself (any case): a caller or a propagator must not. */
+export function isReservedHeader(name: string): boolean {
+  const lower = name.toLowerCase();
+  return RESERVED.has(lower) || lower.startsWith("nats-");
+}
+
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/;
 
 const CR_LF = /[\r\n]/;
@@ -92,7 +98,7 @@ export function toMsgHdrs(list: readonly (readonly [string, string])[]): Encoded
 export function checkExtraHeaders(extra: Record<string, string>): [string, string][] {
   const out: [string, string][] = [];
   for (const [k, v] of Object.entries(extra)) {
-    if (!HEADER_NAME.test(k) || RESERVED.has(k.toLowerCase()) || k.toLowerCase().startsWith("nats-")) {
+    if (!HEADER_NAME.test(k) || isReservedHeader(k)) {
       throw new JetkitError(
         ProducerErrorCodes.OPTIONS,
         `header "${k}" cannot be set by the caller: it is not a valid header name or it is written by jetkit itself (contracts/WIRE.md). Pass ids through msgId/correlationId/causationId/key instead.`,
@@ -102,6 +108,20 @@ export function checkExtraHeaders(extra: Record<string, string>): [string, strin
     out.push([k, headerValue(v)]);
   }
   return out;
+}
+
+/**
+ * The headers after jetkit's own: the registered propagator's (`propagated`), then the caller's
+ * extra headers; a caller's header replaces the propagator's of the same name (any case).
+ */
+export function withPropagated(
+  propagated: readonly [string, string][] | undefined,
+  extra: [string, string][],
+): [string, string][] {
+  if (!propagated) return extra;
+  if (extra.length === 0) return [...propagated];
+  const callers = new Set(extra.map(([k]) => k.toLowerCase()));
+  return [...propagated.filter(([k]) => !callers.has(k.toLowerCase())), ...extra];
 }
 
 let lastMs = Number.NaN;

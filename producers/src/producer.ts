@@ -28,7 +28,7 @@ import {
   toProducerError,
   wrongStream,
 } from "./errors.js";
-import { checkExtraHeaders, isoNow, toMsgHdrs } from "./headers.js";
+import { checkExtraHeaders, isoNow, toMsgHdrs, withPropagated } from "./headers.js";
 import { InFlightWindow } from "./in-flight.js";
 import {
   type BreakerOptions,
@@ -530,7 +530,8 @@ export class Producer {
         traceparent: carrier.traceparent,
         tracestate: carrier.tracestate,
       });
-      if (p.extra.length > 0) list.splice(list.length - 1, 0, ...p.extra);
+      const extra = withPropagated(carrier.headers, p.extra);
+      if (extra.length > 0) list.splice(list.length - 1, 0, ...extra);
       if (timing.headers.length > 0) list.push(...timing.headers);
       const headers = toMsgHdrs(list);
       if (opts.expect) setExpectations(headers, opts.expect);
