@@ -13,7 +13,7 @@ import {
 import { ProtoWriter } from "@jetkit/contracts/proto";
 import { type PubAck, PubHeaders } from "@nats-io/jetstream";
 import { connect, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
-import { SpanStatusCode } from "@opentelemetry/api";
+import { type Context, SpanStatusCode } from "@opentelemetry/api";
 import { type Logger, pino } from "pino";
 import { AckInbox } from "./acks.js";
 import { type BreakerChange, type BreakerState, CircuitBreaker } from "./breaker.js";
@@ -63,6 +63,12 @@ export interface PublishOptions {
   key?: string;
   /** `ce-time`. Default: now. */
   time?: Date;
+  /**
+   * The OpenTelemetry context the publish span is a child of. Default: the active context. For
+   * a trace that arrived from elsewhere without a context manager to carry it (a gateway
+   * forwarding a client's traceparent).
+   */
+  parentContext?: Context;
   /** Checked by the stream; a mismatch fails with JK_PRODUCER_EXPECTATION_FAILED (not retried). */
   expect?: Expectations;
   /**
@@ -516,6 +522,7 @@ export class Producer {
       payload.length,
       correlationId,
       spec.type,
+      opts.parentContext,
     );
     let attempts = 0;
     try {

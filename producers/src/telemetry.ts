@@ -165,8 +165,8 @@ export class ProducerTelemetry {
     bodySize: number,
     conversationId: string,
     eventType: string,
+    parent: Context = context.active(),
   ): { span: Span; carrier: TraceCarrier } {
-    const parent = context.active();
     const span = this.#tracer.startSpan(
       this.#spanName(subject),
       {
