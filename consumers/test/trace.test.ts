@@ -251,4 +251,40 @@ describe("consumer: traces and metrics", () => {
       await producer.close();
     }
   });
+
+  it("handles a producer's structured-mode event (contentMode: structured) with its ids, key and trace", async () => {
+    const producer = await createProducer({
+      servers: env.server.url,
+      name: "structured",
+      logger: silent,
+      contentMode: "structured",
+    });
+    const got: { orderId: string; msgId: string; key: string | undefined; corr: string | undefined }[] = [];
+    const consumer = await createConsumer({
+      connection: env.nc,
+      durable: "structured",
+      events: [OrderFulfillmentCompleted],
+      deliverPolicy: "new",
+      logger: silent,
+    });
+    consumer.on(OrderFulfillmentCompleted, (e, ctx) => {
+      got.push({ orderId: e.orderId, msgId: ctx.msgId, key: ctx.partitionKey, corr: ctx.correlationId });
+    });
+    await consumer.start();
+    try {
+      const event = completed();
+      const ack = await producer.publish(OrderFulfillmentCompleted, event, {
+        correlationId: "flow Zoë 100%",
+      });
+      await until(() => processSpanOf(ack.msgId) !== undefined, 5000, "process span");
+      assert.deepEqual(got, [
+        { orderId: event.orderId, msgId: ack.msgId, key: event.orderId, corr: "flow Zoë 100%" },
+      ]);
+      const send = spans.getFinishedSpans().find((s) => s.attributes["messaging.message.id"] === ack.msgId)!;
+      assert.equal(processSpanOf(ack.msgId)!.parentSpanContext?.spanId, send.spanContext().spanId);
+    } finally {
+      await consumer.stop({ timeoutMs: 500 });
+      await producer.close();
+    }
+  });
 });

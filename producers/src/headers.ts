@@ -1,4 +1,11 @@
-import { EventHeaders, headerValue, JetkitError } from "@jetkit/contracts";
+import {
+  type EventHeaderInput,
+  EventHeaders,
+  headerValue,
+  JetkitError,
+  structuredEventBody,
+  structuredHeaders,
+} from "@jetkit/contracts";
 import { type Match, MsgHdrsImpl } from "@nats-io/nats-core";
 import { ProducerErrorCodes } from "./errors.js";
 
@@ -122,6 +129,21 @@ export function withPropagated(
   if (extra.length === 0) return [...propagated];
   const callers = new Set(extra.map(([k]) => k.toLowerCase()));
   return [...propagated.filter(([k]) => !callers.has(k.toLowerCase())), ...extra];
+}
+
+/**
+ * The structured-mode message (contracts/WIRE.md §4.3) of an event whose binary-mode headers are
+ * `binary`: the JSON event format with the payload as `data_base64`, and the headers that are no
+ * CloudEvents attribute (`content-type` first, then W3C trace context, propagated and extra
+ * headers, `Nats-Msg-Id`, TTL/schedule headers) in their order.
+ */
+export function structuredMessage(
+  event: EventHeaderInput,
+  binary: readonly (readonly [string, string])[],
+  payload: Uint8Array,
+): { headers: [string, string][]; body: Uint8Array } {
+  const time = typeof event.time === "string" ? event.time : event.time.toISOString();
+  return { headers: structuredHeaders(binary), body: structuredEventBody({ ...event, time }, payload) };
 }
 
 let lastMs = Number.NaN;
