@@ -34,6 +34,7 @@ import {
   type Context,
   context,
   isSpanContextValid,
+  ROOT_CONTEXT,
   type Span,
   SpanKind,
   type SpanOptions,
@@ -1019,7 +1020,7 @@ class JetkitConsumer implements Consumer {
     const parent = extractParent(wire, () => m.headers);
     // Messaging semconv: the process span links to the message's creation context, and (one
     // message per span, no ambient span around the handler) is also its child.
-    const creation = trace.getSpanContext(parent);
+    const creation = parent === ROOT_CONTEXT ? undefined : trace.getSpanContext(parent);
     const span = this.#tel.tracer.startSpan(
       subjectAttrs.spanName,
       creation ? { kind: SpanKind.CONSUMER, links: [{ context: creation }] } : CONSUMER_SPAN,

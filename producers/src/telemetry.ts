@@ -85,16 +85,17 @@ const SETTER: TextMapSetter<[string, string][]> = {
 
 /**
  * The headers the application's registered OpenTelemetry propagator
- * (`propagation.setGlobalPropagator`: baggage, B3, a composite, ...) writes for `ctx`, other
+ * (`propagation.setGlobalPropagator`: baggage, B3, a composite, ...) writes for `span` in
+ * `parent` (whose baggage it carries on), other
  * than the W3C `traceparent`/`tracestate` that jetkit writes itself. Undefined when no
  * propagator is registered: the API's default is a no-op propagator, which has no fields; a
  * W3C trace-context propagator alone adds nothing either.
  */
-export function propagatedHeaders(ctx: Context): [string, string][] | undefined {
+export function propagatedHeaders(parent: Context, span: Span): [string, string][] | undefined {
   const fields = propagation.fields();
   if (fields.length === 0 || fields.every((f) => W3C_FIELDS.has(f.toLowerCase()))) return undefined;
   const out: [string, string][] = [];
-  propagation.inject(ctx, out, SETTER);
+  propagation.inject(trace.setSpan(parent, span), out, SETTER);
   return out.length > 0 ? out : undefined;
 }
 
@@ -186,7 +187,7 @@ export class ProducerTelemetry {
       parent,
     );
     const carrier = w3cTraceContext(span);
-    const headers = propagatedHeaders(trace.setSpan(parent, span));
+    const headers = propagatedHeaders(parent, span);
     if (headers) carrier.headers = headers;
     return { span, carrier };
   }
