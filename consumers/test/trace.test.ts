@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
+import { CustomerCheckoutInitiated } from "@jetkit/contracts/gen/shop/customer/v1/events";
 import { OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/events";
-import { createProducer } from "@jetkit/producers";
+import { createProducer, type PublishAck } from "@jetkit/producers";
 import { context, propagation, SpanKind, type TextMapPropagator, trace } from "@opentelemetry/api";
 import { AsyncHooksContextManager } from "@opentelemetry/context-async-hooks";
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
@@ -20,7 +21,7 @@ import {
   SimpleSpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
 import { type Consumer, createConsumer } from "../src/index.js";
-import { completed, type Env, publishRaw, silent, startEnv, until } from "./support.js";
+import { checkout, completed, type Env, publishRaw, silent, startEnv, until } from "./support.js";
 
 /** Registers `p` as the app's global propagator (undefined: none, the API's no-op). */
 function usePropagator(p: TextMapPropagator | undefined): void {
@@ -119,7 +120,7 @@ describe("consumer: traces and metrics", () => {
   });
 
   /** A consumer of OrderFulfillmentCompleted whose handler reports its active span and baggage. */
-  async function tracedConsumer(durable: string) {
+  async function tracedConsumer(durable: string, then?: () => Promise<unknown>) {
     const seen: { traceId: string | undefined; tenant: string | undefined }[] = [];
     const consumer: Consumer = await createConsumer({
       connection: env.nc,
@@ -128,11 +129,12 @@ describe("consumer: traces and metrics", () => {
       deliverPolicy: "new",
       logger: silent,
     });
-    consumer.on(OrderFulfillmentCompleted, () => {
+    consumer.on(OrderFulfillmentCompleted, async () => {
       seen.push({
         traceId: trace.getActiveSpan()?.spanContext().traceId,
         tenant: propagation.getActiveBaggage()?.getEntry("tenant")?.value,
       });
+      await then?.();
     });
     await consumer.start();
     return { consumer, seen };
@@ -151,7 +153,11 @@ describe("consumer: traces and metrics", () => {
       }),
     );
     const producer = await createProducer({ servers: env.server.url, name: "baggage", logger: silent });
-    const { consumer, seen } = await tracedConsumer("baggage");
+    // the handler publishes a follow-up event: the baggage it received travels on
+    const followUps: PublishAck[] = [];
+    const { consumer, seen } = await tracedConsumer("baggage", async () => {
+      followUps.push(await producer.publish(CustomerCheckoutInitiated, checkout()));
+    });
     try {
       const bag = propagation.createBaggage({ tenant: { value: "acme corp" } });
       const ack = await context.with(propagation.setBaggage(context.active(), bag), () =>
@@ -170,6 +176,14 @@ describe("consumer: traces and metrics", () => {
         process.links.map((l) => [l.context.traceId, l.context.spanId]),
         [[send.spanContext().traceId, send.spanContext().spanId]],
         "linked to the creation context",
+      );
+      await until(() => followUps.length > 0, 5000, "the follow-up event");
+      const next = await env.jsm.streams.getMessage("CUSTOMER", { seq: followUps[0]!.seq });
+      assert.equal(next?.header.get("baggage"), "tenant=acme%20corp", "the follow-up carries the baggage on");
+      assert.equal(
+        next?.header.get("traceparent").split("-")[1],
+        send.spanContext().traceId,
+        "in the same trace",
       );
     } finally {
       await consumer.stop({ timeoutMs: 500 });
