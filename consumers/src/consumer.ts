@@ -60,8 +60,8 @@ import { lazyChild } from "./lazy-logger.js";
 import { type ConsumerOptions, type ResolvedOptions, resolveOptions } from "./options.js";
 import { partitionOf } from "./partition.js";
 import { type ReceivedHeaders, receivedHeaders } from "./received-headers.js";
-import { createTelemetry, messageAttributes, type Telemetry } from "./telemetry.js";
-import { extractTraceContext } from "./trace-context.js";
+import { Attr, createTelemetry, errorType, messageAttributes, type Telemetry } from "./telemetry.js";
+import { extractParent } from "./trace-context.js";
 
 /** What a handler learns about the message it handles. */
 export interface HandlerContext {
@@ -889,8 +889,8 @@ class JetkitConsumer implements Consumer {
       for (const b of this.#bindings) {
         if (b.group)
           r.observe(b.group.members.owned.length, {
-            "messaging.consumer.group.name": this.durable,
-            "messaging.nats.stream": b.stream,
+            [Attr.CONSUMER_GROUP]: this.durable,
+            [Attr.STREAM]: b.stream,
           });
       }
     });
@@ -1035,8 +1035,8 @@ class JetkitConsumer implements Consumer {
       const base = messageAttributes(this.durable, subject);
       a = {
         base,
-        ok: { ...base, "jetkit.outcome": "ok" },
-        error: { ...base, "jetkit.outcome": "error" },
+        ok: { ...base, [Attr.OUTCOME]: "ok" },
+        error: { ...base, [Attr.OUTCOME]: "error" },
         spanName: `process ${subject}`,
       };
       // Wildcard consumers see open-ended subjects: keep the cache bounded.
@@ -1113,20 +1113,28 @@ class JetkitConsumer implements Consumer {
       return this.#poison(f, cls, reasonOf(err), this.#deliveryLog(f));
     }
 
-    const parent = extractTraceContext(wire.traceparent, wire.tracestate);
-    const span = this.#tel.tracer.startSpan(subjectAttrs.spanName, CONSUMER_SPAN, parent);
+    const parent = extractParent(wire, () => m.headers);
+    // Messaging semconv: the process span links to the message's creation context, and (one
+    // message per span, no ambient span around the handler) is also its child.
+    const creation = parent === ROOT_CONTEXT ? undefined : trace.getSpanContext(parent);
+    const span = this.#tel.tracer.startSpan(
+      subjectAttrs.spanName,
+      creation ? { kind: SpanKind.CONSUMER, links: [{ context: creation }] } : CONSUMER_SPAN,
+      parent,
+    );
     // Attributes cost an object per message: only build them when the span is recorded.
     if (span.isRecording()) {
       span.setAttributes({
         ...attrs,
-        "messaging.operation.type": "process",
-        "messaging.operation.name": "process",
-        "messaging.message.id": wire.id,
-        "messaging.message.body.size": data.length,
-        ...(wire.correlationId ? { "messaging.message.conversation_id": wire.correlationId } : {}),
-        "messaging.nats.stream": b.stream,
-        "messaging.nats.stream.sequence": f.seq,
-        "messaging.nats.delivery_count": delivery,
+        [Attr.OPERATION_TYPE]: "process",
+        [Attr.OPERATION_NAME]: "process",
+        [Attr.MESSAGE_ID]: wire.id,
+        [Attr.BODY_SIZE]: data.length,
+        ...(wire.correlationId ? { [Attr.CONVERSATION_ID]: wire.correlationId } : {}),
+        [Attr.EVENT_TYPE]: spec.type,
+        [Attr.STREAM]: b.stream,
+        [Attr.SEQUENCE]: f.seq,
+        [Attr.DELIVERY_COUNT]: delivery,
       });
     }
     // The handler runs with the process span active, so its spans and logs join the trace. A span
@@ -1134,7 +1142,8 @@ class JetkitConsumer implements Consumer {
     // handler then runs in the root context, as it would with it, without a context per message.
     // Either way the handler's context comes from the message alone, never from whatever context
     // the connection's socket callback happens to run in.
-    const active = isSpanContextValid(span.spanContext()) ? trace.setSpan(ROOT_CONTEXT, span) : ROOT_CONTEXT;
+    // The extracted context carries what the app's propagator read besides the trace (baggage).
+    const active = isSpanContextValid(span.spanContext()) ? trace.setSpan(parent, span) : parent;
     const run = new Run(f, reg, event, wire, span, active, this.#log);
     if (this.#store) return this.#handleOnce(run, this.#store);
     let outcome: Outcome | Promise<Outcome>;
@@ -1145,13 +1154,13 @@ class JetkitConsumer implements Consumer {
       throw err;
     }
     if (typeof outcome === "string") {
-      span.setAttribute("jetkit.outcome", outcome);
+      span.setAttribute(Attr.OUTCOME, outcome);
       span.end();
       return undefined;
     }
     return outcome.then(
       (o) => {
-        span.setAttribute("jetkit.outcome", o);
+        span.setAttribute(Attr.OUTCOME, o);
         span.end();
       },
       (err: unknown) => {
@@ -1208,7 +1217,7 @@ class JetkitConsumer implements Consumer {
       // 2. Effect already recorded: ack without running the handler.
       if (claim.kind === "done") {
         run.log.debug("effect already recorded; acked without running the handler");
-        span.setAttribute("jetkit.duplicate", true);
+        span.setAttribute(Attr.DUPLICATE, true);
         this.#tel.duplicates.add(1, attrs);
         this.#ack(f, attrs);
         return;
@@ -1221,7 +1230,7 @@ class JetkitConsumer implements Consumer {
           { owner: claim.owner, retry_in_ms: delay },
           "event claimed by another delivery that is still running; retrying after its lease",
         );
-        span.setAttribute("jetkit.outcome", "busy");
+        span.setAttribute(Attr.OUTCOME, "busy");
         this.#nak(f, delay, attrs);
         return;
       }
@@ -1230,7 +1239,7 @@ class JetkitConsumer implements Consumer {
       run.renewal = setInterval(() => void this.#renew(run, store), Math.max(100, store.leaseMs / 3));
       try {
         const outcome = await this.#attempt(run, f.delivery);
-        span.setAttribute("jetkit.outcome", outcome);
+        span.setAttribute(Attr.OUTCOME, outcome);
       } finally {
         clearInterval(run.renewal);
         this.#claimedHere.delete(wire.id);
@@ -1263,7 +1272,7 @@ class JetkitConsumer implements Consumer {
         return;
       }
       const outcome = await this.#attempt(run, run.f.delivery);
-      span.setAttribute("jetkit.outcome", outcome);
+      span.setAttribute(Attr.OUTCOME, outcome);
     } finally {
       span.end();
     }
@@ -1373,6 +1382,7 @@ class JetkitConsumer implements Consumer {
     }
     span.recordException(error instanceof Error ? error : new Error(String(error)));
     span.setStatus({ code: SpanStatusCode.ERROR, message: reasonOf(error) });
+    span.setAttribute(Attr.ERROR_TYPE, errorType(error));
     const firstKey = `${b.stream}:${f.seq}`;
     if (!this.#firstFailure.has(firstKey)) {
       if (this.#firstFailure.size >= 10_000)

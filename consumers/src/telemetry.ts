@@ -11,6 +11,29 @@ import {
 import type { ResolvedOptions } from "./options.js";
 
 const SCOPE = "@jetkit/consumers";
+
+/**
+ * Attribute names of spans and metrics: the messaging semantic conventions where they name the
+ * fact, `jetkit.*` for the rest. The producer SDK uses the same name for the same fact (the
+ * table in both READMEs; test/trace.test.ts compares a send span with its process span).
+ */
+export const Attr = {
+  SYSTEM: "messaging.system",
+  DESTINATION: "messaging.destination.name",
+  CONSUMER_GROUP: "messaging.consumer.group.name",
+  OPERATION_TYPE: "messaging.operation.type",
+  OPERATION_NAME: "messaging.operation.name",
+  MESSAGE_ID: "messaging.message.id",
+  CONVERSATION_ID: "messaging.message.conversation_id",
+  BODY_SIZE: "messaging.message.body.size",
+  ERROR_TYPE: "error.type",
+  EVENT_TYPE: "jetkit.event.type",
+  STREAM: "jetkit.stream.name",
+  SEQUENCE: "jetkit.stream.sequence",
+  DELIVERY_COUNT: "jetkit.delivery_count",
+  DUPLICATE: "jetkit.duplicate",
+  OUTCOME: "jetkit.outcome",
+} as const;
 /** The class of the API's no-op histogram, which every meter without a provider hands out. */
 const NoopHistogram = createNoopMeter().createHistogram("jetkit.probe").constructor;
 
@@ -74,8 +97,18 @@ export function createTelemetry(o: ResolvedOptions): Telemetry {
 /** Base attributes of every span and metric point of one message. */
 export function messageAttributes(durable: string, subject: string): Attributes {
   return {
-    "messaging.system": "nats",
-    "messaging.destination.name": subject,
-    "messaging.consumer.group.name": durable,
+    [Attr.SYSTEM]: "nats",
+    [Attr.DESTINATION]: subject,
+    [Attr.CONSUMER_GROUP]: durable,
   };
+}
+
+/**
+ * `error.type` of a handler failure: low cardinality, as the conventions ask: the code of a
+ * coded error (a `JetkitError`, a Node system error), else the error's class name.
+ */
+export function errorType(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && code.length > 0) return code;
+  return error instanceof Error ? error.name : "_OTHER";
 }

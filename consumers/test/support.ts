@@ -71,6 +71,8 @@ export interface RawPublish {
   traceparent?: string;
   /** Nats-Msg-Id instead of the ce-id (to store one event twice). */
   msgId?: string;
+  /** More headers (another tracer's propagation headers, say). */
+  headers?: Record<string, string>;
 }
 
 /** Publishes like a producer would (wire headers of contracts/WIRE.md) without the producer SDK. */
@@ -94,6 +96,7 @@ export async function publishRaw<T>(
     h.set(k, v);
   }
   if (o.msgId) h.set("Nats-Msg-Id", o.msgId);
+  for (const [k, v] of Object.entries(o.headers ?? {})) h.set(k, v);
   const ack = await js.publish(spec.subject, o.data ?? Type.encode(event).finish(), { headers: h });
   return { id, seq: ack.seq };
 }

@@ -12,6 +12,8 @@ export const GatewayErrorCodes = {
   UNKNOWN_SUBJECT: "JK_GATEWAY_UNKNOWN_SUBJECT",
   /** The body is not the event: malformed JSON, unknown field, wrong type, undecodable protobuf. 400. */
   BAD_BODY: "JK_GATEWAY_BAD_BODY",
+  /** A CloudEvent (HTTP binding, binary or structured mode) is malformed: a missing, invalid or unsupported attribute, named in `field`. 400. */
+  BAD_CLOUDEVENT: "JK_GATEWAY_BAD_CLOUDEVENT",
   /** The event decodes but breaks its contract's rules. 400. */
   CONTRACT_VIOLATION: "JK_GATEWAY_CONTRACT_VIOLATION",
   /** A request header (Idempotency-Key, X-Correlation-Id, Last-Event-ID) is malformed. 400. */
@@ -75,6 +77,7 @@ const STATUS: Record<GatewayErrorCode, number> = {
   JK_GATEWAY_BAD_SUBJECT: 400,
   JK_GATEWAY_UNKNOWN_SUBJECT: 404,
   JK_GATEWAY_BAD_BODY: 400,
+  JK_GATEWAY_BAD_CLOUDEVENT: 400,
   JK_GATEWAY_CONTRACT_VIOLATION: 400,
   JK_GATEWAY_BAD_HEADER: 400,
   JK_GATEWAY_BAD_REQUEST: 400,

@@ -103,6 +103,48 @@ describe("CloudEvents sdk-go v2 <-> jetkit over NATS JetStream", () => {
     ]);
   });
 
+  it("sdk-go reads a jetkit event written in structured mode (contentMode: structured), the trace included", async () => {
+    const event = completedEvent();
+    const producer = await createProducer({
+      servers: env.server.url,
+      name: "interop-structured",
+      logger: silent,
+      contentMode: "structured",
+    });
+    let ack: Awaited<ReturnType<typeof producer.publish>>;
+    try {
+      ack = await trace
+        .getTracer("interop")
+        .startActiveSpan("flow", async (flow) =>
+          producer
+            .publish(OrderFulfillmentCompleted, event, { correlationId: 'flow Zoë 100% "x"' })
+            .finally(() => flow.end()),
+        );
+    } finally {
+      await producer.close();
+    }
+    const send = spans.getFinishedSpans().find((s) => s.attributes["messaging.message.id"] === ack.msgId)!;
+    // sdk-go reads the stream from its start: every event stored so far, this one last
+    const stored = (await env.jsm.streams.info("ORDER")).state.messages;
+    const all = await runExample(sdkgo, [
+      "receive",
+      ...["-url", env.server.url, "-stream", "ORDER", "-subject", SUBJECT, "-count", String(stored)],
+    ]);
+    const got = all.find((e) => e.id === ack.msgId);
+    assert.ok(got, `sdk-go received the structured event among ${all.length}`);
+    assert.equal(got.type, OrderFulfillmentCompleted.$type);
+    assert.equal(got.source, "/jetkit/interop-structured");
+    assert.equal(got.datacontenttype, "application/protobuf");
+    assert.deepEqual(OrderFulfillmentCompleted.decode(Buffer.from(got.data_hex as string, "hex")), event);
+    const { traceId, spanId } = send.spanContext();
+    assert.deepEqual(got.extensions, {
+      partitionkey: event.orderId,
+      // structured mode: JSON strings, no percent-encoding for sdk-go to leave undone
+      correlationid: 'flow Zoë 100% "x"',
+      traceparent: `00-${traceId}-${spanId}-01`,
+    });
+  });
+
   for (const mode of ["binary", "structured"] as const) {
     it(`jetkit reads sdk-go's ${mode}-mode events with every attribute and extension, and continues their trace`, async () => {
       const event = completedEvent();

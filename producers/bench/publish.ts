@@ -6,6 +6,8 @@
  * stores (payload plus the same CloudEvents header block, fresh ids per message), built up front.
  *
  *   node producers/dist/bench/publish.js [--rounds 7] [--sequential 2000] [--pipelined 20000] [--window 256]
+ *     [--propagator w3c|composite]   the app's registered propagator (composite: W3C trace context,
+ *                                    W3C baggage and B3, so the SDK also injects a b3 header)
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -16,7 +18,8 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers as natsHeaders } from "@nats-io/transport-node";
 import { context, metrics, propagation, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
+import { B3Propagator } from "@opentelemetry/propagator-b3";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { pino } from "pino";
@@ -32,6 +35,7 @@ const { values } = parseArgs({
     tracing: { type: "string", default: "on" },
     validate: { type: "string", default: "on" },
     "raw-traces": { type: "string", default: "off" },
+    propagator: { type: "string", default: "w3c" },
   },
 });
 const ROUNDS = Number(values.rounds);
@@ -50,7 +54,13 @@ class IdleReader extends MetricReader {
 }
 if (values.tracing === "on") {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  propagation.setGlobalPropagator(
+    values.propagator === "composite"
+      ? new CompositePropagator({
+          propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator(), new B3Propagator()],
+        })
+      : new W3CTraceContextPropagator(),
+  );
   trace.setGlobalTracerProvider(
     new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropSpans, { maxQueueSize: 65536 })] }),
   );
@@ -194,7 +204,7 @@ try {
 
   console.log(
     `payload ${payload.length} B, ${ROUNDS} rounds, sequential ${SEQ} msgs, pipelined ${PIPE} msgs (window ${WINDOW}), ` +
-      `validation ${values.validate}, tracing ${values.tracing}, nats-server ${rawNc.info?.version}, node ${process.version}`,
+      `validation ${values.validate}, tracing ${values.tracing} (propagator ${values.propagator}), nats-server ${rawNc.info?.version}, node ${process.version}`,
   );
   // warm-up: JIT, connections, stream files
   const all: [string, Send][] = [

@@ -1,4 +1,11 @@
-import { EventHeaders, headerValue, JetkitError } from "@jetkit/contracts";
+import {
+  type EventHeaderInput,
+  EventHeaders,
+  headerValue,
+  JetkitError,
+  structuredEventBody,
+  structuredHeaders,
+} from "@jetkit/contracts";
 import { type Match, MsgHdrsImpl } from "@nats-io/nats-core";
 import { ProducerErrorCodes } from "./errors.js";
 
@@ -8,6 +15,12 @@ const RESERVED = new Set(
     h.toLowerCase(),
   ),
 );
+/** Whether jetkit writes header `name` itself (any case): a caller or a propagator must not. */
+export function isReservedHeader(name: string): boolean {
+  const lower = name.toLowerCase();
+  return RESERVED.has(lower) || lower.startsWith("nats-");
+}
+
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/;
 
 const CR_LF = /[\r\n]/;
@@ -92,7 +105,7 @@ export function toMsgHdrs(list: readonly (readonly [string, string])[]): Encoded
 export function checkExtraHeaders(extra: Record<string, string>): [string, string][] {
   const out: [string, string][] = [];
   for (const [k, v] of Object.entries(extra)) {
-    if (!HEADER_NAME.test(k) || RESERVED.has(k.toLowerCase()) || k.toLowerCase().startsWith("nats-")) {
+    if (!HEADER_NAME.test(k) || isReservedHeader(k)) {
       throw new JetkitError(
         ProducerErrorCodes.OPTIONS,
         `header "${k}" cannot be set by the caller: it is not a valid header name or it is written by jetkit itself (contracts/WIRE.md). Pass ids through msgId/correlationId/causationId/key instead.`,
@@ -102,6 +115,35 @@ export function checkExtraHeaders(extra: Record<string, string>): [string, strin
     out.push([k, headerValue(v)]);
   }
   return out;
+}
+
+/**
+ * The headers after jetkit's own: the registered propagator's (`propagated`), then the caller's
+ * extra headers; a caller's header replaces the propagator's of the same name (any case).
+ */
+export function withPropagated(
+  propagated: readonly [string, string][] | undefined,
+  extra: [string, string][],
+): [string, string][] {
+  if (!propagated) return extra;
+  if (extra.length === 0) return [...propagated];
+  const callers = new Set(extra.map(([k]) => k.toLowerCase()));
+  return [...propagated.filter(([k]) => !callers.has(k.toLowerCase())), ...extra];
+}
+
+/**
+ * The structured-mode message (contracts/WIRE.md §4.3) of an event whose binary-mode headers are
+ * `binary`: the JSON event format with the payload as `data_base64`, and the headers that are no
+ * CloudEvents attribute (`content-type` first, then W3C trace context, propagated and extra
+ * headers, `Nats-Msg-Id`, TTL/schedule headers) in their order.
+ */
+export function structuredMessage(
+  event: EventHeaderInput,
+  binary: readonly (readonly [string, string])[],
+  payload: Uint8Array,
+): { headers: [string, string][]; body: Uint8Array } {
+  const time = typeof event.time === "string" ? event.time : event.time.toISOString();
+  return { headers: structuredHeaders(binary), body: structuredEventBody({ ...event, time }, payload) };
 }
 
 let lastMs = Number.NaN;

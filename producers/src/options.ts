@@ -63,6 +63,13 @@ export interface ProducerOptions {
   breaker?: Partial<BreakerOptions>;
   /** Called on every breaker state change (also logged). */
   onBreakerChange?: (change: BreakerChange) => void;
+  /**
+   * CloudEvents content mode of the messages (contracts/WIRE.md §4): `binary` (`ce-*` headers,
+   * the protobuf payload as the body) or `structured` (`content-type: application/cloudevents+json`,
+   * the body the JSON event format with the payload in `data_base64`), for readers that take
+   * structured mode only. Every jetkit reader reads both. Default: `binary`.
+   */
+  contentMode?: "binary" | "structured";
 }
 
 export const DEFAULT_RETRY: RetryOptions = {

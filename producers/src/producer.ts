@@ -1,6 +1,7 @@
 import {
   type Catalog,
   ContractValidator,
+  type EventHeaderInput,
   type EventSpec,
   type EventType,
   eventHeaders,
@@ -13,7 +14,7 @@ import {
 import { ProtoWriter } from "@jetkit/contracts/proto";
 import { type PubAck, PubHeaders } from "@nats-io/jetstream";
 import { connect, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
-import { SpanStatusCode } from "@opentelemetry/api";
+import { type Context, SpanStatusCode } from "@opentelemetry/api";
 import { type Logger, pino } from "pino";
 import { AckInbox } from "./acks.js";
 import { type BreakerChange, type BreakerState, CircuitBreaker } from "./breaker.js";
@@ -28,7 +29,7 @@ import {
   toProducerError,
   wrongStream,
 } from "./errors.js";
-import { checkExtraHeaders, isoNow, toMsgHdrs } from "./headers.js";
+import { checkExtraHeaders, isoNow, structuredMessage, toMsgHdrs, withPropagated } from "./headers.js";
 import { InFlightWindow } from "./in-flight.js";
 import {
   type BreakerOptions,
@@ -63,6 +64,12 @@ export interface PublishOptions {
   key?: string;
   /** `ce-time`. Default: now. */
   time?: Date;
+  /**
+   * The OpenTelemetry context the publish span is a child of. Default: the active context. For
+   * a trace that arrived from elsewhere without a context manager to carry it (a gateway
+   * forwarding a client's traceparent).
+   */
+  parentContext?: Context;
   /** Checked by the stream; a mismatch fails with JK_PRODUCER_EXPECTATION_FAILED (not retried). */
   expect?: Expectations;
   /**
@@ -151,6 +158,7 @@ export class Producer {
   readonly #breaker: CircuitBreaker;
   readonly #telemetry: ProducerTelemetry;
   readonly #keyFields = new Map<string, string | undefined>();
+  readonly #structured: boolean;
   #writer: ProtoWriter | undefined;
   #closing: Promise<void> | undefined;
   #stats = { published: 0, duplicates: 0, retries: 0, failures: 0 };
@@ -165,6 +173,7 @@ export class Producer {
     this.#acks = new AckInbox(nc, opts.connection?.inboxPrefix);
     this.#log = log;
     this.#validator = opts.validate === false ? undefined : new ContractValidator(this.catalog);
+    this.#structured = opts.contentMode === "structured";
     this.#retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.#window = new InFlightWindow(opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
     const breaker: BreakerOptions = { ...DEFAULT_BREAKER, ...opts.breaker };
@@ -516,10 +525,11 @@ export class Producer {
       payload.length,
       correlationId,
       spec.type,
+      opts.parentContext,
     );
     let attempts = 0;
     try {
-      const list = eventHeaders({
+      const event: EventHeaderInput = {
         id: msgId,
         type: spec.type,
         source: this.source,
@@ -529,19 +539,22 @@ export class Producer {
         causationId: opts.causationId,
         traceparent: carrier.traceparent,
         tracestate: carrier.tracestate,
-      });
-      if (p.extra.length > 0) list.splice(list.length - 1, 0, ...p.extra);
+      };
+      const list = eventHeaders(event);
+      const extra = withPropagated(carrier.headers, p.extra);
+      if (extra.length > 0) list.splice(list.length - 1, 0, ...extra);
       if (timing.headers.length > 0) list.push(...timing.headers);
-      const headers = toMsgHdrs(list);
+      const structured = this.#structured ? structuredMessage(event, list, payload) : undefined;
+      const headers = toMsgHdrs(structured?.headers ?? list);
       if (opts.expect) setExpectations(headers, opts.expect);
-      this.#checkSize(ctx, payload.length, headers.wireBytes);
+      this.#checkSize(ctx, structured?.body.length ?? payload.length, headers.wireBytes);
       let probe = admission.probe;
       for (;;) {
         attempts++;
         let ack: PubAck;
         try {
           const timeout = Math.max(1, Math.min(this.#retry.attemptTimeoutMs, deadline - Date.now()));
-          ack = await this.#acks.publish(timing.subject, payload, headers, timeout);
+          ack = await this.#acks.publish(timing.subject, structured?.body ?? payload, headers, timeout);
         } catch (err) {
           if (classify(err) === "refused" || (this.#closing && this.#nc.isClosed())) {
             // The broker answered (a refusal), so it is reachable; anything else says nothing about it.
@@ -773,6 +786,11 @@ export async function createProducer(opts: ProducerOptions): Promise<Producer> {
   if (opts.maxInFlight !== undefined && !(Number.isInteger(opts.maxInFlight) && opts.maxInFlight >= 1)) {
     throw new JetkitError(ProducerErrorCodes.OPTIONS, "maxInFlight must be an integer >= 1.", {
       details: { maxInFlight: opts.maxInFlight },
+    });
+  }
+  if (opts.contentMode !== undefined && opts.contentMode !== "binary" && opts.contentMode !== "structured") {
+    throw new JetkitError(ProducerErrorCodes.OPTIONS, 'contentMode must be "binary" or "structured".', {
+      details: { contentMode: opts.contentMode },
     });
   }
   const parent = opts.logger ?? pino({ level: "info" });

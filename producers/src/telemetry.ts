@@ -1,20 +1,28 @@
 import {
   type Attributes,
+  type Context,
   type Counter,
   context,
   type Histogram,
   isSpanContextValid,
   metrics,
+  propagation,
   type Span,
   SpanKind,
+  type TextMapSetter,
   trace,
 } from "@opentelemetry/api";
 import type { BreakerState } from "./breaker.js";
+import { isReservedHeader } from "./headers.js";
 
 const SCOPE = "@jetkit/producers";
 const VERSION = "0.1.0";
 
-/** Messaging semantic-convention attribute names used on spans and metrics. */
+/**
+ * Attribute names of spans and metrics: the messaging semantic conventions where they name the
+ * fact, `jetkit.*` for the rest. The consumer SDK uses the same name for the same fact (the
+ * table in both READMEs; consumers/test/trace.test.ts compares the spans).
+ */
 export const Attr = {
   SYSTEM: "messaging.system",
   DESTINATION: "messaging.destination.name",
@@ -25,8 +33,8 @@ export const Attr = {
   BODY_SIZE: "messaging.message.body.size",
   CLIENT_ID: "messaging.client.id",
   ERROR_TYPE: "error.type",
-  STREAM: "jetkit.stream",
-  SEQUENCE: "jetkit.seq",
+  STREAM: "jetkit.stream.name",
+  SEQUENCE: "jetkit.stream.sequence",
   DUPLICATE: "jetkit.duplicate",
   ATTEMPTS: "jetkit.attempts",
   EVENT_TYPE: "jetkit.event.type",
@@ -36,10 +44,10 @@ const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, "half-open": 1,
 
 /**
  * The W3C trace context of a span, as WIRE.md puts it in an event's `traceparent`/`tracestate`
- * headers. Written from the span context directly rather than through the app's global
- * propagator: the wire format is W3C whatever propagator (or none) the app installed, and it
- * saves a context and a carrier walk per event. A span without a valid context (no tracer
- * provider and no active trace) gives no headers.
+ * headers. Written from the span context directly, whatever propagator (or none) the app
+ * registered: the wire rules fix these two headers, and the registered propagator adds its own
+ * beside them ({@link propagatedHeaders}). A span without a valid context (no tracer provider
+ * and no active trace) gives no headers.
  */
 export function w3cTraceContext(span: Span): TraceCarrier {
   const sc = span.spanContext();
@@ -52,10 +60,43 @@ export function w3cTraceContext(span: Span): TraceCarrier {
   return carrier;
 }
 
-/** Carrier of the W3C trace context injected into an event's headers. */
+/** Carrier of the trace context injected into an event's headers. */
 export interface TraceCarrier {
   traceparent?: string;
   tracestate?: string;
+  /**
+   * The headers the app's registered propagator wrote (baggage, B3, ...), in its order; absent
+   * when none is registered or it writes nothing jetkit does not write itself.
+   */
+  headers?: [string, string][];
+}
+
+/** Names jetkit writes from the span context itself (WIRE.md §4.2): a propagator's copy is dropped. */
+const W3C_FIELDS = new Set(["traceparent", "tracestate"]);
+
+const SETTER: TextMapSetter<[string, string][]> = {
+  set(carrier, key, value) {
+    // A header jetkit writes itself, or a value that cannot be a header value, is not written:
+    // the propagator's output is observability, never a reason to fail a publish.
+    if (W3C_FIELDS.has(key.toLowerCase()) || isReservedHeader(key) || /[\r\n]/.test(value)) return;
+    carrier.push([key, value]);
+  },
+};
+
+/**
+ * The headers the application's registered OpenTelemetry propagator
+ * (`propagation.setGlobalPropagator`: baggage, B3, a composite, ...) writes for `span` in
+ * `parent` (whose baggage it carries on), other
+ * than the W3C `traceparent`/`tracestate` that jetkit writes itself. Undefined when no
+ * propagator is registered: the API's default is a no-op propagator, which has no fields; a
+ * W3C trace-context propagator alone adds nothing either.
+ */
+export function propagatedHeaders(parent: Context, span: Span): [string, string][] | undefined {
+  const fields = propagation.fields();
+  if (fields.length === 0 || fields.every((f) => W3C_FIELDS.has(f.toLowerCase()))) return undefined;
+  const out: [string, string][] = [];
+  propagation.inject(trace.setSpan(parent, span), out, SETTER);
+  return out.length > 0 ? out : undefined;
 }
 
 /** The tracer and instruments of one producer (no-ops unless the app installs an OTel SDK). */
@@ -125,8 +166,8 @@ export class ProducerTelemetry {
     bodySize: number,
     conversationId: string,
     eventType: string,
+    parent: Context = context.active(),
   ): { span: Span; carrier: TraceCarrier } {
-    const parent = context.active();
     const span = this.#tracer.startSpan(
       this.#spanName(subject),
       {
@@ -145,7 +186,10 @@ export class ProducerTelemetry {
       },
       parent,
     );
-    return { span, carrier: w3cTraceContext(span) };
+    const carrier = w3cTraceContext(span);
+    const headers = propagatedHeaders(parent, span);
+    if (headers) carrier.headers = headers;
+    return { span, carrier };
   }
 
   /** Records an acknowledged publish: its duration, and one more sent message on its subject. */

@@ -4,7 +4,13 @@ import type { NatsServer } from "@jetkit/testing";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { context, metrics, propagation, SpanKind, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { TraceState, W3CTraceContextPropagator } from "@opentelemetry/core";
+import {
+  CompositePropagator,
+  TraceState,
+  W3CBaggagePropagator,
+  W3CTraceContextPropagator,
+} from "@opentelemetry/core";
+import { B3Propagator } from "@opentelemetry/propagator-b3";
 import { DataPointType, MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import {
   BasicTracerProvider,
@@ -76,7 +82,8 @@ describe("telemetry", () => {
     assert.equal(send.attributes["messaging.message.id"], ack.msgId);
     assert.equal(send.attributes["messaging.message.conversation_id"], "corr-7");
     assert.ok((send.attributes["messaging.message.body.size"] as number) > 0);
-    assert.equal(send.attributes["jetkit.seq"], ack.seq);
+    assert.equal(send.attributes["jetkit.stream.sequence"], ack.seq);
+    assert.equal(send.attributes["jetkit.stream.name"], "ORDER");
 
     const stored = (await storedMessages(admin, "ORDER")).find((m) => m.seq === ack.seq)!;
     const { traceId, spanId } = send.spanContext();
@@ -129,7 +136,50 @@ describe("telemetry", () => {
       const { traceId, spanId } = send.spanContext();
       assert.equal(stored.header.get("traceparent"), `00-${traceId}-${spanId}-01`);
       assert.equal(stored.header.get("tracestate"), "", "no trace state without one on the caller");
+      assert.deepEqual(
+        stored.header.keys().filter((k) => !/^(ce-|nats-)/i.test(k)),
+        ["traceparent"],
+        "nothing but W3C from the API's no-op propagator",
+      );
     } finally {
+      propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    }
+  });
+
+  it("writes what the app's registered propagator injects (baggage, B3) beside the W3C headers", async () => {
+    propagation.disable();
+    propagation.setGlobalPropagator(
+      new CompositePropagator({
+        propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator(), new B3Propagator()],
+      }),
+    );
+    try {
+      const bag = propagation.createBaggage({ tenant: { value: "acme corp" }, plan: { value: "gold" } });
+      const ack = await context.with(propagation.setBaggage(context.active(), bag), () =>
+        producer.publish(OrderFulfillmentCompleted, fulfillmentCompleted()),
+      );
+      const send = spans.getFinishedSpans().find((s) => s.attributes["messaging.message.id"] === ack.msgId);
+      assert.ok(send, "a send span was recorded");
+      const { traceId, spanId } = send.spanContext();
+      const stored = (await storedMessages(admin, "ORDER")).find((m) => m.seq === ack.seq)!;
+      // W3CBaggagePropagator percent-encodes values; B3 single-header: trace-span-sampled
+      assert.equal(stored.header.get("baggage"), "tenant=acme%20corp,plan=gold");
+      assert.equal(stored.header.get("b3"), `${traceId}-${spanId}-1`);
+      assert.deepEqual(stored.header.values("traceparent"), [`00-${traceId}-${spanId}-01`], "written once");
+      assert.equal(stored.header.get("ce-traceparent"), `00-${traceId}-${spanId}-01`);
+
+      // a caller's header of the same name replaces the propagator's
+      const own = await context.with(propagation.setBaggage(context.active(), bag), () =>
+        producer.publishEncoded({
+          type: "shop.order.v1.OrderFulfillmentCompleted",
+          payload: OrderFulfillmentCompleted.encode(fulfillmentCompleted()).finish(),
+          headers: { Baggage: "x=1" },
+        }),
+      );
+      const mine = (await storedMessages(admin, "ORDER")).find((m) => m.seq === own.seq)!;
+      assert.deepEqual(mine.header.values("baggage", "insensitive"), ["x=1"]);
+    } finally {
+      propagation.disable();
       propagation.setGlobalPropagator(new W3CTraceContextPropagator());
     }
   });

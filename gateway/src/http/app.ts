@@ -112,8 +112,10 @@ export function buildApp(
 
   // Bodies are parsed by the routes (strict protobuf JSON / binary), so Fastify only collects them.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(["application/json"], { parseAs: "string" }, (_req, body, done) =>
-    done(null, body),
+  app.addContentTypeParser(
+    ["application/json", "application/cloudevents+json"],
+    { parseAs: "string" },
+    (_req, body, done) => done(null, body),
   );
   app.addContentTypeParser(
     ["application/protobuf", "application/x-protobuf"],
@@ -152,7 +154,7 @@ export function buildApp(
         code === GatewayErrorCodes.BODY_TOO_LARGE
           ? `the body is larger than ${ctx.limits.bodyBytes} bytes; send a smaller event.`
           : code === GatewayErrorCodes.UNSUPPORTED_MEDIA_TYPE
-            ? "send application/json (protobuf JSON) or application/protobuf (binary)."
+            ? "send application/json (protobuf JSON), application/protobuf (binary) or a CloudEvent as application/cloudevents+json (structured mode; no batches)."
             : err.message;
     } else if ((err.statusCode ?? 500) < 500) {
       code = GatewayErrorCodes.BAD_REQUEST;

@@ -1,5 +1,5 @@
 import { fromBinary, toJson } from "@bufbuild/protobuf";
-import type { Catalog } from "@jetkit/contracts";
+import { type Catalog, headerLookup, type ReceivedEvent, readEvent } from "@jetkit/contracts";
 import type { JsMsg } from "@nats-io/jetstream";
 
 /** How a stored event is shown to HTTP clients (SSE `data:` and pull results). */
@@ -17,16 +17,30 @@ export interface EventJson {
   error?: string;
 }
 
-/** Decodes a JetStream message by its subject's contract into protobuf JSON. */
+/**
+ * Decodes a JetStream message by its subject's contract into protobuf JSON. The message is read
+ * as contracts/WIRE.md §4 says: binary or structured mode (a CloudEvents SDK's NATS sender),
+ * header names in any case, `ce-*` values percent-decoded. A message whose attributes cannot be
+ * read is shown from its raw headers and body.
+ */
 export function eventJson(catalog: Catalog, m: JsMsg): EventJson {
-  const h = m.headers;
+  const pairs: [string, string][] = [];
+  for (const [k, v] of m.headers ?? []) if (v[0] !== undefined) pairs.push([k, v[0]]);
+  let read: ReceivedEvent | undefined;
+  let unreadable: string | undefined;
+  try {
+    read = readEvent(pairs, m.data);
+  } catch (err) {
+    unreadable = (err as Error).message;
+  }
+  const get = headerLookup(pairs);
   const out: EventJson = {
     subject: m.subject,
     seq: m.seq,
-    type: h?.get("ce-type") || undefined,
-    id: h?.get("ce-id") || undefined,
-    time: h?.get("ce-time") || undefined,
-    correlationId: h?.get("ce-correlationid") || undefined,
+    type: read?.headers.type ?? (get("ce-type") || undefined),
+    id: read?.headers.id ?? (get("ce-id") || undefined),
+    time: read?.headers.time ?? (get("ce-time") || undefined),
+    correlationId: read ? read.headers.correlationId : get("ce-correlationid") || undefined,
   };
   const spec = catalog.findBySubject(m.subject);
   if (!spec) {
@@ -34,9 +48,11 @@ export function eventJson(catalog: Catalog, m: JsMsg): EventJson {
     return out;
   }
   try {
-    out.event = toJson(spec.schema, fromBinary(spec.schema, m.data), { registry: catalog.registry });
+    out.event = toJson(spec.schema, fromBinary(spec.schema, read?.data ?? m.data), {
+      registry: catalog.registry,
+    });
   } catch (err) {
-    out.error = `undecodable: ${(err as Error).message}`;
+    out.error = `undecodable: ${(err as Error).message}${unreadable ? ` (${unreadable})` : ""}`;
   }
   return out;
 }
