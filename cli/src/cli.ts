@@ -29,8 +29,8 @@ function match(
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function runCli(commands: CommandDef[], argv: string[], io: CliIO): Promise<number> {
   if (argv[0] === "--version" && argv.slice(1).every((a) => a === "--json")) {
-    const pkg = cliPackage();
-    io.stdout.write(argv.includes("--json") ? `${JSON.stringify(pkg)}\n` : `${pkg.version}\n`);
+    const { name, version } = cliPackage();
+    io.stdout.write(argv.includes("--json") ? `${JSON.stringify({ name, version })}\n` : `${version}\n`);
     return ExitCode.OK;
   }
   const { cmd, rest, prefix } = match(commands, argv);

@@ -101,12 +101,18 @@ describe("jetkit init: a new contracts repository for a team's own events", () =
       );
     } else assert.equal(cargo.code, 0, `cargo check: ${cargo.stderr}`);
 
-    // The CLI run in the repository reads the team's catalog (jetkit.yaml names the image).
-    const events = await ok(jetkit(["events", "--json"], dir), "events");
-    assert.deepEqual(
-      (JSON.parse(events.stdout) as { subject: string }[]).map((e) => e.subject),
-      ["billing.example.created"],
-    );
+    // The CLI run in the repository reads the team's catalog (jetkit.yaml names the image), with
+    // jetkit's platform event (the gateway's audit) added; a module directory works as well.
+    for (const args of [
+      ["events", "--json"],
+      ["events", "--json", "--contracts", "contracts/proto"],
+    ]) {
+      const events = await ok(jetkit(args, dir), args.join(" "));
+      assert.deepEqual((JSON.parse(events.stdout) as { subject: string }[]).map((e) => e.subject).sort(), [
+        "audit.gateway.decision",
+        "billing.example.created",
+      ]);
+    }
 
     writeFileSync(join(dir, ".gitignore"), `${readFileSync(join(dir, ".gitignore"), "utf8")}go.sum\n`);
     await git("add", "-A");

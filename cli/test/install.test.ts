@@ -267,13 +267,18 @@ message InvoicePaid {
       project,
     );
     const listed = await ok(jetkit, ["events", "--contracts", "billing.binpb", "--json"], project);
+    // the team's events, and jetkit's own platform event (the gateway's audit) added to them
     assert.deepEqual((JSON.parse(listed.stdout) as { subject: string }[]).map((e) => e.subject).sort(), [
+      "audit.gateway.decision",
       "billing.invoice.issued",
       "billing.invoice.paid",
     ]);
     const missing = await exec(jetkit, ["streams", "plan", "--contracts", "nope.binpb"], project);
     assert.equal(missing.code, 3);
-    assert.match(missing.stderr, /error\[JK_CLI_FILE\]: no contracts image at .*nope\.binpb\. Build it/);
+    assert.match(
+      missing.stderr,
+      /error\[JK_CLI_FILE\]: no contracts image or module at .*nope\.binpb\. Build the image/,
+    );
 
     // 6. a real nats-server, started by the installed CLI (the launcher travels with it)
     const noServer = await exec(jetkit, ["dev", "up"], project, {
@@ -307,7 +312,11 @@ message InvoicePaid {
       const jsm = await jetstreamManager(nc);
       const names: string[] = [];
       for await (const s of jsm.streams.list()) names.push(s.config.name);
-      assert.deepEqual(names.sort(), ["BILLING", "DLQ"], "the team's streams, none of the example shop's");
+      assert.deepEqual(
+        names.sort(),
+        ["AUDIT", "BILLING", "DLQ"],
+        "the team's streams and jetkit's platform streams, none of the example shop's",
+      );
     } finally {
       await nc.close();
     }

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import {
+  create,
   createFileRegistry,
   type DescExtension,
   type DescField,
@@ -11,6 +12,7 @@ import {
   hasOption,
   type Message,
   ScalarType,
+  toBinary,
 } from "@bufbuild/protobuf";
 import {
   type FileDescriptorProto,
@@ -184,8 +186,13 @@ export function getCatalog(): Catalog {
  * Loads a catalog from a buf image (`buf build --as-file-descriptor-set`), by default the
  * packaged one, and checks its rules. Throws `JK_CATALOG_INVALID` listing every broken rule.
  */
-export function loadCatalog(image: Uint8Array | string | URL = DEFAULT_IMAGE_PATH): Catalog {
-  const { catalog, problems } = inspectImage(image);
+export function loadCatalog(
+  image: Uint8Array | string | URL = DEFAULT_IMAGE_PATH,
+  opts: { withPlatformEvents?: boolean } = {},
+): Catalog {
+  const { catalog, problems } = inspectImage(
+    opts.withPlatformEvents ? withPlatformEvents(readImage(image)) : image,
+  );
   if (problems.length > 0) {
     throw new JetkitError(
       ContractErrorCodes.CATALOG_INVALID,
@@ -196,14 +203,10 @@ export function loadCatalog(image: Uint8Array | string | URL = DEFAULT_IMAGE_PAT
   return catalog;
 }
 
-/** Builds the catalog and returns it with every broken rule, without throwing on problems. */
-export function inspectImage(image: Uint8Array | string | URL): {
-  catalog: Catalog;
-  problems: CatalogProblem[];
-} {
-  let bytes: Uint8Array;
+/** The bytes of an image given as bytes or a path. */
+function readImage(image: Uint8Array | string | URL): Uint8Array {
   try {
-    bytes = typeof image === "string" || image instanceof URL ? readFileSync(image) : image;
+    return typeof image === "string" || image instanceof URL ? readFileSync(image) : image;
   } catch (err) {
     throw new JetkitError(
       ContractErrorCodes.CATALOG_INVALID,
@@ -211,6 +214,32 @@ export function inspectImage(image: Uint8Array | string | URL): {
       { cause: err },
     );
   }
+}
+
+/**
+ * A team's image with jetkit's own platform files added where it lacks them (`jetkit/v1/*`: the
+ * dead letter and gateway audit events and their DLQ and AUDIT streams, from the packaged image),
+ * so the DLQ tools and the gateway work on contracts that import only jetkit's options.
+ */
+export function withPlatformEvents(image: Uint8Array): Uint8Array {
+  const team = fromBinary(FileDescriptorSetSchema, image);
+  const have = new Set(team.file.map((f) => f.name));
+  const platform = fromBinary(FileDescriptorSetSchema, readImage(DEFAULT_IMAGE_PATH)).file.filter(
+    (f) => f.name.startsWith("jetkit/") && !have.has(f.name),
+  );
+  if (platform.length === 0) return image;
+  return toBinary(
+    FileDescriptorSetSchema,
+    create(FileDescriptorSetSchema, { file: [...team.file, ...platform] }),
+  );
+}
+
+/** Builds the catalog and returns it with every broken rule, without throwing on problems. */
+export function inspectImage(image: Uint8Array | string | URL): {
+  catalog: Catalog;
+  problems: CatalogProblem[];
+} {
+  const bytes = readImage(image);
   const registry = registryFromImage(bytes);
   return buildCatalog(registry, imageFileNames(bytes));
 }

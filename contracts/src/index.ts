@@ -9,6 +9,7 @@ export {
   partitionKeyOf,
   registryFromImage,
   type StreamSpec,
+  withPlatformEvents,
 } from "./catalog.js";
 export {
   type ContractErrorCode,

@@ -1,6 +1,7 @@
 import { listDeadLetters, purgeDeadLetters, replayDeadLetters, showDeadLetter } from "@jetkit/consumers";
 import { type FailureClass, FailureClasses, JetkitError } from "@jetkit/contracts";
 import { type CommandDef, ExitCode, type RunContext } from "../command.js";
+import { CONTRACTS_OPTION, catalogFor } from "../contracts-source.js";
 import { connectNats } from "../nats.js";
 
 function seqsOf(ctx: RunContext): number[] {
@@ -15,6 +16,7 @@ const list: CommandDef = {
   path: ["dlq", "list"],
   summary: "List dead letters: original subject, failure class, reason, deliveries",
   options: [
+    CONTRACTS_OPTION,
     {
       name: "subject",
       type: "string",
@@ -42,6 +44,7 @@ const list: CommandDef = {
     try {
       const records = await listDeadLetters({
         connection: nc,
+        catalog: catalogFor(ctx),
         ...(typeof ctx.opts.subject === "string" ? { subject: ctx.opts.subject } : {}),
         ...(typeof cls === "string" ? { failureClass: cls as FailureClass } : {}),
         limit: typeof ctx.opts.limit === "string" ? Number(ctx.opts.limit) : 100,
@@ -66,12 +69,13 @@ const show: CommandDef = {
   path: ["dlq", "show"],
   summary: "Show one dead letter: headers and the event decoded by its contract",
   args: [{ name: "seq", description: "DLQ sequence (from 'dlq list')", required: true }],
+  options: [CONTRACTS_OPTION],
   examples: [{ command: "jetkit dlq show 12", description: "headers, failure and decoded event" }],
   async run(ctx) {
     const [seq] = seqsOf(ctx);
     const nc = await connectNats(ctx);
     try {
-      const r = await showDeadLetter({ connection: nc }, seq!);
+      const r = await showDeadLetter({ connection: nc, catalog: catalogFor(ctx) }, seq!);
       ctx.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       return ExitCode.OK;
     } finally {

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { getCatalog, JetkitError } from "@jetkit/contracts";
+import { JetkitError } from "@jetkit/contracts";
 import {
   type Action,
   explain,
@@ -13,6 +13,7 @@ import {
 } from "@jetkit/gateway";
 import { pino } from "pino";
 import { type CommandDef, ExitCode } from "../command.js";
+import { CONTRACTS_OPTION, catalogFor } from "../contracts-source.js";
 import { serversOf } from "../nats.js";
 
 const pkiInit: CommandDef = {
@@ -122,6 +123,7 @@ const policyCheck: CommandDef = {
   summary: "Validate an RBAC policy file; with --explain, show the decision and the rule that decides it",
   args: [{ name: "file", description: "policy YAML", required: true }],
   options: [
+    CONTRACTS_OPTION,
     {
       name: "explain",
       type: "string",
@@ -165,7 +167,7 @@ const policyCheck: CommandDef = {
         "--explain takes principal,action,subject (three values separated by commas).",
       );
     const [principal, action, subject] = parts as [string, string, string];
-    const d = explain(policy, principal, action as Action, subject, { catalog: getCatalog() });
+    const d = explain(policy, principal, action as Action, subject, { catalog: catalogFor(ctx) });
     if (ctx.json) ctx.stdout.write(`${JSON.stringify({ principal, action, subject, ...d })}\n`);
     else
       ctx.stdout.write(
@@ -180,6 +182,7 @@ const policyNats: CommandDef = {
   summary: "Print the nats-server authorization (verify_and_map users) equivalent to a policy",
   args: [{ name: "file", description: "policy YAML", required: true }],
   options: [
+    CONTRACTS_OPTION,
     {
       name: "principal",
       type: "string",
@@ -247,7 +250,7 @@ const policyNats: CommandDef = {
     const principals = [...many(o.principal), ...Object.keys(durables)];
     ctx.stdout.write(
       `${natsAuthorization(policy, {
-        catalog: getCatalog(),
+        catalog: catalogFor(ctx),
         principals,
         durables,
         ...(tls ? { tls } : {}),
@@ -263,6 +266,7 @@ const gatewayStart: CommandDef = {
   description:
     "Reads a gateway config file (YAML: listen, admin, tls, identity, policy, nats, limits). SIGHUP reloads the policy and TLS files; they are also watched (Kubernetes ..data swaps included). /healthz, /readyz and /metrics are on the admin listener (plain HTTP, default 127.0.0.1:9464).",
   options: [
+    CONTRACTS_OPTION,
     {
       name: "file",
       type: "string",
@@ -301,6 +305,7 @@ const gatewayStart: CommandDef = {
     }
     const gateway = await startGateway({
       ...config,
+      ...(typeof ctx.opts.contracts === "string" ? { catalog: catalogFor(ctx) } : {}),
       logger: pino({ level: process.env.JETKIT_LOG_LEVEL ?? "info" }),
     });
     ctx.stderr.write(
