@@ -13,6 +13,15 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
+// A reader that went away (`jetkit events | head -1`) is not an error: stop quietly, as Unix
+// tools do, instead of crashing on EPIPE with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 // A library promise rejected with nobody listening (typically a NATS request cut off while a
 // command shuts its connections down) must not crash the CLI with a stack trace after the work is
 // done: report it as an error line and fail the exit code instead.

@@ -233,6 +233,21 @@ describe("jetkit streams apply on a 3-node cluster", () => {
 });
 
 describe("jetkit CLI without a server", () => {
+  test("output into a pipe whose reader is gone (jetkit events | head) ends quietly with exit 0", async () => {
+    const child = spawn(process.execPath, [main, "events"], {
+      cwd: repo,
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    child.stdout.destroy(); // the reader is gone before the first line is written: that write fails with EPIPE
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => {
+      stderr += c.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    assert.equal(code, 0, stderr);
+    assert.doesNotMatch(stderr, /EPIPE|Unhandled/);
+  });
+
   test("--version prints the version of @jetkit/cli, plain or as JSON", async () => {
     const pkg = JSON.parse(readFileSync(join(repo, "cli/package.json"), "utf8")) as { version: string };
     const r = await jetkit(["--version"]);
