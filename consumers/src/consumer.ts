@@ -191,12 +191,38 @@ function inFlightOf(b: Binding, m: JsMsg): InFlight {
 }
 
 /**
+ * Per event type: whether its generated decode reads jetkit's {@link ProtoReader}. ts-proto's
+ * decode takes a reader when it is an `instanceof` the BinaryReader its own code imports; a team's
+ * code built against another copy of @bufbuild/protobuf would wrap ours in a new reader of no
+ * bytes and return an empty event. Learnt from the first non-empty payload of each type.
+ */
+const readsProtoReader = new WeakMap<EventType<unknown>, boolean>();
+
+/**
  * The payload as the handler's event. ts-proto's generated decode reads from a reader it is
  * given (the `EventType` interface declares only bytes): jetkit's ProtoReader makes the short
- * ASCII strings of an event (ids, codes) without a text decoder call each.
+ * ASCII strings of an event (ids, codes) without a text decoder call each. A type whose decode
+ * does not consume that reader (see {@link readsProtoReader}) is given the bytes.
  */
 function decodeEvent(type: EventType<unknown>, data: Uint8Array): unknown {
-  return type.decode(new ProtoReader(data) as unknown as Uint8Array);
+  const known = readsProtoReader.get(type);
+  if (known === false) return type.decode(data);
+  const reader = new ProtoReader(data);
+  if (known === true || data.length === 0) return type.decode(reader as unknown as Uint8Array);
+  // First payload of this type: a decode that did not consume the reader (or failed on it, as
+  // a foreign runtime's reader does on an object that is not bytes) is retried with the bytes;
+  // if those decode, the type is given bytes from now on. Undecodable bytes throw from there.
+  let event: unknown;
+  try {
+    event = type.decode(reader as unknown as Uint8Array);
+    if (reader.pos === data.length) {
+      readsProtoReader.set(type, true);
+      return event;
+    }
+  } catch {}
+  event = type.decode(data);
+  readsProtoReader.set(type, false);
+  return event;
 }
 
 /** The delivery's headers, read in one pass the first time they are needed. */

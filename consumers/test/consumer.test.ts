@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
-import { DeadLetterHeaders, EventHeaders } from "@jetkit/contracts";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
+import { DeadLetterHeaders, EventHeaders, type EventType } from "@jetkit/contracts";
 import { OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/events";
 import { pino } from "pino";
 import {
@@ -98,6 +99,32 @@ describe("consumer: delivery, failures, dead letters", () => {
       },
     );
     assert.equal(logger.level, "info");
+  });
+
+  it("decodes events of generated code built against another copy of @bufbuild/protobuf", async () => {
+    // ts-proto's decode reads a reader only when it is an instanceof its own BinaryReader import;
+    // with another copy of the runtime it wraps any other reader in a new one of no bytes (here:
+    // the same code path, given jetkit's reader, which is not a Uint8Array).
+    const Foreign: EventType<OrderFulfillmentCompleted> = {
+      ...OrderFulfillmentCompleted,
+      decode: (input: Uint8Array) =>
+        OrderFulfillmentCompleted.decode(
+          input instanceof Uint8Array ? input : new BinaryReader(input as unknown as Uint8Array),
+        ),
+    };
+    const c = await consumer("foreign-runtime", { events: [Foreign] });
+    const got: string[] = [];
+    c.on(Foreign, (e) => {
+      got.push(e.orderId);
+    });
+    await c.start();
+    const sent = [completed(), completed()];
+    for (const e of sent) await publishRaw(env.js, OrderFulfillmentCompleted, e);
+    await until(() => got.length === 2, 10_000, "both events handled");
+    assert.deepEqual(
+      got,
+      sent.map((e) => e.orderId),
+    );
   });
 
   it("handles every event once with the idempotency store, also a duplicate with another Nats-Msg-Id", async () => {
