@@ -625,6 +625,24 @@ class JetkitConsumer implements Consumer {
     // A new consumer leader (after a node died or stepped down) has none of the pull requests the
     // old one held: pull again at once instead of waiting for two missed heartbeats (~2 x
     // pullExpiresMs / 2). Every process of the durable re-pulls its own, so no queue group.
+    // A group reads through an ephemeral ordered consumer, which dies with the stream leader's node
+    // when that node dies: read again as soon as the stream has a new leader, instead of after two
+    // missed heartbeats (~pullExpiresMs: 5 s, seen in drill leader-kill-group as the SDKs' share).
+    for (const b of this.#bindings) {
+      const group = b.group;
+      if (!group) continue;
+      this.#advisorySubs.push(
+        this.#nc.subscribe(`$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.${b.stream}`, {
+          callback: (err) => {
+            if (err) {
+              this.#log.warn({ err, stream: b.stream }, "stream leader elected advisory subscription failed");
+              return;
+            }
+            if (this.#state === "running") group.reader.restart("stream leader elected");
+          },
+        }),
+      );
+    }
     for (const b of this.#bindings) {
       if (b.group) continue;
       this.#advisorySubs.push(
