@@ -89,6 +89,9 @@ export interface PublishOptions {
   delayMs?: number;
 }
 
+/** How far in the past `deliverAt` may lie (a delay of 0, clocks a little apart): delivered at once. */
+const SCHEDULE_PAST_TOLERANCE_MS = 1000;
+
 /** An already-encoded event for {@link Producer.publishEncoded}: name it by `type` or by `subject`. */
 export interface EncodedEvent extends PublishOptions {
   /** Fully-qualified message name, e.g. `shop.order.v1.OrderFulfillmentCompleted`. */
@@ -451,6 +454,31 @@ export class Producer {
         details: { option: "deliverAt", subject: spec.subject },
       });
     }
+    // A time more than a second ago is a mistake (a clock, a unit), not a wish to deliver now.
+    const late = Date.now() - at.getTime();
+    if (late > SCHEDULE_PAST_TOLERANCE_MS) {
+      throw new JetkitError(
+        ProducerErrorCodes.OPTIONS,
+        `deliverAt ${at.toISOString()} is ${Math.round(late / 1000)} s in the past: schedule a future time, or publish without deliverAt/delayMs to deliver now.`,
+        { details: { option: "deliverAt", subject: spec.subject, deliverAt: at.toISOString() } },
+      );
+    }
+    // The schedule waits in the stream: one that outlives the stream's max age expires unfired.
+    const ahead = at.getTime() - Date.now();
+    if (stream && stream.maxAgeMs > 0 && ahead >= stream.maxAgeMs) {
+      throw new JetkitError(
+        ProducerErrorCodes.OPTIONS,
+        `deliverAt ${at.toISOString()} is ${Math.round(ahead / 1000)} s ahead, beyond stream ${stream.name}'s max_age of ${Math.round(stream.maxAgeMs / 1000)} s: the schedule would expire before it fires. Schedule sooner, or raise max_age on the stream's (jetkit.v1.stream) option and apply the streams.`,
+        {
+          details: {
+            option: "deliverAt",
+            subject: spec.subject,
+            stream: stream.name,
+            maxAgeMs: stream.maxAgeMs,
+          },
+        },
+      );
+    }
     const scheduleSubject = `${spec.subject}.scheduled.${msgId}`;
     if (!stream?.allowMsgSchedules || !stream.subjects.some((s) => subjectMatches(s, scheduleSubject))) {
       throw new JetkitError(
@@ -460,7 +488,7 @@ export class Producer {
       );
     }
     // The schedule message waits on its own subject; the server publishes its body and headers to
-    // the target at the time (a past time: at once). The event's TTL applies to what it publishes.
+    // the target at the time (within the tolerance above, a time just passed: at once). The event's TTL applies to what it publishes.
     headers.push(["Nats-Schedule", `@at ${at.toISOString()}`]);
     headers.push(["Nats-Schedule-Target", spec.subject]);
     if (ttl) headers.push(["Nats-Schedule-TTL", ttl]);

@@ -99,4 +99,32 @@ describe("producer: scheduled and expiring events (streams applied from the cont
     );
     assert.equal((await jsm.streams.info("ORDER")).state.messages, before, "nothing was sent");
   });
+
+  it("refuses a schedule in the past or beyond the stream's max age, naming the fix, and sends nothing", async () => {
+    const jsm = await jetstreamManager(admin);
+    const before = (await jsm.streams.info("CUSTOMER")).state.messages;
+    await assert.rejects(
+      producer.publish(CustomerCheckoutInitiated, checkoutInitiated(), {
+        deliverAt: new Date(Date.now() - 60_000),
+      }),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, "JK_PRODUCER_OPTIONS");
+        assert.match(err.message, /s in the past: schedule a future time, or publish without deliverAt/);
+        return true;
+      },
+    );
+    // CUSTOMER keeps messages 30 days: a schedule 31 days ahead would expire unfired.
+    await assert.rejects(
+      producer.publish(CustomerCheckoutInitiated, checkoutInitiated(), { delayMs: 31 * 86_400_000 }),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, "JK_PRODUCER_OPTIONS");
+        assert.match(
+          err.message,
+          /beyond stream CUSTOMER's max_age of 2592000 s.*Schedule sooner, or raise max_age/,
+        );
+        return true;
+      },
+    );
+    assert.equal((await jsm.streams.info("CUSTOMER")).state.messages, before, "nothing was sent");
+  });
 });

@@ -1,6 +1,8 @@
 package jetkit
 
 import (
+	"time"
+
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -19,6 +21,14 @@ type Event struct {
 	Stream string
 	// PartitionKey is the proto name of the string field that keys the event, or "".
 	PartitionKey string
+	// TTL is the contract's lifetime of the event in its stream (Nats-TTL), or 0.
+	TTL time.Duration
+	// StreamSubjects, StreamMaxAge, AllowMsgTTL and AllowMsgSchedules are the stream's
+	// (jetkit.v1.stream) options that per-message TTLs and schedules depend on.
+	StreamSubjects    []string
+	StreamMaxAge      time.Duration
+	AllowMsgTTL       bool
+	AllowMsgSchedules bool
 	// Descriptor is the message descriptor of the event.
 	Descriptor protoreflect.MessageDescriptor
 }
@@ -80,16 +90,21 @@ func eventOfDescriptor(md protoreflect.MessageDescriptor) (Event, error) {
 			"%s has no (jetkit.v1.event) option, so it is not an event; only event messages can be published", md.FullName())
 	}
 	ev := proto.GetExtension(opts, jetkitv1.E_Event).(*jetkitv1.EventOptions)
-	stream := ""
+	so := &jetkitv1.StreamOptions{}
 	if fo, _ := md.ParentFile().Options().(*descriptorpb.FileOptions); fo != nil && proto.HasExtension(fo, jetkitv1.E_Stream) {
-		stream = proto.GetExtension(fo, jetkitv1.E_Stream).(*jetkitv1.StreamOptions).GetName()
+		so = proto.GetExtension(fo, jetkitv1.E_Stream).(*jetkitv1.StreamOptions)
 	}
 	return Event{
-		Type:         string(md.FullName()),
-		Subject:      ev.GetSubject(),
-		Stream:       stream,
-		PartitionKey: ev.GetPartitionKey(),
-		Descriptor:   md,
+		Type:              string(md.FullName()),
+		Subject:           ev.GetSubject(),
+		Stream:            so.GetName(),
+		PartitionKey:      ev.GetPartitionKey(),
+		TTL:               ev.GetTtl().AsDuration(),
+		StreamSubjects:    so.GetSubjects(),
+		StreamMaxAge:      so.GetMaxAge().AsDuration(),
+		AllowMsgTTL:       so.GetAllowMsgTtl(),
+		AllowMsgSchedules: so.GetAllowMsgSchedules(),
+		Descriptor:        md,
 	}, nil
 }
 

@@ -30,6 +30,13 @@ const (
 	// with the same msg id within the stream's duplicate window; an ack with Duplicate=true
 	// means it was stored. Never used for a refusal.
 	CodeOutcomeUnknown = "JK_PRODUCER_OUTCOME_UNKNOWN"
+	// CodeProducerOptions: a publish option is invalid (a TTL under 1 s, a delivery time in the
+	// past or beyond the stream's max age); nothing was sent.
+	CodeProducerOptions = "JK_PRODUCER_OPTIONS"
+	// CodeUnsupported: a publish asked for a TTL or a delivery time its stream does not allow
+	// (allow_msg_ttl / allow_msg_schedules, or subjects that do not capture <subject>.scheduled.>);
+	// nothing was sent.
+	CodeUnsupported = "JK_PRODUCER_UNSUPPORTED"
 	// CodeConsumerConfig: an option of a consumer group member is invalid (the same code as
 	// @jetkit/consumers).
 	CodeConsumerConfig = "JK_CONSUMER_CONFIG"

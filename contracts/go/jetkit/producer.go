@@ -2,6 +2,9 @@ package jetkit
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -43,7 +46,21 @@ type PublishOptions struct {
 	// Traceparent and Tracestate continue a W3C trace (e.g. Delivery.Trace.String() of the
 	// event being handled, or the span context of your OpenTelemetry span).
 	Traceparent, Tracestate string
+	// TTL is the event's lifetime in its stream (Nats-TTL, whole seconds, at least 1 s): removed
+	// after it, delivered or not. Default: the contract's ttl. Needs allow_msg_ttl on the stream.
+	TTL time.Duration
+	// DeliverAt delivers the event at this time instead of now (a nats-server message schedule):
+	// it waits in the stream on <subject>.scheduled.<msg id> and the server publishes it to its
+	// subject then. The ack is the schedule's; CancelScheduled cancels it. Needs
+	// allow_msg_schedules and stream subjects that capture <subject>.scheduled.>.
+	DeliverAt time.Time
+	// Delay is DeliverAt as a duration from now.
+	Delay time.Duration
 }
+
+// schedulePastTolerance is how far in the past DeliverAt may lie (a Delay of 0, clocks a little
+// apart): delivered at once. Further back is a mistake, refused (the same rule as TypeScript).
+const schedulePastTolerance = time.Second
 
 // Published is JetStream's acknowledgement of one event.
 type Published struct {
@@ -110,6 +127,9 @@ func (p *Producer) publish(ctx context.Context, ev Event, payload []byte, key st
 		Traceparent: o.Traceparent, Tracestate: o.Tracestate, MsgID: o.MsgID,
 	})
 	msg := &nats.Msg{Subject: ev.Subject, Header: NatsHeader(hs), Data: payload}
+	if err := timing(ev, o, msg); err != nil {
+		return Published{}, err
+	}
 	ack, err := p.publishWithRetry(ctx, ev, msg)
 	if err != nil {
 		return Published{}, err
@@ -118,4 +138,113 @@ func (p *Producer) publish(ctx context.Context, ev Event, payload []byte, key st
 		Subject: ev.Subject, Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate,
 		ID: o.ID, MsgID: msg.Header.Get(HeaderMsgID),
 	}, nil
+}
+
+// timing applies a publish's TTL and delivery time to msg (its subject and the Nats-TTL /
+// Nats-Schedule headers), or says why the stream cannot take them; nothing is sent then.
+func timing(ev Event, o PublishOptions, msg *nats.Msg) error {
+	ttl := o.TTL
+	if ttl == 0 {
+		ttl = ev.TTL
+	}
+	at := o.DeliverAt
+	if at.IsZero() && o.Delay != 0 {
+		at = time.Now().Add(o.Delay)
+	}
+	if ttl == 0 && at.IsZero() {
+		return nil
+	}
+	ttlHeader := ""
+	if ttl != 0 {
+		if ttl < time.Second {
+			return newError(CodeProducerOptions, nil, "TTL must be at least 1s (the server counts whole seconds), got %s", ttl)
+		}
+		if !ev.AllowMsgTTL {
+			return newError(CodeUnsupported, nil,
+				"%s cannot be published with a TTL: stream %s does not allow per-message TTLs. Set allow_msg_ttl: true on its (jetkit.v1.stream) option and apply the streams, or publish without TTL",
+				ev.Type, ev.Stream)
+		}
+		ttlHeader = fmt.Sprintf("%ds", int64((ttl+time.Second-1)/time.Second))
+	}
+	if at.IsZero() {
+		msg.Header.Set("Nats-TTL", ttlHeader)
+		return nil
+	}
+	if late := time.Since(at); late > schedulePastTolerance {
+		return newError(CodeProducerOptions, nil,
+			"DeliverAt %s is %d s in the past: schedule a future time, or publish without DeliverAt/Delay to deliver now",
+			at.UTC().Format(time.RFC3339), int64(late/time.Second))
+	}
+	if ahead := time.Until(at); ev.StreamMaxAge > 0 && ahead >= ev.StreamMaxAge {
+		return newError(CodeProducerOptions, nil,
+			"DeliverAt %s is %d s ahead, beyond stream %s's max_age of %d s: the schedule would expire before it fires. Schedule sooner, or raise max_age on the stream's (jetkit.v1.stream) option and apply the streams",
+			at.UTC().Format(time.RFC3339), int64(ahead/time.Second), ev.Stream, int64(ev.StreamMaxAge/time.Second))
+	}
+	scheduled := scheduleSubject(ev, msg.Header.Get(HeaderMsgID))
+	captured := false
+	for _, s := range ev.StreamSubjects {
+		if subjectMatches(s, scheduled) {
+			captured = true
+		}
+	}
+	if !ev.AllowMsgSchedules || !captured {
+		why := "does not allow message schedules"
+		if ev.AllowMsgSchedules {
+			why = fmt.Sprintf("does not capture %s.scheduled.> (its subjects: %s)", ev.Subject, strings.Join(ev.StreamSubjects, ", "))
+		}
+		return newError(CodeUnsupported, nil,
+			"%s cannot be scheduled: stream %s %s. Set allow_msg_schedules: true on its (jetkit.v1.stream) option with subjects that capture <subject>.scheduled.>, apply the streams, or publish without DeliverAt/Delay",
+			ev.Type, ev.Stream, why)
+	}
+	// The schedule waits on its own subject; at its time the server publishes its body and
+	// headers to the target. The event's TTL applies to what it publishes.
+	msg.Subject = scheduled
+	msg.Header.Set("Nats-Schedule", "@at "+at.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+	msg.Header.Set("Nats-Schedule-Target", ev.Subject)
+	if ttlHeader != "" {
+		msg.Header.Set("Nats-Schedule-TTL", ttlHeader)
+	}
+	return nil
+}
+
+// scheduleSubject is where a scheduled event waits: <subject>.scheduled.<msg id>.
+func scheduleSubject(ev Event, msgID string) string { return ev.Subject + ".scheduled." + msgID }
+
+// CancelScheduled cancels an event published with DeliverAt/Delay that was not delivered yet.
+// True when it was cancelled; false when there was nothing to cancel (delivered already,
+// cancelled, or never scheduled).
+func (p *Producer) CancelScheduled(ctx context.Context, ev Event, msgID string) (bool, error) {
+	req, _ := json.Marshal(map[string]string{"filter": scheduleSubject(ev, msgID)})
+	m, err := p.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.PURGE."+ev.Stream, req)
+	if err != nil {
+		return false, newError(CodeOutcomeUnknown, err, "could not cancel scheduled %s %s: no answer from stream %s; call again", ev.Type, msgID, ev.Stream)
+	}
+	var r struct {
+		Purged uint64 `json:"purged"`
+		Error  *struct {
+			Description string `json:"description"`
+			ErrCode     int    `json:"err_code"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &r); err != nil {
+		return false, newError(CodeRejected, err, "could not cancel scheduled %s %s: unreadable answer", ev.Type, msgID)
+	}
+	if r.Error != nil {
+		return false, newError(CodeRejected, nil, "could not cancel scheduled %s %s: %s (%d)", ev.Type, msgID, r.Error.Description, r.Error.ErrCode)
+	}
+	return r.Purged > 0, nil
+}
+
+// subjectMatches reports whether subject is matched by pattern (NATS wildcards * and >).
+func subjectMatches(pattern, subject string) bool {
+	ps, ss := strings.Split(pattern, "."), strings.Split(subject, ".")
+	for i, p := range ps {
+		if p == ">" {
+			return i < len(ss)
+		}
+		if i >= len(ss) || (p != "*" && p != ss[i]) {
+			return false
+		}
+	}
+	return len(ps) == len(ss)
 }

@@ -2,6 +2,7 @@
 //! stream and partition key come from the `(jetkit.v1.event)` and `(jetkit.v1.stream)` options.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::error::{Error, Result, codes};
 use crate::protowire::{bytes_field, fields, string_field, varint_field};
@@ -25,6 +26,31 @@ pub struct Event {
     pub partition_key: Option<String>,
     /// Field number of the partition key field, to read its value from an encoded event.
     pub partition_key_number: Option<u32>,
+    /// The contract's lifetime of the event in its stream (`Nats-TTL`), if any.
+    pub ttl: Option<Duration>,
+    /// The stream's subjects, max age and the options per-message TTLs and schedules need.
+    pub stream_subjects: Vec<String>,
+    pub stream_max_age: Option<Duration>,
+    pub allow_msg_ttl: bool,
+    pub allow_msg_schedules: bool,
+}
+
+/// The stream options of one file (`(jetkit.v1.stream)`), as the events of the file share them.
+#[derive(Default, Clone)]
+struct StreamInfo {
+    name: String,
+    subjects: Vec<String>,
+    max_age: Option<Duration>,
+    allow_msg_ttl: bool,
+    allow_msg_schedules: bool,
+}
+
+/// A google.protobuf.Duration (seconds 1, nanos 2), None when absent or zero.
+fn duration(buf: Option<&[u8]>) -> Option<Duration> {
+    let b = buf?;
+    let secs = varint_field(b, 1).unwrap_or(0);
+    let nanos = varint_field(b, 2).unwrap_or(0) as u32;
+    Some(Duration::new(secs, nanos)).filter(|d| !d.is_zero())
 }
 
 impl Event {
@@ -86,7 +112,19 @@ pub fn load(image: &[u8]) -> Result<Vec<Event>> {
         let package = string_field(file, 2);
         let stream = bytes_field(file, 8)
             .and_then(|opts| bytes_field(opts, EXT_STREAM))
-            .map(|s| string_field(s, 1))
+            .map(|s| StreamInfo {
+                name: string_field(s, 1),
+                subjects: fields(s)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|f| f.number == 2)
+                    .filter_map(|f| f.bytes)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .collect(),
+                max_age: duration(bytes_field(s, 6)),
+                allow_msg_ttl: varint_field(s, 12) == Some(1),
+                allow_msg_schedules: varint_field(s, 13) == Some(1),
+            })
             .unwrap_or_default();
         for msg in fields(file)
             .ok_or_else(invalid)?
@@ -99,7 +137,7 @@ pub fn load(image: &[u8]) -> Result<Vec<Event>> {
     Ok(out)
 }
 
-fn collect(msg: &[u8], scope: &str, stream: &str, out: &mut Vec<Event>) {
+fn collect(msg: &[u8], scope: &str, stream: &StreamInfo, out: &mut Vec<Event>) {
     let type_name = format!("{scope}.{}", string_field(msg, 1));
     if let Some(ev) = bytes_field(msg, 7).and_then(|opts| bytes_field(opts, EXT_EVENT)) {
         let key = Some(string_field(ev, 2)).filter(|k| !k.is_empty());
@@ -115,9 +153,14 @@ fn collect(msg: &[u8], scope: &str, stream: &str, out: &mut Vec<Event>) {
         out.push(Event {
             type_name: type_name.clone(),
             subject: string_field(ev, 1),
-            stream: stream.to_string(),
+            stream: stream.name.clone(),
             partition_key: key,
             partition_key_number: key_number,
+            ttl: duration(bytes_field(ev, 3)),
+            stream_subjects: stream.subjects.clone(),
+            stream_max_age: stream.max_age,
+            allow_msg_ttl: stream.allow_msg_ttl,
+            allow_msg_schedules: stream.allow_msg_schedules,
         });
     }
     for nested in fields(msg)

@@ -26,6 +26,13 @@ pub mod codes {
     /// again with the same id / msg id within the stream's duplicate window; an ack with
     /// `duplicate == true` means it was stored. Never used for a refusal.
     pub const OUTCOME_UNKNOWN: &str = "JK_PRODUCER_OUTCOME_UNKNOWN";
+    /// A publish option is invalid (a TTL under 1 s, a delivery time in the past or beyond the
+    /// stream's max age); nothing was sent.
+    pub const PRODUCER_OPTIONS: &str = "JK_PRODUCER_OPTIONS";
+    /// A publish asked for a TTL or a delivery time its stream does not allow (`allow_msg_ttl` /
+    /// `allow_msg_schedules`, or subjects that do not capture `<subject>.scheduled.>`); nothing
+    /// was sent.
+    pub const UNSUPPORTED: &str = "JK_PRODUCER_UNSUPPORTED";
     /// An option of a consumer group member is invalid (the same code as the TypeScript and Go
     /// members).
     pub const CONSUMER_CONFIG: &str = "JK_CONSUMER_CONFIG";

@@ -69,6 +69,143 @@ pub struct PublishOptions {
     /// When to stop retrying and report [`codes::OUTCOME_UNKNOWN`]; the producer's timeout from
     /// the call when None.
     pub deadline: Option<Instant>,
+    /// The event's lifetime in its stream (`Nats-TTL`, whole seconds, at least 1 s); the
+    /// contract's `ttl` when None. Needs `allow_msg_ttl` on the stream.
+    pub ttl: Option<Duration>,
+    /// Deliver the event at this time instead of now (a nats-server message schedule): it waits
+    /// on `<subject>.scheduled.<msg id>` and the server publishes it to its subject then; the ack
+    /// is the schedule's; [`Producer::cancel_scheduled`] cancels it. Needs `allow_msg_schedules`
+    /// and stream subjects that capture `<subject>.scheduled.>`.
+    pub deliver_at: Option<SystemTime>,
+    /// `deliver_at` as a delay from now.
+    pub delay: Option<Duration>,
+}
+
+/// How far in the past `deliver_at` may lie (a delay of 0, clocks a little apart): delivered at
+/// once. Further back is a mistake, refused (the same rule as TypeScript and Go).
+const SCHEDULE_PAST_TOLERANCE: Duration = Duration::from_secs(1);
+
+/// Where a scheduled event waits: `<subject>.scheduled.<msg id>`.
+fn schedule_subject(event: &Event, msg_id: &str) -> String {
+    format!("{}.scheduled.{msg_id}", event.subject)
+}
+
+/// Whether `pattern` (NATS wildcards `*` and `>`) matches `subject`.
+fn subject_matches(pattern: &str, subject: &str) -> bool {
+    let (ps, ss): (Vec<&str>, Vec<&str>) =
+        (pattern.split('.').collect(), subject.split('.').collect());
+    for (i, p) in ps.iter().enumerate() {
+        if *p == ">" {
+            return i < ss.len();
+        }
+        if i >= ss.len() || (*p != "*" && *p != ss[i]) {
+            return false;
+        }
+    }
+    ps.len() == ss.len()
+}
+
+/// The subject and the `Nats-TTL` / `Nats-Schedule` headers a publish asks for, or why its
+/// stream cannot take them (nothing is sent then).
+fn timing(
+    event: &Event,
+    ttl: Option<Duration>,
+    deliver_at: Option<SystemTime>,
+    delay: Option<Duration>,
+    msg_id: &str,
+) -> Result<(String, Vec<(String, String)>)> {
+    let ttl = ttl.or(event.ttl);
+    let at = deliver_at.or_else(|| delay.map(|d| SystemTime::now() + d));
+    let mut headers = Vec::new();
+    let mut ttl_header = None;
+    if let Some(ttl) = ttl {
+        if ttl < Duration::from_secs(1) {
+            return Err(Error::new(
+                codes::PRODUCER_OPTIONS,
+                format!("ttl must be at least 1s (the server counts whole seconds), got {ttl:?}"),
+            ));
+        }
+        if !event.allow_msg_ttl {
+            return Err(Error::new(
+                codes::UNSUPPORTED,
+                format!(
+                    "{} cannot be published with a TTL: stream {} does not allow per-message TTLs. Set allow_msg_ttl: true on its (jetkit.v1.stream) option and apply the streams, or publish without ttl",
+                    event.type_name, event.stream
+                ),
+            ));
+        }
+        ttl_header = Some(format!(
+            "{}s",
+            ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0)
+        ));
+    }
+    let Some(at) = at else {
+        if let Some(t) = ttl_header {
+            headers.push(("Nats-TTL".to_string(), t));
+        }
+        return Ok((event.subject.clone(), headers));
+    };
+    let now = SystemTime::now();
+    if let Ok(late) = now.duration_since(at) {
+        if late > SCHEDULE_PAST_TOLERANCE {
+            return Err(Error::new(
+                codes::PRODUCER_OPTIONS,
+                format!(
+                    "deliver_at {} is {} s in the past: schedule a future time, or publish without deliver_at/delay to deliver now",
+                    format_time(at),
+                    late.as_secs()
+                ),
+            ));
+        }
+    }
+    if let (Some(max_age), Ok(ahead)) = (event.stream_max_age, at.duration_since(now)) {
+        if ahead >= max_age {
+            return Err(Error::new(
+                codes::PRODUCER_OPTIONS,
+                format!(
+                    "deliver_at {} is {} s ahead, beyond stream {}'s max_age of {} s: the schedule would expire before it fires. Schedule sooner, or raise max_age on the stream's (jetkit.v1.stream) option and apply the streams",
+                    format_time(at),
+                    ahead.as_secs(),
+                    event.stream,
+                    max_age.as_secs()
+                ),
+            ));
+        }
+    }
+    let scheduled = schedule_subject(event, msg_id);
+    let captured = event
+        .stream_subjects
+        .iter()
+        .any(|s| subject_matches(s, &scheduled));
+    if !event.allow_msg_schedules || !captured {
+        let why = if event.allow_msg_schedules {
+            format!(
+                "does not capture {}.scheduled.> (its subjects: {})",
+                event.subject,
+                event.stream_subjects.join(", ")
+            )
+        } else {
+            "does not allow message schedules".to_string()
+        };
+        return Err(Error::new(
+            codes::UNSUPPORTED,
+            format!(
+                "{} cannot be scheduled: stream {} {why}. Set allow_msg_schedules: true on its (jetkit.v1.stream) option with subjects that capture <subject>.scheduled.>, apply the streams, or publish without deliver_at/delay",
+                event.type_name, event.stream
+            ),
+        ));
+    }
+    // The schedule waits on its own subject; at its time the server publishes its body and
+    // headers to the target. The event's TTL applies to what it publishes.
+    headers.push((
+        "Nats-Schedule".to_string(),
+        format!("@at {}", format_time(at)),
+    ));
+    headers.push(("Nats-Schedule-Target".to_string(), event.subject.clone()));
+    if let Some(t) = ttl_header {
+        headers.push(("Nats-Schedule-TTL".to_string(), t));
+    }
+    Ok((scheduled, headers))
 }
 
 /// JetStream's acknowledgement of one event.
@@ -100,6 +237,43 @@ impl Producer {
         self
     }
 
+    /// Cancels an event published with `deliver_at`/`delay` that was not delivered yet: true when
+    /// it was cancelled, false when there was nothing to cancel (delivered already, cancelled,
+    /// or never scheduled).
+    pub async fn cancel_scheduled(&self, event: &Event, msg_id: &str) -> Result<bool> {
+        let filter = schedule_subject(event, msg_id);
+        let answer: serde_json::Value = self
+            .js
+            .request(
+                format!("STREAM.PURGE.{}", event.stream),
+                &serde_json::json!({ "filter": filter }),
+            )
+            .await
+            .map_err(|e| {
+                Error::new(
+                    codes::OUTCOME_UNKNOWN,
+                    format!(
+                        "could not cancel scheduled {} {msg_id}: no answer from stream {} ({e}); call again",
+                        event.type_name, event.stream
+                    ),
+                )
+            })?;
+        if let Some(err) = answer.get("error") {
+            return Err(Error::new(
+                codes::REJECTED,
+                format!(
+                    "could not cancel scheduled {} {msg_id}: {} ({})",
+                    event.type_name,
+                    err.get("description")
+                        .and_then(|d| d.as_str())
+                        .unwrap_or("refused"),
+                    err.get("err_code").and_then(|c| c.as_u64()).unwrap_or(0)
+                ),
+            ));
+        }
+        Ok(answer.get("purged").and_then(|n| n.as_u64()).unwrap_or(0) > 0)
+    }
+
     /// Encodes `event` and publishes it on its contract's subject.
     pub async fn publish<T: EventMessage>(
         &self,
@@ -120,7 +294,9 @@ impl Producer {
     ) -> Result<Published> {
         let id = opts.id.unwrap_or_else(new_id);
         let msg_id = opts.msg_id.unwrap_or_else(|| id.clone());
-        let headers = event_headers(&HeaderInput {
+        let (subject, timing_headers) =
+            timing(event, opts.ttl, opts.deliver_at, opts.delay, &msg_id)?;
+        let mut headers = event_headers(&HeaderInput {
             id: id.clone(),
             type_name: event.type_name.clone(),
             source: self.source.clone(),
@@ -132,13 +308,14 @@ impl Producer {
             tracestate: opts.tracestate,
             msg_id: Some(msg_id.clone()),
         });
+        headers.extend(timing_headers);
         let what = format!("{} on {} (msg id {msg_id})", event.type_name, event.subject);
         let deadline = opts
             .deadline
             .unwrap_or_else(|| Instant::now() + self.timeout);
         let ack = self
             .send_until_answered(
-                &event.subject,
+                &subject,
                 header_map(&headers)?,
                 payload.into(),
                 deadline,

@@ -49,6 +49,7 @@ impl Server {
     }
 
     /// A 3-node JetStream cluster.
+    #[allow(dead_code)] // each test file compiles this module; not every one starts a cluster
     pub fn cluster() -> Vec<Server> {
         // Reserved by listening, released just before the servers start: another process may
         // take one in between, which fails the test at start-up rather than in its assertions.
