@@ -143,6 +143,7 @@ const run: CommandDef = {
       ctx.stdout.write(`report: ${report.files.markdown}\n        ${report.files.html}\n`);
     }
     if (ctx.signal.aborted) return ExitCode.INTERRUPTED;
+    if (ctx.signal.aborted) return ExitCode.INTERRUPTED; // Ctrl-C: rolled back, report written
     if (report.outcome === "error") return ExitCode.UNAVAILABLE;
     return report.held ? ExitCode.OK : ExitCode.FAILED;
   },
