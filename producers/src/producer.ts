@@ -16,6 +16,9 @@ import { connect, type MsgHdrs, type NatsConnection } from "@nats-io/transport-n
 import { SpanStatusCode } from "@opentelemetry/api";
 import { type Logger, pino } from "pino";
 import { AckInbox } from "./acks.js";
+import { type AtomicAck, DEFAULT_MAX_ATOMIC_BATCH, sendAtomic } from "./atomic.js";
+import type { BatchContext, BatchMessage } from "./batch.js";
+import { serverAtLeast } from "./batch.js";
 import { type BreakerChange, type BreakerState, CircuitBreaker } from "./breaker.js";
 import {
   brokerAnswered,
@@ -28,7 +31,7 @@ import {
   toProducerError,
   wrongStream,
 } from "./errors.js";
-import { checkExtraHeaders, isoNow, toMsgHdrs } from "./headers.js";
+import { checkExtraHeaders, type EncodedHeaders, isoNow, toMsgHdrs } from "./headers.js";
 import { InFlightWindow } from "./in-flight.js";
 import {
   type BreakerOptions,
@@ -106,6 +109,28 @@ export interface PublishAck {
   readonly attempts: number;
 }
 
+/** One event of an atomic batch ({@link Producer.publishAtomic}). */
+export interface AtomicEvent<T = unknown> {
+  /** The contract type (the ts-proto generated const). */
+  type: EventType<T>;
+  event: T;
+  /**
+   * Per-event options. `expect.lastSequence` only on the first event (checked against the stream
+   * before the batch); `expect.lastMsgId` is not supported in atomic batches.
+   */
+  opts?: PublishOptions;
+}
+
+/** Collects the events of an atomic batch; {@link commit} publishes them all or none. */
+export interface Transaction {
+  /** Adds an event (validated at once: a broken event throws here, nothing is sent). */
+  add<T>(Type: EventType<T>, event: T, opts?: PublishOptions): Transaction;
+  /** Events added so far. */
+  readonly size: number;
+  /** Publishes the events as one atomic batch (see {@link Producer.publishAtomic}). */
+  commit(): Promise<AtomicAck>;
+}
+
 /** Options of {@link Producer.publishMany} / {@link Producer.publishEach}. */
 export interface PublishManyOptions<T> {
   /** Most events of this call unacknowledged at once (at most the producer's maxInFlight). Default: maxInFlight. */
@@ -137,6 +162,11 @@ interface Prepared {
   extra: [string, string][];
 }
 
+interface AtomicItem {
+  p: Prepared;
+  opts: PublishOptions;
+}
+
 /** A connected producer. Create one per service with {@link createProducer}; share it. */
 export class Producer {
   readonly name: string;
@@ -155,6 +185,9 @@ export class Producer {
   #closing: Promise<void> | undefined;
   #stats = { published: 0, duplicates: 0, retries: 0, failures: 0 };
   #serverProbe: { at: number; result: Promise<boolean> } | undefined;
+  readonly #maxAtomicBatch: number;
+  readonly #inboxPrefix: string | undefined;
+  #batchCtx: BatchContext | undefined;
 
   /** @internal use {@link createProducer} */
   constructor(nc: NatsConnection, opts: ProducerOptions, log: Logger) {
@@ -163,6 +196,8 @@ export class Producer {
     this.catalog = opts.catalog ?? getCatalog();
     this.#nc = nc;
     this.#acks = new AckInbox(nc, opts.connection?.inboxPrefix);
+    this.#inboxPrefix = opts.connection?.inboxPrefix;
+    this.#maxAtomicBatch = opts.maxAtomicBatch ?? DEFAULT_MAX_ATOMIC_BATCH;
     this.#log = log;
     this.#validator = opts.validate === false ? undefined : new ContractValidator(this.catalog);
     this.#retry = { ...DEFAULT_RETRY, ...opts.retry };
@@ -206,15 +241,238 @@ export class Producer {
   publish<T>(Type: EventType<T>, event: T, opts: PublishOptions = {}): Promise<PublishAck> {
     let prepared: Prepared;
     try {
-      const spec = this.catalog.byType(Type.$type);
-      const payload = this.#encode(Type, event);
-      // the ts-proto object is checked as is (compiled rules); bytes are decoded only to write an error
-      if (this.#validator) this.#validator.checkEvent(spec, event, () => payload);
-      prepared = { spec, payload, key: opts.key ?? this.#keyOf(spec, event), extra: [] };
+      prepared = this.#prepare(Type, event, opts);
     } catch (err) {
       return Promise.reject(this.#refused(err, this.catalog.findByType(Type.$type)?.subject));
     }
     return this.#send(prepared, opts);
+  }
+
+  /** Encodes and validates a typed event (throws the contract's error; nothing is sent). */
+  #prepare<T>(Type: EventType<T>, event: T, opts: PublishOptions): Prepared {
+    const spec = this.catalog.byType(Type.$type);
+    const payload = this.#encode(Type, event);
+    // the ts-proto object is checked as is (compiled rules); bytes are decoded only to write an error
+    if (this.#validator) this.#validator.checkEvent(spec, event, () => payload);
+    return { spec, payload, key: opts.key ?? this.#keyOf(spec, event), extra: [] };
+  }
+
+  /**
+   * Publishes `events` as one atomic batch (nats-server 2.12.1+, `allow_atomic` on the stream):
+   * the stream stores all of them, at consecutive sequences, or none; one outcome for the whole
+   * batch. All events must belong to one stream, at most `maxAtomicBatch` (1000, the server's
+   * default limit) of them. Every event keeps its own msgId, so a rerun is refused whole instead
+   * of storing anything twice. Failures: JK_PRODUCER_BATCH_EMPTY, _BATCH_STREAMS, _BATCH_TOO_LARGE,
+   * _UNSUPPORTED (nothing sent), a contract error (nothing sent), _EXPECTATION_FAILED or
+   * _REJECTED (nothing stored), _OUTCOME_UNKNOWN (stored whole or not at all, not known which).
+   */
+  publishAtomic(events: readonly AtomicEvent[]): Promise<AtomicAck> {
+    const items: AtomicItem[] = [];
+    for (const e of events) {
+      const opts = e.opts ?? {};
+      try {
+        items.push({ p: this.#prepare(e.type, e.event, opts), opts });
+      } catch (err) {
+        return Promise.reject(this.#refused(err, this.catalog.findByType(e.type.$type)?.subject));
+      }
+    }
+    return this.#publishAtomic(items);
+  }
+
+  /**
+   * A builder for an atomic batch: `producer.transaction().add(A, a).add(B, b).commit()` is
+   * `publishAtomic([{ type: A, event: a }, { type: B, event: b }])`, with each event checked
+   * against its type when added.
+   */
+  transaction(): Transaction {
+    const items: AtomicItem[] = [];
+    const tx: Transaction = {
+      add: <T>(Type: EventType<T>, event: T, opts: PublishOptions = {}) => {
+        try {
+          items.push({ p: this.#prepare(Type, event, opts), opts });
+        } catch (err) {
+          throw this.#refused(err, this.catalog.findByType(Type.$type)?.subject);
+        }
+        return tx;
+      },
+      get size() {
+        return items.length;
+      },
+      commit: () => this.#publishAtomic(items.splice(0)),
+    };
+    return tx;
+  }
+
+  async #publishAtomic(items: AtomicItem[]): Promise<AtomicAck> {
+    if (this.#closing) throw closedError();
+    const head = items[0]?.p.spec;
+    const subject = head?.subject ?? "unknown";
+    const stream = head?.stream ?? "unknown";
+    let msgs: BatchMessage[] = [];
+    let admitted = false;
+    const started = performance.now();
+    const { span, carrier } = this.#telemetry.startSend(
+      subject,
+      items[0]?.opts.msgId ?? "",
+      items.reduce((n, i) => n + i.p.payload.length, 0),
+      items[0]?.opts.correlationId ?? "",
+      head?.type ?? "unknown",
+    );
+    try {
+      msgs = this.#atomicMessages(items, carrier);
+      const waited = this.#window.acquire();
+      admitted = true;
+      if (waited) await waited;
+      const ack = await sendAtomic(this.#batchContext(), msgs);
+      const seconds = (performance.now() - started) / 1000;
+      this.#stats.published += ack.count;
+      if (ack.duplicate) this.#stats.duplicates += ack.count;
+      for (const m of msgs) this.#telemetry.published(m.spec.subject, seconds);
+      if (span.isRecording()) {
+        span.setAttributes({
+          [Attr.STREAM]: stream,
+          [Attr.SEQUENCE]: ack.lastSeq,
+          [Attr.DUPLICATE]: ack.duplicate,
+          [Attr.ATTEMPTS]: ack.attempts,
+          "messaging.batch.message_count": ack.count,
+        });
+      }
+      this.#log.debug(
+        { stream, batch_id: ack.batchId, count: ack.count, seq: ack.lastSeq, duplicate: ack.duplicate },
+        "atomic batch published",
+      );
+      return ack;
+    } catch (err) {
+      const e =
+        err instanceof JetkitError
+          ? err
+          : toProducerError(err, { subject, stream, msgId: msgs[0]?.msgId ?? "" });
+      this.#stats.failures++;
+      this.#telemetry.failed(subject, e.code, (performance.now() - started) / 1000);
+      span.setAttribute(Attr.ERROR_TYPE, e.code);
+      span.recordException(e);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
+      this.#log.error(
+        { stream, count: items.length, err: { code: e.code, message: e.message, ...e.details } },
+        "atomic batch failed",
+      );
+      throw e;
+    } finally {
+      span.end();
+      if (admitted) this.#window.release();
+    }
+  }
+
+  /**
+   * The messages of an atomic batch, after every check that needs no server: not empty, one
+   * stream that allows atomic batches, within the size limit, distinct msgIds, supported
+   * expectations, each event within the size limits. Throws (nothing sent) otherwise.
+   */
+  #atomicMessages(
+    items: AtomicItem[],
+    carrier: { traceparent?: string; tracestate?: string },
+  ): BatchMessage[] {
+    if (items.length === 0) {
+      throw new JetkitError(
+        ProducerErrorCodes.BATCH_EMPTY,
+        "the atomic batch has no events: add at least one (transaction().add(Type, event)) before committing.",
+      );
+    }
+    const stream = items[0]!.p.spec.stream;
+    const other = items.find((i) => i.p.spec.stream !== stream);
+    if (other) {
+      throw new JetkitError(
+        ProducerErrorCodes.BATCH_STREAMS,
+        `the atomic batch has events for streams ${stream} (${items[0]!.p.spec.type}) and ${other.p.spec.stream} (${other.p.spec.type}): a batch is atomic within one stream only. Split it into one batch per stream, or use the transactional outbox to publish to several streams from one database transaction.`,
+        { details: { streams: [...new Set(items.map((i) => i.p.spec.stream))] } },
+      );
+    }
+    if (items.length > this.#maxAtomicBatch) {
+      throw new JetkitError(
+        ProducerErrorCodes.BATCH_TOO_LARGE,
+        `the atomic batch has ${items.length} events, over the limit of ${this.#maxAtomicBatch} per batch (nats-server's max_batch_size, 1000 by default). Split it into smaller batches (each is atomic on its own), or raise max_batch_size on the server and maxAtomicBatch on the producer.`,
+        { details: { stream, count: items.length, limit: this.#maxAtomicBatch } },
+      );
+    }
+    const spec = this.catalog.stream(stream);
+    if (!spec?.allowAtomic) {
+      throw new JetkitError(
+        ProducerErrorCodes.UNSUPPORTED,
+        `stream ${stream} does not allow atomic batches by contract: set allow_atomic: true on its (jetkit.v1.stream) option and run 'jetkit streams apply', or publish the events one by one. Nothing was sent.`,
+        { details: { stream, feature: "allow_atomic" } },
+      );
+    }
+    if (!serverAtLeast(this.#nc, "2.12.1")) {
+      throw new JetkitError(
+        ProducerErrorCodes.UNSUPPORTED,
+        `nats-server ${this.#nc.info?.version ?? "?"} does not support atomic batches with message ids: 2.12.1 or later is needed. Nothing was sent.`,
+        { details: { stream, feature: "allow_atomic", server: this.#nc.info?.version } },
+      );
+    }
+    const ids = new Set<string>();
+    return items.map(({ p, opts }, index) => {
+      if (opts.expect?.lastMsgId !== undefined || (index > 0 && opts.expect?.lastSequence !== undefined)) {
+        throw new JetkitError(
+          ProducerErrorCodes.OPTIONS,
+          `event ${index} of the atomic batch sets expect.${opts.expect?.lastMsgId !== undefined ? "lastMsgId, which atomic batches do not support" : "lastSequence, which only the first event of an atomic batch may set"}. Use expect.lastSequence on the first event or expect.lastSubjectSequence.`,
+          { details: { index, option: "expect" } },
+        );
+      }
+      const msgId = opts.msgId ?? uuidv7();
+      if (ids.has(msgId)) {
+        throw new JetkitError(
+          ProducerErrorCodes.OPTIONS,
+          `two events of the atomic batch have msgId ${msgId}: each event needs its own (the stream would drop the copy and refuse the batch).`,
+          { details: { index, msgId } },
+        );
+      }
+      ids.add(msgId);
+      const timing = this.#timing(p, opts, msgId);
+      const headers = this.#headers(p, opts, msgId, carrier, timing.headers);
+      this.#checkSize({ subject: p.spec.subject, stream, msgId }, p.payload.length, headers.wireBytes + 96);
+      return { spec: p.spec, subject: timing.subject, payload: p.payload, headers, msgId };
+    });
+  }
+
+  /** The CloudEvents/NATS header block of one event (trace context from `carrier`). */
+  #headers(
+    p: Prepared,
+    opts: PublishOptions,
+    msgId: string,
+    carrier: { traceparent?: string; tracestate?: string },
+    timing: [string, string][],
+  ): EncodedHeaders {
+    const list = eventHeaders({
+      id: msgId,
+      type: p.spec.type,
+      source: this.source,
+      time: opts.time ?? isoNow(),
+      partitionKey: p.key,
+      correlationId: opts.correlationId ?? msgId,
+      causationId: opts.causationId,
+      traceparent: carrier.traceparent,
+      tracestate: carrier.tracestate,
+    });
+    if (p.extra.length > 0) list.splice(list.length - 1, 0, ...p.extra);
+    if (timing.length > 0) list.push(...timing);
+    const headers = toMsgHdrs(list);
+    if (opts.expect) setExpectations(headers, opts.expect);
+    return headers;
+  }
+
+  #batchContext(): BatchContext {
+    this.#batchCtx ??= {
+      nc: this.#nc,
+      acks: this.#acks,
+      log: this.#log,
+      retry: this.#retry,
+      breaker: this.#breaker,
+      inboxPrefix: this.#inboxPrefix,
+      judge: (err, probe) => this.#judgeBroker(err, probe),
+      closing: () => this.#closing !== undefined,
+      duplicateWindowMs: (stream) => this.catalog.stream(stream)?.duplicateWindowMs,
+    };
+    return this.#batchCtx;
   }
 
   /**
@@ -519,21 +777,7 @@ export class Producer {
     );
     let attempts = 0;
     try {
-      const list = eventHeaders({
-        id: msgId,
-        type: spec.type,
-        source: this.source,
-        time: opts.time ?? isoNow(),
-        partitionKey: p.key,
-        correlationId,
-        causationId: opts.causationId,
-        traceparent: carrier.traceparent,
-        tracestate: carrier.tracestate,
-      });
-      if (p.extra.length > 0) list.splice(list.length - 1, 0, ...p.extra);
-      if (timing.headers.length > 0) list.push(...timing.headers);
-      const headers = toMsgHdrs(list);
-      if (opts.expect) setExpectations(headers, opts.expect);
+      const headers = this.#headers(p, opts, msgId, carrier, timing.headers);
       this.#checkSize(ctx, payload.length, headers.wireBytes);
       let probe = admission.probe;
       for (;;) {
