@@ -31,6 +31,7 @@ import {
   toProducerError,
   wrongStream,
 } from "./errors.js";
+import { type FastFallback, type FastRead, fastPublish } from "./fast.js";
 import { checkExtraHeaders, type EncodedHeaders, isoNow, toMsgHdrs } from "./headers.js";
 import { InFlightWindow } from "./in-flight.js";
 import {
@@ -43,6 +44,9 @@ import {
 } from "./options.js";
 import { backoffDelay, sleep } from "./retry.js";
 import { Attr, ProducerTelemetry } from "./telemetry.js";
+
+/** How long publishMany publishes one by one on a stream whose server refused a fast-ingest batch. */
+const FAST_RECHECK_MS = 60_000;
 
 /** Optimistic-concurrency expectations checked by the stream before it stores the event. */
 export interface Expectations {
@@ -105,8 +109,15 @@ export interface PublishAck {
   readonly duplicate: boolean;
   readonly msgId: string;
   readonly subject: string;
-  /** Attempts it took (1 unless it was retried). */
+  /** Attempts it took (1 unless it was retried; for a fast-ingest batch, the batches it took). */
   readonly attempts: number;
+  /**
+   * Set when publishMany sent the event in a fast-ingest batch: the batch's id and the event's
+   * place in it. Such an ack says the event is in the stream (stored now, or already there under
+   * its msgId); the stream reports no per-event sequence (`seq` is 0) and drops duplicates
+   * without saying which (`duplicate` is false).
+   */
+  readonly batch?: { readonly id: string; readonly seq: number };
 }
 
 /** One event of an atomic batch ({@link Producer.publishAtomic}). */
@@ -137,6 +148,13 @@ export interface PublishManyOptions<T> {
   window?: number;
   /** Per-event publish options (e.g. a stable msgId so a rerun of the batch is deduplicated). */
   options?: (event: T, index: number) => PublishOptions;
+  /**
+   * Use the stream's fast-ingest batch publish (nats-server 2.14+) when its contract declares
+   * `allow_batched`: acks every few events instead of one per event, so each event's ack has no
+   * stream sequence (see {@link PublishAck.batch}). `false`: one publish per event, each with its
+   * own sequence and duplicate flag. Default: true.
+   */
+  fast?: boolean;
 }
 
 /** Counters of a producer, for tests, health checks and dashboards. */
@@ -188,6 +206,8 @@ export class Producer {
   readonly #maxAtomicBatch: number;
   readonly #inboxPrefix: string | undefined;
   #batchCtx: BatchContext | undefined;
+  /** Streams whose server refused a fast-ingest batch (allow_batched off), until when. */
+  readonly #fastOff = new Map<string, number>();
 
   /** @internal use {@link createProducer} */
   constructor(nc: NatsConnection, opts: ProducerOptions, log: Logger) {
@@ -524,47 +544,171 @@ export class Producer {
     opts: PublishManyOptions<T> = {},
   ): AsyncGenerator<PublishAck, void, undefined> {
     const window = Math.max(1, Math.min(opts.window ?? this.#window.limit, this.#window.limit));
-    type Settled = { ok: true; ack: PublishAck } | { ok: false; err: unknown };
-    const queue: Promise<Settled>[] = [];
     const it = Symbol.asyncIterator in events ? events[Symbol.asyncIterator]() : events[Symbol.iterator]();
-    let index = 0;
-    let acked = 0;
     let exhausted = false;
+    const next = async (): Promise<IteratorResult<T>> => {
+      const r = await it.next();
+      if (r.done) exhausted = true;
+      return r;
+    };
     try {
-      for (;;) {
-        while (!exhausted && queue.length < window) {
-          const next = await it.next();
-          if (next.done) {
-            exhausted = true;
-            break;
-          }
-          const o = opts.options?.(next.value, index) ?? {};
-          queue.push(
-            this.publish(Type, next.value, o).then(
-              (ack): Settled => ({ ok: true, ack }),
-              (err: unknown): Settled => ({ ok: false, err }),
-            ),
-          );
-          index++;
-        }
-        const head = queue.shift();
-        if (!head) return;
-        const settled = await head;
-        if (!settled.ok) {
-          await Promise.all(queue);
-          const cause = settled.err;
-          const code = cause instanceof JetkitError ? cause.code : "unknown";
-          throw new JetkitError(
-            ProducerErrorCodes.BATCH_FAILED,
-            `event ${acked} of the batch failed (${code}): ${(cause as Error).message ?? String(cause)} Events before it were acknowledged; events after it that were already in flight may be stored too: rerun with the same msgIds to publish the rest without duplicates.`,
-            { cause, details: { index: acked, acked, code } },
-          );
-        }
-        acked++;
-        yield settled.ack;
+      const spec = this.catalog.findByType(Type.$type);
+      if (spec && opts.fast !== false && this.#fastAllowed(spec.stream)) {
+        const end = yield* this.#fastEach(Type, spec, next, window, opts);
+        if (!end) return;
+        // the stream does not take fast batches: what it gave back, then the rest, one by one
+        this.#fastOff.set(spec.stream, Date.now() + FAST_RECHECK_MS);
+        const back = end.fallback.map((f) => f.raw as T);
+        const first = end.fallback[0]?.index ?? 0;
+        const resumed = async (): Promise<IteratorResult<T>> => {
+          const value = back.shift();
+          return value !== undefined ? { done: false, value } : next();
+        };
+        yield* this.#pipelinedEach(Type, resumed, window, opts, first);
+        return;
       }
+      yield* this.#pipelinedEach(Type, next, window, opts, 0);
     } finally {
       if (!exhausted) await it.return?.();
+    }
+  }
+
+  /** Whether publishMany may use fast-ingest batches on `stream` (contract, server version, not refused lately). */
+  #fastAllowed(stream: string): boolean {
+    if (!this.catalog.stream(stream)?.allowBatched || !serverAtLeast(this.#nc, "2.14.0")) return false;
+    const off = this.#fastOff.get(stream);
+    return off === undefined || off < Date.now();
+  }
+
+  /** publishEach over fast-ingest batches (see {@link fastPublish}); returns what to publish otherwise. */
+  async *#fastEach<T>(
+    Type: EventType<T>,
+    spec: EventSpec,
+    next: () => Promise<IteratorResult<T>>,
+    window: number,
+    opts: PublishManyOptions<T>,
+  ): AsyncGenerator<PublishAck, FastFallback | undefined, undefined> {
+    if (this.#closing) throw closedError();
+    const { span, carrier } = this.#telemetry.startSend(spec.subject, "", 0, "", spec.type);
+    let index = 0;
+    let count = 0;
+    const read = async (): Promise<FastRead> => {
+      const r = await next();
+      if (r.done) return { done: true };
+      const i = index++;
+      try {
+        const o = opts.options?.(r.value, i) ?? {};
+        const p = this.#prepare(Type, r.value, o);
+        const msgId = o.msgId ?? uuidv7();
+        const timing = this.#timing(p, o, msgId);
+        const headers = this.#headers(p, o, msgId, carrier, timing.headers);
+        this.#checkSize(
+          { subject: p.spec.subject, stream: p.spec.stream, msgId },
+          p.payload.length,
+          headers.wireBytes,
+        );
+        const msg: BatchMessage = {
+          spec: p.spec,
+          subject: timing.subject,
+          payload: p.payload,
+          headers,
+          msgId,
+        };
+        return { done: false, index: i, raw: r.value, msg };
+      } catch (error) {
+        return { done: false, index: i, raw: r.value, error: this.#refused(error, spec.subject) };
+      }
+    };
+    const gen = fastPublish(
+      this.#batchContext(),
+      window,
+      read,
+      () => this.#window.acquire(),
+      () => this.#window.release(),
+    );
+    let finished = false;
+    try {
+      for (;;) {
+        const r = await gen.next();
+        if (r.done) {
+          finished = true;
+          return r.value;
+        }
+        count++;
+        this.#stats.published++;
+        yield r.value;
+      }
+    } catch (err) {
+      finished = true;
+      const e =
+        err instanceof JetkitError
+          ? err
+          : toProducerError(err, { subject: spec.subject, stream: spec.stream, msgId: "" });
+      this.#stats.failures++;
+      span.setAttribute(Attr.ERROR_TYPE, e.code);
+      span.recordException(e);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
+      this.#log.error(
+        {
+          subject: spec.subject,
+          stream: spec.stream,
+          err: { code: e.code, message: e.message, ...e.details },
+        },
+        "fast-ingest batch failed",
+      );
+      throw e;
+    } finally {
+      if (!finished) await gen.return(undefined);
+      if (span.isRecording())
+        span.setAttributes({ [Attr.STREAM]: spec.stream, "messaging.batch.message_count": count });
+      span.end();
+    }
+  }
+
+  /** publishEach one publish per event, pipelined; `start` is the index of the first event `next` gives. */
+  async *#pipelinedEach<T>(
+    Type: EventType<T>,
+    next: () => Promise<IteratorResult<T>>,
+    window: number,
+    opts: PublishManyOptions<T>,
+    start: number,
+  ): AsyncGenerator<PublishAck, void, undefined> {
+    type Settled = { ok: true; ack: PublishAck } | { ok: false; err: unknown };
+    const queue: Promise<Settled>[] = [];
+    let index = start;
+    let acked = start;
+    let exhausted = false;
+    for (;;) {
+      while (!exhausted && queue.length < window) {
+        const r = await next();
+        if (r.done) {
+          exhausted = true;
+          break;
+        }
+        const o = opts.options?.(r.value, index) ?? {};
+        queue.push(
+          this.publish(Type, r.value, o).then(
+            (ack): Settled => ({ ok: true, ack }),
+            (err: unknown): Settled => ({ ok: false, err }),
+          ),
+        );
+        index++;
+      }
+      const head = queue.shift();
+      if (!head) return;
+      const settled = await head;
+      if (!settled.ok) {
+        await Promise.all(queue);
+        const cause = settled.err;
+        const code = cause instanceof JetkitError ? cause.code : "unknown";
+        throw new JetkitError(
+          ProducerErrorCodes.BATCH_FAILED,
+          `event ${acked} of the batch failed (${code}): ${(cause as Error).message ?? String(cause)} Events before it were acknowledged; events after it that were already in flight may be stored too: rerun with the same msgIds to publish the rest without duplicates.`,
+          { cause, details: { index: acked, acked, code } },
+        );
+      }
+      acked++;
+      yield settled.ack;
     }
   }
 

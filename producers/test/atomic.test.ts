@@ -11,18 +11,14 @@ import { type NatsServer, startServer } from "@jetkit/testing";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createProducer, type Producer } from "../src/index.js";
-import { addCatalogStreams, fulfillmentCompleted, silent, storedMessages, uuid } from "./support.js";
-
-/** A reservation of one checkout's line in a warehouse. */
-export function reservation(checkoutId = uuid(), sku = "SKU-1"): InventoryStockReserved {
-  return {
-    reservationId: uuid(),
-    checkoutId,
-    warehouseId: "wh-1",
-    lines: [{ sku, quantity: 1 }],
-    expiresAt: new Date("2030-01-01T00:00:00Z"),
-  };
-}
+import {
+  addCatalogStreams,
+  fulfillmentCompleted,
+  reservation,
+  silent,
+  storedMessages,
+  uuid,
+} from "./support.js";
 
 const stored = async (nc: NatsConnection, stream: string) =>
   (await (await jetstreamManager(nc)).streams.info(stream)).state.messages;

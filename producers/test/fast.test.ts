@@ -1,0 +1,169 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { getCatalog, isJetkitError } from "@jetkit/contracts";
+import { InventoryStockReserved } from "@jetkit/contracts/gen/shop/inventory/v1/events";
+import { applyStreams } from "@jetkit/contracts/streams";
+import { type NatsServer, startServer } from "@jetkit/testing";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { pino } from "pino";
+import { createProducer, type Producer } from "../src/index.js";
+import { addCatalogStreams, reservation, silent, storedMessages, uuid } from "./support.js";
+
+const count = async (nc: NatsConnection, stream: string) =>
+  (await (await jetstreamManager(nc)).streams.info(stream)).state.messages;
+
+/** The msg ids stored in INVENTORY, in stream order. */
+const storedIds = async (nc: NatsConnection) =>
+  (await storedMessages(nc, "INVENTORY")).map((m) => m.header.get("Nats-Msg-Id"));
+
+describe("producer: publishMany over fast-ingest batches (INVENTORY applied from the contracts, allow_batched)", () => {
+  let server: NatsServer;
+  let admin: NatsConnection;
+  let producer: Producer;
+  before(async () => {
+    server = await startServer();
+    admin = await connect({ servers: server.url });
+    await applyStreams(await jetstreamManager(admin), getCatalog());
+    producer = await createProducer({
+      servers: server.url,
+      name: "fast-test",
+      logger: silent,
+      maxInFlight: 64,
+    });
+  });
+  after(async () => {
+    await producer.close();
+    await admin.close();
+    await server.dispose();
+  });
+
+  it("stores every event once, in order, acknowledging each; a rerun with the same msg ids stores nothing", async () => {
+    await (await jetstreamManager(admin)).streams.purge("INVENTORY");
+    const events = Array.from({ length: 700 }, () => reservation());
+    const opts = { options: (e: InventoryStockReserved) => ({ msgId: e.reservationId }) };
+    const acks = await producer.publishMany(InventoryStockReserved, events, opts);
+    assert.deepEqual(
+      acks.map((a) => a.msgId),
+      events.map((e) => e.reservationId),
+      "one ack per event, in order",
+    );
+    assert.ok(
+      acks.every((a) => a.batch !== undefined && a.seq === 0),
+      "acknowledged by a fast-ingest batch",
+    );
+    assert.deepEqual(
+      await storedIds(admin),
+      events.map((e) => e.reservationId),
+      "stored once each, in order",
+    );
+    assert.ok(producer.stats().inFlightHighWater <= 64, `window held: ${producer.stats().inFlightHighWater}`);
+
+    const again = await producer.publishMany(InventoryStockReserved, events, opts);
+    assert.equal(again.length, 700);
+    assert.equal(await count(admin, "INVENTORY"), 700, "the stream dropped every copy");
+  });
+
+  it("stops at an event the stream refuses: the ones before it are stored, it and the ones after it are not", async () => {
+    await (await jetstreamManager(admin)).streams.purge("INVENTORY");
+    const seed = await producer.publish(InventoryStockReserved, reservation());
+    const events = Array.from({ length: 300 }, () => reservation());
+    const yielded: string[] = [];
+    const err = await (async () => {
+      for await (const ack of producer.publishEach(InventoryStockReserved, events, {
+        // event 120 expects its subject to be empty, which it is not
+        options: (e, i) => ({
+          msgId: e.reservationId,
+          ...(i === 120 ? { expect: { lastSubjectSequence: 0 } } : {}),
+        }),
+      })) {
+        yielded.push(ack.msgId);
+      }
+    })().then(
+      () => assert.fail("expected JK_PRODUCER_BATCH_FAILED"),
+      (e: unknown) => e,
+    );
+    assert.ok(isJetkitError(err, "JK_PRODUCER_BATCH_FAILED"), (err as Error).message);
+    assert.equal(err.details.index, 120);
+    assert.ok(isJetkitError(err.cause, "JK_PRODUCER_EXPECTATION_FAILED"), String(err.cause));
+    assert.deepEqual(
+      yielded,
+      events.slice(0, 120).map((e) => e.reservationId),
+    );
+    assert.deepEqual(await storedIds(admin), [
+      seed.msgId,
+      ...events.slice(0, 120).map((e) => e.reservationId),
+    ]);
+  });
+
+  it("stops at an event that breaks its contract, after storing the ones before it", async () => {
+    await (await jetstreamManager(admin)).streams.purge("INVENTORY");
+    const events = Array.from({ length: 50 }, () => reservation());
+    events[30] = { ...events[30]!, lines: [] };
+    const err = await producer.publishMany(InventoryStockReserved, events).then(
+      () => assert.fail("expected JK_PRODUCER_BATCH_FAILED"),
+      (e: unknown) => e,
+    );
+    assert.ok(isJetkitError(err, "JK_PRODUCER_BATCH_FAILED"));
+    assert.equal(err.details.index, 30);
+    assert.ok(isJetkitError(err.cause, "JK_CONTRACT_VIOLATION"));
+    assert.equal(await count(admin, "INVENTORY"), 30);
+  });
+
+  it("publishes one by one with per-event sequences when asked (fast: false)", async () => {
+    const acks = await producer.publishMany(InventoryStockReserved, [reservation(), reservation()], {
+      fast: false,
+    });
+    assert.ok(acks.every((a) => a.batch === undefined && a.seq > 0));
+    assert.equal(acks[1]!.seq, acks[0]!.seq + 1);
+  });
+});
+
+describe("producer: publishMany falls back to pipelined publishes when the stream has no allow_batched", () => {
+  const logged: string[] = [];
+  let server: NatsServer;
+  let admin: NatsConnection;
+  let producer: Producer;
+  before(async () => {
+    server = await startServer();
+    admin = await connect({ servers: server.url });
+    await addCatalogStreams(admin, ["INVENTORY"]); // made by hand: no allow_batched on the server
+    producer = await createProducer({
+      servers: server.url,
+      name: "fast-fallback",
+      logger: pino({ level: "warn" }, { write: (line: string) => void logged.push(line) }),
+    });
+  });
+  after(async () => {
+    await producer.close();
+    await admin.close();
+    await server.dispose();
+  });
+
+  it("stores every event once with its own ack, the refused first batch message included", async () => {
+    const events = Array.from({ length: 40 }, () => reservation(uuid()));
+    const acks = await producer.publishMany(InventoryStockReserved, events, {
+      options: (e) => ({ msgId: e.reservationId }),
+    });
+    assert.deepEqual(
+      acks.map((a) => [a.msgId, a.batch]),
+      events.map((e) => [e.reservationId, undefined]),
+    );
+    assert.deepEqual(
+      acks.map((a) => a.seq),
+      events.map((_, i) => i + 1),
+      "per-event sequences: one publish per event",
+    );
+    assert.deepEqual(
+      await storedIds(admin),
+      events.map((e) => e.reservationId),
+    );
+    assert.equal(
+      logged.filter((l) => l.includes("does not take fast-ingest batches")).length,
+      1,
+      "the server refused the fast batch once; the producer remembers it",
+    );
+    await producer.publishMany(InventoryStockReserved, [reservation()]);
+    assert.equal(logged.filter((l) => l.includes("does not take fast-ingest batches")).length, 1);
+  });
+});
