@@ -167,3 +167,56 @@ describe("producer: publishMany falls back to pipelined publishes when the strea
     assert.equal(logged.filter((l) => l.includes("does not take fast-ingest batches")).length, 1);
   });
 });
+
+describe("producer: a fast-ingest publishMany through a server restart", () => {
+  let server: NatsServer;
+  let admin: NatsConnection;
+  before(async () => {
+    server = await startServer();
+    admin = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    await applyStreams(await jetstreamManager(admin), getCatalog());
+  });
+  after(async () => {
+    await admin.close();
+    await server.dispose();
+  });
+
+  it("completes with every event stored once, in order, after the server comes back", async () => {
+    const producer = await createProducer({
+      servers: server.url,
+      name: "fast-restart",
+      logger: silent,
+      maxInFlight: 64,
+      retry: { attemptTimeoutMs: 400, deadlineMs: 30_000, initialDelayMs: 20, maxDelayMs: 200 },
+    });
+    try {
+      const events = Array.from({ length: 1500 }, () => reservation());
+      const acks: string[] = [];
+      let resent = 0;
+      let stopping: Promise<void> | undefined;
+      for await (const ack of producer.publishEach(InventoryStockReserved, events, {
+        options: (e) => ({ msgId: e.reservationId }),
+      })) {
+        acks.push(ack.msgId);
+        if (ack.attempts > 1) resent++;
+        if (acks.length === 300) {
+          stopping = server.stop().then(() => server.start());
+        }
+      }
+      await stopping;
+      assert.ok(resent > 0, "events after the restart went out in a new batch");
+      assert.deepEqual(
+        acks,
+        events.map((e) => e.reservationId),
+        "every event acknowledged, in order",
+      );
+      assert.deepEqual(
+        await storedIds(admin),
+        events.map((e) => e.reservationId),
+        "stored once each, in order",
+      );
+    } finally {
+      await producer.close();
+    }
+  });
+});
