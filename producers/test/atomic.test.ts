@@ -9,8 +9,14 @@ import { OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/e
 import { applyStreams } from "@jetkit/contracts/streams";
 import { type NatsServer, startServer } from "@jetkit/testing";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type MsgHdrs, type NatsConnection, TimeoutError } from "@nats-io/transport-node";
+import { AckInbox } from "../src/acks.js";
+import { sendAtomic } from "../src/atomic.js";
+import type { BatchContext, BatchMessage } from "../src/batch.js";
+import { CircuitBreaker } from "../src/breaker.js";
+import { toMsgHdrs } from "../src/headers.js";
 import { createProducer, type Producer } from "../src/index.js";
+import { DEFAULT_BREAKER, DEFAULT_RETRY } from "../src/options.js";
 import {
   addCatalogStreams,
   fulfillmentCompleted,
@@ -199,5 +205,84 @@ describe("producer: atomic batches against a server's own limits and stream sett
     const ack = await producer.publishAtomic(four.slice(0, 3));
     assert.equal(ack.count, 3);
     assert.equal(await stored(admin, "INVENTORY"), 3);
+  });
+});
+
+describe("atomic batches: a lost answer to the commit (real server, the ack inbox loses one reply)", () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  let acks: AckInbox;
+  before(async () => {
+    server = await startServer();
+    nc = await connect({ servers: server.url });
+    await applyStreams(await jetstreamManager(nc), getCatalog());
+    acks = new AckInbox(nc);
+  });
+  after(async () => {
+    await nc.close();
+    await server.dispose();
+  });
+
+  /** A batch context whose inbox loses the answer to the first commit (after sending it, or instead of it). */
+  function losingCommit(how: "answer" | "message"): BatchContext {
+    let lost = false;
+    const lossy = {
+      publishPart(subject: string, payload: Uint8Array, headers: MsgHdrs, timeoutMs: number) {
+        if (lost || headers.get("Nats-Batch-Commit") !== "1")
+          return acks.publishPart(subject, payload, headers, timeoutMs);
+        lost = true;
+        if (how === "message") return Promise.reject(new TimeoutError());
+        return acks
+          .publishPart(subject, payload, headers, timeoutMs)
+          .then(() => Promise.reject(new TimeoutError()));
+      },
+    } as unknown as AckInbox;
+    return {
+      nc,
+      acks: lossy,
+      log: silent,
+      retry: { ...DEFAULT_RETRY, deadlineMs: 5_000 },
+      breaker: new CircuitBreaker(DEFAULT_BREAKER, () => {}),
+      inboxPrefix: undefined,
+      judge: async () => {},
+      closing: () => false,
+      duplicateWindowMs: () => 120_000,
+    };
+  }
+
+  const messages = (n: number): BatchMessage[] => {
+    const spec = getCatalog().byType(InventoryStockReserved.$type);
+    return Array.from({ length: n }, () => {
+      const msgId = uuid();
+      return {
+        spec,
+        subject: spec.subject,
+        payload: InventoryStockReserved.encode(reservation()).finish(),
+        headers: toMsgHdrs([["Nats-Msg-Id", msgId]]),
+        msgId,
+      };
+    });
+  };
+
+  it("commit stored, its ack lost: the retry finds it, reports the batch stored once (duplicate) with its sequences", async () => {
+    const before = await stored(nc, "INVENTORY");
+    const msgs = messages(4);
+    const ack = await sendAtomic(losingCommit("answer"), msgs);
+    assert.equal(ack.duplicate, true);
+    assert.equal(ack.attempts, 2);
+    assert.equal(await stored(nc, "INVENTORY"), before + 4, "stored once");
+    const jsm = await jetstreamManager(nc);
+    for (const [i, a] of ack.acks.entries()) {
+      const m = await jsm.streams.getMessage("INVENTORY", { seq: a.seq });
+      assert.equal(m!.header.get("Nats-Msg-Id"), msgs[i]!.msgId, "the sequences are the stored events'");
+    }
+  });
+
+  it("commit lost on the way: the retry stores the batch, once", async () => {
+    const before = await stored(nc, "INVENTORY");
+    const ack = await sendAtomic(losingCommit("message"), messages(3));
+    assert.equal(ack.duplicate, false);
+    assert.equal(ack.attempts, 2);
+    assert.equal(await stored(nc, "INVENTORY"), before + 3);
   });
 });
