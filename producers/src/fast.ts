@@ -181,7 +181,7 @@ class FastBatch {
 export async function* fastPublish(
   ctx: BatchContext,
   window: number,
-  read: () => Promise<FastRead>,
+  read: () => FastRead | Promise<FastRead>,
   acquire: () => Promise<void> | undefined,
   release: () => void,
 ): AsyncGenerator<PublishAck, FastFallback | undefined, undefined> {
@@ -198,7 +198,7 @@ export async function* fastPublish(
   let retries = 0;
   let progressAt = Date.now();
   let lastSubject = "";
-  let pendingRead: Promise<FastRead> | undefined;
+  let pendingRead: FastRead | Promise<FastRead> | undefined;
 
   const ackOf = (e: Entry): PublishAck => ({
     stream: e.msg.spec.stream,
@@ -277,7 +277,13 @@ export async function* fastPublish(
             if (waited) await waited;
             pendingRead = read();
           }
-          const r = batch.seq > 0 ? await raceIdle(pendingRead) : await pendingRead;
+          // a synchronous source gives its event at once; an asynchronous one may keep us waiting
+          const r =
+            pendingRead instanceof Promise
+              ? batch.seq > 0
+                ? await raceIdle(pendingRead)
+                : await pendingRead
+              : pendingRead;
           if (r === undefined) {
             idle = true;
             break;
@@ -357,7 +363,7 @@ export async function* fastPublish(
     batch.close();
     for (let i = 0; i < held.length; i++) release();
     // a read still pending holds a slot, taken before it started
-    if (pendingRead) void pendingRead.then(release, release);
+    if (pendingRead instanceof Promise) void pendingRead.then(release, release);
   }
 }
 

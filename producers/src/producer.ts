@@ -546,10 +546,14 @@ export class Producer {
     const window = Math.max(1, Math.min(opts.window ?? this.#window.limit, this.#window.limit));
     const it = Symbol.asyncIterator in events ? events[Symbol.asyncIterator]() : events[Symbol.iterator]();
     let exhausted = false;
-    const next = async (): Promise<IteratorResult<T>> => {
-      const r = await it.next();
+    const seen = (r: IteratorResult<T>) => {
       if (r.done) exhausted = true;
       return r;
+    };
+    // a synchronous source's events are taken without a promise each
+    const next = (): IteratorResult<T> | Promise<IteratorResult<T>> => {
+      const r = it.next();
+      return r instanceof Promise ? r.then(seen) : seen(r);
     };
     try {
       const spec = this.catalog.findByType(Type.$type);
@@ -560,7 +564,7 @@ export class Producer {
         this.#fastOff.set(spec.stream, Date.now() + FAST_RECHECK_MS);
         const back = end.fallback.map((f) => f.raw as T);
         const first = end.fallback[0]?.index ?? 0;
-        const resumed = async (): Promise<IteratorResult<T>> => {
+        const resumed = (): IteratorResult<T> | Promise<IteratorResult<T>> => {
           const value = back.shift();
           return value !== undefined ? { done: false, value } : next();
         };
@@ -584,7 +588,7 @@ export class Producer {
   async *#fastEach<T>(
     Type: EventType<T>,
     spec: EventSpec,
-    next: () => Promise<IteratorResult<T>>,
+    next: () => IteratorResult<T> | Promise<IteratorResult<T>>,
     window: number,
     opts: PublishManyOptions<T>,
   ): AsyncGenerator<PublishAck, FastFallback | undefined, undefined> {
@@ -592,8 +596,7 @@ export class Producer {
     const { span, carrier } = this.#telemetry.startSend(spec.subject, "", 0, "", spec.type);
     let index = 0;
     let count = 0;
-    const read = async (): Promise<FastRead> => {
-      const r = await next();
+    const prepare = (r: IteratorResult<T>): FastRead => {
       if (r.done) return { done: true };
       const i = index++;
       try {
@@ -618,6 +621,10 @@ export class Producer {
       } catch (error) {
         return { done: false, index: i, raw: r.value, error: this.#refused(error, spec.subject) };
       }
+    };
+    const read = (): FastRead | Promise<FastRead> => {
+      const r = next();
+      return r instanceof Promise ? r.then(prepare) : prepare(r);
     };
     const gen = fastPublish(
       this.#batchContext(),
@@ -668,7 +675,7 @@ export class Producer {
   /** publishEach one publish per event, pipelined; `start` is the index of the first event `next` gives. */
   async *#pipelinedEach<T>(
     Type: EventType<T>,
-    next: () => Promise<IteratorResult<T>>,
+    next: () => IteratorResult<T> | Promise<IteratorResult<T>>,
     window: number,
     opts: PublishManyOptions<T>,
     start: number,
