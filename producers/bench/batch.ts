@@ -13,6 +13,7 @@
  *   node producers/dist/bench/batch.js [--rounds 5] [--count 20000] [--window 256] [--block 5000] [--nats-bench /path/to/nats]
  */
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { eventHeaders, getCatalog, uuidv7 } from "@jetkit/contracts";
 import { InventoryStockReserved } from "@jetkit/contracts/gen/shop/inventory/v1/events";
@@ -60,6 +61,17 @@ const median = (xs: number[]) => pct(xs, 50);
 
 /** Prepares a block of `count` sends (untimed) and returns the timed part. */
 type Side = (count: number) => () => Promise<void>;
+
+/** CPU time the nats-server process has used so far, microseconds (Linux /proc; NaN elsewhere). */
+function serverCpuUs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return Number.NaN;
+  }
+}
 
 const server = await startServer();
 try {
@@ -165,25 +177,46 @@ try {
   await jsm.streams.purge("INVENTORY");
 
   const rates: Record<string, number[]> = {};
+  /** Client and server CPU per message, per round, microseconds. */
+  const cpu: Record<string, number[]> = {};
+  const serverCpu: Record<string, number[]> = {};
   for (let r = 0; r < ROUNDS; r++) {
     const order = [...sides.slice(r % sides.length), ...sides.slice(0, r % sides.length)];
     const ms = new Map<string, number>();
+    const us = new Map<string, number>();
+    const sus = new Map<string, number>();
     for (let done = 0; done < COUNT; done += BLOCK) {
       for (const [name, side] of order) {
         const run = side(Math.min(BLOCK, COUNT - done));
+        const c0 = process.cpuUsage();
+        const s0 = serverCpuUs(server.pid);
         const t0 = performance.now();
         await run();
         ms.set(name, (ms.get(name) ?? 0) + performance.now() - t0);
+        const c = process.cpuUsage(c0);
+        us.set(name, (us.get(name) ?? 0) + c.user + c.system);
+        sus.set(name, (sus.get(name) ?? 0) + serverCpuUs(server.pid) - s0);
       }
     }
-    for (const [name, t] of ms) (rates[name] ??= []).push(COUNT / (t / 1000));
+    for (const [name, t] of ms) {
+      (rates[name] ??= []).push(COUNT / (t / 1000));
+      (cpu[name] ??= []).push(us.get(name)! / COUNT);
+      (serverCpu[name] ??= []).push(sus.get(name)! / COUNT);
+    }
     if (natsBench) (rates["nats-bench"] ??= []).push(goBench());
     await jsm.streams.purge("INVENTORY");
   }
 
-  const rows = ["| side | msgs/s (median) | rounds |", "| --- | ---: | --- |"];
+  const rows = [
+    "| side | msgs/s (median) | client CPU us/msg | server CPU us/msg | msgs/s per round |",
+    "| --- | ---: | ---: | ---: | --- |",
+  ];
   for (const [name, rs] of Object.entries(rates)) {
-    rows.push(`| ${name} | ${Math.round(median(rs))} | ${rs.map((x) => Math.round(x)).join(" / ")} |`);
+    const c = cpu[name] ? median(cpu[name]).toFixed(1) : "-";
+    const sc = serverCpu[name] ? median(serverCpu[name]).toFixed(1) : "-";
+    rows.push(
+      `| ${name} | ${Math.round(median(rs))} | ${c} | ${sc} | ${rs.map((x) => Math.round(x)).join(" / ")} |`,
+    );
   }
   console.log(rows.join("\n"));
   const ratio = (a: string, b: string) => {

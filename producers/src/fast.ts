@@ -165,8 +165,8 @@ class FastBatch {
 }
 
 /**
- * Publishes the events `read` gives, in order, as fast-ingest batches, yielding each event's ack
- * (in order) once the stream confirmed it persisted. At most `window` events are sent and
+ * Publishes the events `read` gives, in order, as fast-ingest batches, yielding the events' acks
+ * in order, a chunk each time the stream confirmed more of them persisted. At most `window` events are sent and
  * unconfirmed at once; `acquire`/`release` take and give back the producer's in-flight slots.
  *
  * What an event's ack says: it is in the stream (stored now, or already there under its msg id:
@@ -184,7 +184,7 @@ export async function* fastPublish(
   read: () => FastRead | Promise<FastRead>,
   acquire: () => Promise<void> | undefined,
   release: () => void,
-): AsyncGenerator<PublishAck, FastFallback | undefined, undefined> {
+): AsyncGenerator<PublishAck[], FastFallback | undefined, undefined> {
   const flow = Math.max(1, Math.min(MAX_FLOW, Math.floor(window / 2)));
   const held: Entry[] = [];
   let unsent = 0; // held[unsent..] are not sent in the current batch
@@ -224,12 +224,15 @@ export async function* fastPublish(
     for (;;) {
       // Confirmed events, in order.
       const upTo = Math.max(batch.acked, batch.final?.ack?.count ?? 0);
-      while (held.length > 0 && held[0]!.bseq > 0 && held[0]!.bseq <= upTo) {
-        const e = held.shift()!;
-        unsent--;
-        release();
+      let confirmed = 0;
+      while (confirmed < held.length && held[confirmed]!.bseq > 0 && held[confirmed]!.bseq <= upTo)
+        confirmed++;
+      if (confirmed > 0) {
+        const chunk = held.splice(0, confirmed).map(ackOf);
+        unsent -= confirmed;
+        for (let i = 0; i < confirmed; i++) release();
         progressAt = Date.now();
-        yield ackOf(e);
+        yield chunk;
       }
 
       if (batch.final) {

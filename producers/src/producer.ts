@@ -529,7 +529,7 @@ export class Producer {
     opts: PublishManyOptions<T> = {},
   ): Promise<PublishAck[]> {
     const acks: PublishAck[] = [];
-    for await (const ack of this.publishEach(Type, events, opts)) acks.push(ack);
+    for await (const chunk of this.#chunks(Type, events, opts)) for (const ack of chunk) acks.push(ack);
     return acks;
   }
 
@@ -543,6 +543,15 @@ export class Producer {
     events: Iterable<T> | AsyncIterable<T>,
     opts: PublishManyOptions<T> = {},
   ): AsyncGenerator<PublishAck, void, undefined> {
+    for await (const chunk of this.#chunks(Type, events, opts)) for (const ack of chunk) yield ack;
+  }
+
+  /** publishEach's acks in order, as many at a time as came in together. */
+  async *#chunks<T>(
+    Type: EventType<T>,
+    events: Iterable<T> | AsyncIterable<T>,
+    opts: PublishManyOptions<T>,
+  ): AsyncGenerator<PublishAck[], void, undefined> {
     const window = Math.max(1, Math.min(opts.window ?? this.#window.limit, this.#window.limit));
     const it = Symbol.asyncIterator in events ? events[Symbol.asyncIterator]() : events[Symbol.iterator]();
     let exhausted = false;
@@ -591,7 +600,7 @@ export class Producer {
     next: () => IteratorResult<T> | Promise<IteratorResult<T>>,
     window: number,
     opts: PublishManyOptions<T>,
-  ): AsyncGenerator<PublishAck, FastFallback | undefined, undefined> {
+  ): AsyncGenerator<PublishAck[], FastFallback | undefined, undefined> {
     if (this.#closing) throw closedError();
     const { span, carrier } = this.#telemetry.startSend(spec.subject, "", 0, "", spec.type);
     let index = 0;
@@ -641,8 +650,8 @@ export class Producer {
           finished = true;
           return r.value;
         }
-        count++;
-        this.#stats.published++;
+        count += r.value.length;
+        this.#stats.published += r.value.length;
         yield r.value;
       }
     } catch (err) {
@@ -679,7 +688,7 @@ export class Producer {
     window: number,
     opts: PublishManyOptions<T>,
     start: number,
-  ): AsyncGenerator<PublishAck, void, undefined> {
+  ): AsyncGenerator<PublishAck[], void, undefined> {
     type Settled = { ok: true; ack: PublishAck } | { ok: false; err: unknown };
     const queue: Promise<Settled>[] = [];
     let index = start;
@@ -715,7 +724,7 @@ export class Producer {
         );
       }
       acked++;
-      yield settled.ack;
+      yield [settled.ack];
     }
   }
 
