@@ -198,12 +198,16 @@ try {
         sus.set(name, (sus.get(name) ?? 0) + serverCpuUs(server.pid) - s0);
       }
     }
+    const add = (to: Record<string, number[]>, name: string, x: number) => {
+      to[name] ??= [];
+      to[name].push(x);
+    };
     for (const [name, t] of ms) {
-      (rates[name] ??= []).push(COUNT / (t / 1000));
-      (cpu[name] ??= []).push(us.get(name)! / COUNT);
-      (serverCpu[name] ??= []).push(sus.get(name)! / COUNT);
+      add(rates, name, COUNT / (t / 1000));
+      add(cpu, name, us.get(name)! / COUNT);
+      add(serverCpu, name, sus.get(name)! / COUNT);
     }
-    if (natsBench) (rates["nats-bench"] ??= []).push(goBench());
+    if (natsBench) add(rates, "nats-bench", goBench());
     await jsm.streams.purge("INVENTORY");
   }
 
