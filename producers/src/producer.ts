@@ -502,20 +502,38 @@ export class Producer {
   publishEncoded(input: EncodedEvent): Promise<PublishAck> {
     let prepared: Prepared;
     try {
-      const spec = this.#specOf(input);
-      const message = this.#validator
-        ? this.#validator.check(spec, input.payload)
-        : spec.partitionKey && input.key === undefined
-          ? this.catalog.decode(spec, input.payload)
-          : undefined;
-      const extra = input.headers ? checkExtraHeaders(input.headers) : [];
-      const key = input.key ?? (message ? partitionKeyOf(spec, message) : undefined);
-      prepared = { spec, payload: input.payload, key, extra };
+      prepared = this.#prepareEncoded(input);
     } catch (err) {
       const spec = input.type ? this.catalog.findByType(input.type) : undefined;
       return Promise.reject(this.#refused(err, spec?.subject ?? input.subject));
     }
     return this.#send(prepared, input);
+  }
+
+  /** {@link publishAtomic} for already-encoded events (e.g. `jetkit publish --atomic`), each checked like {@link publishEncoded}. */
+  publishAtomicEncoded(events: readonly EncodedEvent[]): Promise<AtomicAck> {
+    const items: AtomicItem[] = [];
+    for (const input of events) {
+      try {
+        items.push({ p: this.#prepareEncoded(input), opts: input });
+      } catch (err) {
+        const spec = input.type ? this.catalog.findByType(input.type) : undefined;
+        return Promise.reject(this.#refused(err, spec?.subject ?? input.subject));
+      }
+    }
+    return this.#publishAtomic(items);
+  }
+
+  #prepareEncoded(input: EncodedEvent): Prepared {
+    const spec = this.#specOf(input);
+    const message = this.#validator
+      ? this.#validator.check(spec, input.payload)
+      : spec.partitionKey && input.key === undefined
+        ? this.catalog.decode(spec, input.payload)
+        : undefined;
+    const extra = input.headers ? checkExtraHeaders(input.headers) : [];
+    const key = input.key ?? (message ? partitionKeyOf(spec, message) : undefined);
+    return { spec, payload: input.payload, key, extra };
   }
 
   /**
