@@ -604,9 +604,14 @@ export class Producer {
     }
   }
 
-  /** Whether publishMany may use fast-ingest batches on `stream` (contract, server version, not refused lately). */
+  /**
+   * Whether publishMany may use fast-ingest batches on `stream`: the contract allows them, the
+   * server is 2.14+, it did not refuse them lately, and the breaker is not open (one by one, the
+   * events fail fast with JK_PRODUCER_CIRCUIT_OPEN).
+   */
   #fastAllowed(stream: string): boolean {
     if (!this.catalog.stream(stream)?.allowBatched || !serverAtLeast(this.#nc, "2.14.0")) return false;
+    if (this.#breaker.state === "open") return false;
     const off = this.#fastOff.get(stream);
     return off === undefined || off < Date.now();
   }
