@@ -8,7 +8,8 @@
  * first rotates), so load from other processes falls on all of them alike; the figures are
  * medians over rounds and the medians of per-round ratios. With `--nats-bench <path to the nats
  * CLI>` it also runs `nats bench js pub async` (Go, 1 KiB, file storage) against the same server
- * once per round, between the blocks.
+ * once per round, between the blocks, twice: as is (1 KiB payload, no headers) and with a msg id
+ * per message and the SDK's other CloudEvents headers (`--dedup -H ...`: the bytes the SDK sends).
  *
  *   node producers/dist/bench/batch.js [--rounds 5] [--count 20000] [--window 256] [--block 5000] [--nats-bench /path/to/nats]
  */
@@ -139,7 +140,17 @@ try {
   ];
 
   const natsBench = values["nats-bench"];
-  const goBench = (): number => {
+  // the SDK's header block (same names and sizes), for the Go client's run with the same bytes
+  const sdkHeaders = eventHeaders({
+    id: uuidv7(),
+    type: InventoryStockReserved.$type,
+    source: "/jetkit/bench",
+    time: new Date(),
+    partitionKey: event.warehouseId,
+    correlationId: uuidv7(),
+    traceparent,
+  }).filter(([k]) => k !== "Nats-Msg-Id");
+  const goBench = (sameBytes = false): number => {
     // the Go client's async publish, 1 KiB, file storage, on its own stream of the same server
     const out = execFileSync(
       natsBench!,
@@ -160,6 +171,8 @@ try {
         "--create",
         "--purge",
         "--no-progress",
+        // with a msg id per message (--dedup) and the SDK's other headers: the bytes the SDK sends
+        ...(sameBytes ? ["--dedup", ...sdkHeaders.flatMap(([k, v]) => ["-H", `${k}:${v}`])] : []),
       ],
       { encoding: "utf8" },
     );
@@ -207,7 +220,14 @@ try {
       add(cpu, name, us.get(name)! / COUNT);
       add(serverCpu, name, sus.get(name)! / COUNT);
     }
-    if (natsBench) add(rates, "nats-bench", goBench());
+    if (natsBench) {
+      const s0 = serverCpuUs(server.pid);
+      add(rates, "nats-bench", goBench());
+      add(serverCpu, "nats-bench", (serverCpuUs(server.pid) - s0) / COUNT);
+      const s1 = serverCpuUs(server.pid);
+      add(rates, "nats-bench-hdrs", goBench(true));
+      add(serverCpu, "nats-bench-hdrs", (serverCpuUs(server.pid) - s1) / COUNT);
+    }
     await jsm.streams.purge("INVENTORY");
   }
 
@@ -231,7 +251,12 @@ try {
   };
   console.log(`sdk-fast / raw (same bytes): ${ratio("sdk-fast", "raw")}`);
   console.log(`sdk-pipelined / raw (same bytes): ${ratio("sdk-pipelined", "raw")}`);
-  if (natsBench) console.log(`sdk-fast / nats bench js pub async: ${ratio("sdk-fast", "nats-bench")}`);
+  if (natsBench) {
+    console.log(`sdk-fast / nats bench js pub async: ${ratio("sdk-fast", "nats-bench")}`);
+    console.log(
+      `sdk-fast / nats bench js pub async with the SDK's headers and msg ids: ${ratio("sdk-fast", "nats-bench-hdrs")}`,
+    );
+  }
   await producer.close();
   await rawNc.close();
   await admin.close();
