@@ -1,9 +1,10 @@
-import { JetkitError, uuidv7 } from "@jetkit/contracts";
+import { type EventSpec, type EventType, JetkitError, uuidv7 } from "@jetkit/contracts";
 import { JetStreamApiError } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { BatchPubAck } from "./acks.js";
-import type { BatchContext, BatchMessage } from "./batch.js";
+import { type BatchContext, type BatchMessage, serverAtLeast } from "./batch.js";
 import { brokerAnswered, classify, closedError, isClosedConnection, ProducerErrorCodes } from "./errors.js";
-import type { PublishAck } from "./producer.js";
+import type { PublishAck, PublishOptions } from "./producer.js";
 import { backoffDelay, sleep } from "./retry.js";
 
 /** ADR-50 headers of an atomic batch. */
@@ -45,6 +46,96 @@ export interface AtomicAck {
   readonly duplicate: boolean;
   /** Attempts it took (1 unless it was retried). */
   readonly attempts: number;
+}
+
+/**
+ * The checks of an atomic batch that need no server answer; throws the coded error (nothing is
+ * sent): no events, events of two streams, more than `max` events, a stream whose contract does
+ * not allow atomic batches, a server older than 2.12.1, unsupported expectations, a repeated msgId.
+ */
+export function checkAtomicBatch(
+  items: readonly { spec: EventSpec; opts: PublishOptions }[],
+  max: number,
+  allows: (stream: string) => boolean,
+  nc: NatsConnection,
+): void {
+  if (items.length === 0) {
+    throw new JetkitError(
+      ProducerErrorCodes.BATCH_EMPTY,
+      "the atomic batch has no events: add at least one (transaction().add(Type, event)) before committing.",
+    );
+  }
+  const stream = items[0]!.spec.stream;
+  const other = items.find((i) => i.spec.stream !== stream);
+  if (other) {
+    throw new JetkitError(
+      ProducerErrorCodes.BATCH_STREAMS,
+      `the atomic batch has events for streams ${stream} (${items[0]!.spec.type}) and ${other.spec.stream} (${other.spec.type}): a batch is atomic within one stream only. Split it into one batch per stream, or use the transactional outbox to publish to several streams from one database transaction.`,
+      { details: { streams: [...new Set(items.map((i) => i.spec.stream))] } },
+    );
+  }
+  if (items.length > max) {
+    throw new JetkitError(
+      ProducerErrorCodes.BATCH_TOO_LARGE,
+      `the atomic batch has ${items.length} events, over the limit of ${max} per batch (nats-server's max_batch_size, 1000 by default). Split it into smaller batches (each is atomic on its own), or raise max_batch_size on the server and maxAtomicBatch on the producer.`,
+      { details: { stream, count: items.length, limit: max } },
+    );
+  }
+  if (!allows(stream)) {
+    throw new JetkitError(
+      ProducerErrorCodes.UNSUPPORTED,
+      `stream ${stream} does not allow atomic batches by contract: set allow_atomic: true on its (jetkit.v1.stream) option and run 'jetkit streams apply', or publish the events one by one. Nothing was sent.`,
+      { details: { stream, feature: "allow_atomic" } },
+    );
+  }
+  if (!serverAtLeast(nc, "2.12.1")) {
+    throw new JetkitError(
+      ProducerErrorCodes.UNSUPPORTED,
+      `nats-server ${nc.info?.version ?? "?"} does not support atomic batches with message ids: 2.12.1 or later is needed. Nothing was sent.`,
+      { details: { stream, feature: "allow_atomic", server: nc.info?.version } },
+    );
+  }
+  const ids = new Set<string>();
+  for (const [index, { opts }] of items.entries()) {
+    if (opts.expect?.lastMsgId !== undefined || (index > 0 && opts.expect?.lastSequence !== undefined)) {
+      throw new JetkitError(
+        ProducerErrorCodes.OPTIONS,
+        `event ${index} of the atomic batch sets expect.${opts.expect?.lastMsgId !== undefined ? "lastMsgId, which atomic batches do not support" : "lastSequence, which only the first event of an atomic batch may set"}. Use expect.lastSequence on the first event or expect.lastSubjectSequence.`,
+        { details: { index, option: "expect" } },
+      );
+    }
+    if (opts.msgId === undefined) continue;
+    if (ids.has(opts.msgId)) {
+      throw new JetkitError(
+        ProducerErrorCodes.OPTIONS,
+        `two events of the atomic batch have msgId ${opts.msgId}: each event needs its own (the stream would drop the copy and refuse the batch).`,
+        { details: { index, msgId: opts.msgId } },
+      );
+    }
+    ids.add(opts.msgId);
+  }
+}
+
+/** One event of an atomic batch (`Producer.publishAtomic`). */
+export interface AtomicEvent<T = unknown> {
+  /** The contract type (the ts-proto generated const). */
+  type: EventType<T>;
+  event: T;
+  /**
+   * Per-event options. `expect.lastSequence` only on the first event (checked against the stream
+   * before the batch); `expect.lastMsgId` is not supported in atomic batches.
+   */
+  opts?: PublishOptions;
+}
+
+/** Collects the events of an atomic batch; {@link commit} publishes them all or none. */
+export interface Transaction {
+  /** Adds an event (validated at once: a broken event throws here, nothing is sent). */
+  add<T>(Type: EventType<T>, event: T, opts?: PublishOptions): Transaction;
+  /** Events added so far. */
+  readonly size: number;
+  /** Publishes the events as one atomic batch (see `Producer.publishAtomic`). */
+  commit(): Promise<AtomicAck>;
 }
 
 type Outcome =

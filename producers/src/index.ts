@@ -1,4 +1,4 @@
-export type { AtomicAck } from "./atomic.js";
+export type { AtomicAck, AtomicEvent, Transaction } from "./atomic.js";
 export { DEFAULT_MAX_ATOMIC_BATCH } from "./atomic.js";
 export type { Admission, BreakerChange, BreakerState } from "./breaker.js";
 export { CircuitBreaker } from "./breaker.js";
@@ -9,14 +9,12 @@ export { DEFAULT_BREAKER, DEFAULT_MAX_IN_FLIGHT, DEFAULT_RETRY } from "./options
 export type { OutboxAddOptions, OutboxRelay, OutboxRelayOptions, SqliteOutboxOptions } from "./outbox.js";
 export { SqliteOutbox, startOutboxRelay } from "./outbox.js";
 export type {
-  AtomicEvent,
   EncodedEvent,
   Expectations,
   ProducerStats,
   PublishAck,
   PublishManyOptions,
   PublishOptions,
-  Transaction,
 } from "./producer.js";
 export { createProducer, Producer } from "./producer.js";
 export { backoffDelay } from "./retry.js";

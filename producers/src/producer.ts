@@ -16,7 +16,14 @@ import { connect, type MsgHdrs, type NatsConnection } from "@nats-io/transport-n
 import { SpanStatusCode } from "@opentelemetry/api";
 import { type Logger, pino } from "pino";
 import { AckInbox } from "./acks.js";
-import { type AtomicAck, DEFAULT_MAX_ATOMIC_BATCH, sendAtomic } from "./atomic.js";
+import {
+  type AtomicAck,
+  type AtomicEvent,
+  checkAtomicBatch,
+  DEFAULT_MAX_ATOMIC_BATCH,
+  sendAtomic,
+  type Transaction,
+} from "./atomic.js";
 import type { BatchContext, BatchMessage } from "./batch.js";
 import { serverAtLeast } from "./batch.js";
 import { type BreakerChange, type BreakerState, CircuitBreaker } from "./breaker.js";
@@ -42,6 +49,7 @@ import {
   type ProducerOptions,
   type RetryOptions,
 } from "./options.js";
+import { pipelinedEach } from "./pipelined.js";
 import { backoffDelay, sleep } from "./retry.js";
 import { Attr, ProducerTelemetry } from "./telemetry.js";
 
@@ -118,28 +126,6 @@ export interface PublishAck {
    * without saying which (`duplicate` is false).
    */
   readonly batch?: { readonly id: string; readonly seq: number };
-}
-
-/** One event of an atomic batch ({@link Producer.publishAtomic}). */
-export interface AtomicEvent<T = unknown> {
-  /** The contract type (the ts-proto generated const). */
-  type: EventType<T>;
-  event: T;
-  /**
-   * Per-event options. `expect.lastSequence` only on the first event (checked against the stream
-   * before the batch); `expect.lastMsgId` is not supported in atomic batches.
-   */
-  opts?: PublishOptions;
-}
-
-/** Collects the events of an atomic batch; {@link commit} publishes them all or none. */
-export interface Transaction {
-  /** Adds an event (validated at once: a broken event throws here, nothing is sent). */
-  add<T>(Type: EventType<T>, event: T, opts?: PublishOptions): Transaction;
-  /** Events added so far. */
-  readonly size: number;
-  /** Publishes the events as one atomic batch (see {@link Producer.publishAtomic}). */
-  commit(): Promise<AtomicAck>;
 }
 
 /** Options of {@link Producer.publishMany} / {@link Producer.publishEach}. */
@@ -392,61 +378,15 @@ export class Producer {
     items: AtomicItem[],
     carrier: { traceparent?: string; tracestate?: string },
   ): BatchMessage[] {
-    if (items.length === 0) {
-      throw new JetkitError(
-        ProducerErrorCodes.BATCH_EMPTY,
-        "the atomic batch has no events: add at least one (transaction().add(Type, event)) before committing.",
-      );
-    }
+    checkAtomicBatch(
+      items.map((i) => ({ spec: i.p.spec, opts: i.opts })),
+      this.#maxAtomicBatch,
+      (stream) => this.catalog.stream(stream)?.allowAtomic === true,
+      this.#nc,
+    );
     const stream = items[0]!.p.spec.stream;
-    const other = items.find((i) => i.p.spec.stream !== stream);
-    if (other) {
-      throw new JetkitError(
-        ProducerErrorCodes.BATCH_STREAMS,
-        `the atomic batch has events for streams ${stream} (${items[0]!.p.spec.type}) and ${other.p.spec.stream} (${other.p.spec.type}): a batch is atomic within one stream only. Split it into one batch per stream, or use the transactional outbox to publish to several streams from one database transaction.`,
-        { details: { streams: [...new Set(items.map((i) => i.p.spec.stream))] } },
-      );
-    }
-    if (items.length > this.#maxAtomicBatch) {
-      throw new JetkitError(
-        ProducerErrorCodes.BATCH_TOO_LARGE,
-        `the atomic batch has ${items.length} events, over the limit of ${this.#maxAtomicBatch} per batch (nats-server's max_batch_size, 1000 by default). Split it into smaller batches (each is atomic on its own), or raise max_batch_size on the server and maxAtomicBatch on the producer.`,
-        { details: { stream, count: items.length, limit: this.#maxAtomicBatch } },
-      );
-    }
-    const spec = this.catalog.stream(stream);
-    if (!spec?.allowAtomic) {
-      throw new JetkitError(
-        ProducerErrorCodes.UNSUPPORTED,
-        `stream ${stream} does not allow atomic batches by contract: set allow_atomic: true on its (jetkit.v1.stream) option and run 'jetkit streams apply', or publish the events one by one. Nothing was sent.`,
-        { details: { stream, feature: "allow_atomic" } },
-      );
-    }
-    if (!serverAtLeast(this.#nc, "2.12.1")) {
-      throw new JetkitError(
-        ProducerErrorCodes.UNSUPPORTED,
-        `nats-server ${this.#nc.info?.version ?? "?"} does not support atomic batches with message ids: 2.12.1 or later is needed. Nothing was sent.`,
-        { details: { stream, feature: "allow_atomic", server: this.#nc.info?.version } },
-      );
-    }
-    const ids = new Set<string>();
-    return items.map(({ p, opts }, index) => {
-      if (opts.expect?.lastMsgId !== undefined || (index > 0 && opts.expect?.lastSequence !== undefined)) {
-        throw new JetkitError(
-          ProducerErrorCodes.OPTIONS,
-          `event ${index} of the atomic batch sets expect.${opts.expect?.lastMsgId !== undefined ? "lastMsgId, which atomic batches do not support" : "lastSequence, which only the first event of an atomic batch may set"}. Use expect.lastSequence on the first event or expect.lastSubjectSequence.`,
-          { details: { index, option: "expect" } },
-        );
-      }
+    return items.map(({ p, opts }) => {
       const msgId = opts.msgId ?? uuidv7();
-      if (ids.has(msgId)) {
-        throw new JetkitError(
-          ProducerErrorCodes.OPTIONS,
-          `two events of the atomic batch have msgId ${msgId}: each event needs its own (the stream would drop the copy and refuse the batch).`,
-          { details: { index, msgId } },
-        );
-      }
-      ids.add(msgId);
       const timing = this.#timing(p, opts, msgId);
       const headers = this.#headers(p, opts, msgId, carrier, timing.headers);
       this.#checkSize({ subject: p.spec.subject, stream, msgId }, p.payload.length, headers.wireBytes + 96);
@@ -595,10 +535,10 @@ export class Producer {
           const value = back.shift();
           return value !== undefined ? { done: false, value } : next();
         };
-        yield* this.#pipelinedEach(Type, resumed, window, opts, first);
+        yield* pipelinedEach((e: T, o) => this.publish(Type, e, o), resumed, window, opts.options, first);
         return;
       }
-      yield* this.#pipelinedEach(Type, next, window, opts, 0);
+      yield* pipelinedEach((e: T, o) => this.publish(Type, e, o), next, window, opts.options, 0);
     } finally {
       if (!exhausted) await it.return?.();
     }
@@ -701,53 +641,6 @@ export class Producer {
       if (span.isRecording())
         span.setAttributes({ [Attr.STREAM]: spec.stream, "messaging.batch.message_count": count });
       span.end();
-    }
-  }
-
-  /** publishEach one publish per event, pipelined; `start` is the index of the first event `next` gives. */
-  async *#pipelinedEach<T>(
-    Type: EventType<T>,
-    next: () => IteratorResult<T> | Promise<IteratorResult<T>>,
-    window: number,
-    opts: PublishManyOptions<T>,
-    start: number,
-  ): AsyncGenerator<PublishAck[], void, undefined> {
-    type Settled = { ok: true; ack: PublishAck } | { ok: false; err: unknown };
-    const queue: Promise<Settled>[] = [];
-    let index = start;
-    let acked = start;
-    let exhausted = false;
-    for (;;) {
-      while (!exhausted && queue.length < window) {
-        const r = await next();
-        if (r.done) {
-          exhausted = true;
-          break;
-        }
-        const o = opts.options?.(r.value, index) ?? {};
-        queue.push(
-          this.publish(Type, r.value, o).then(
-            (ack): Settled => ({ ok: true, ack }),
-            (err: unknown): Settled => ({ ok: false, err }),
-          ),
-        );
-        index++;
-      }
-      const head = queue.shift();
-      if (!head) return;
-      const settled = await head;
-      if (!settled.ok) {
-        await Promise.all(queue);
-        const cause = settled.err;
-        const code = cause instanceof JetkitError ? cause.code : "unknown";
-        throw new JetkitError(
-          ProducerErrorCodes.BATCH_FAILED,
-          `event ${acked} of the batch failed (${code}): ${(cause as Error).message ?? String(cause)} Events before it were acknowledged; events after it that were already in flight may be stored too: rerun with the same msgIds to publish the rest without duplicates.`,
-          { cause, details: { index: acked, acked, code } },
-        );
-      }
-      acked++;
-      yield [settled.ack];
     }
   }
 
