@@ -110,6 +110,32 @@ describe("producer: publishMany over fast-ingest batches (INVENTORY applied from
     assert.equal(await count(admin, "INVENTORY"), 30);
   });
 
+  it("acknowledges what a stalled source gave so far: the open batch is committed while it waits", async () => {
+    const events = Array.from({ length: 10 }, () => reservation());
+    let resume!: () => void;
+    const stalled = new Promise<void>((r) => {
+      resume = r;
+    });
+    async function* source() {
+      yield* events.slice(0, 5);
+      await stalled; // until the first five are acknowledged
+      yield* events.slice(5);
+    }
+    const acks: { msgId: string; batch: string | undefined }[] = [];
+    for await (const ack of producer.publishEach(InventoryStockReserved, source(), {
+      options: (e) => ({ msgId: e.reservationId }),
+    })) {
+      acks.push({ msgId: ack.msgId, batch: ack.batch?.id });
+      if (acks.length === 5) resume();
+    }
+    assert.deepEqual(
+      acks.map((a) => a.msgId),
+      events.map((e) => e.reservationId),
+    );
+    assert.equal(new Set(acks.slice(0, 5).map((a) => a.batch)).size, 1);
+    assert.notEqual(acks[5]!.batch, acks[0]!.batch, "the rest went out in a new batch");
+  });
+
   it("publishes one by one with per-event sequences when asked (fast: false)", async () => {
     const acks = await producer.publishMany(InventoryStockReserved, [reservation(), reservation()], {
       fast: false,
