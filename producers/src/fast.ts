@@ -260,6 +260,10 @@ export async function* fastPublish(
         }
         // The batch ended before what is left (lost messages, an idle commit, a busy stream): a new one.
         const lost = held.length > 0;
+        if (lost && Date.now() - progressAt >= ctx.retry.deadlineMs) {
+          const why = err ? `${err.message} (JetStream error ${err.code})` : "the batch ended early";
+          throw failed(head!.index, outcomeUnknown(ctx, head!, why), held.length - 1);
+        }
         restart();
         if (lost) {
           retries++;
