@@ -1095,6 +1095,14 @@ export async function createProducer(opts: ProducerOptions): Promise<Producer> {
       details: { maxInFlight: opts.maxInFlight },
     });
   }
+  if (
+    opts.maxAtomicBatch !== undefined &&
+    !(Number.isInteger(opts.maxAtomicBatch) && opts.maxAtomicBatch >= 1)
+  ) {
+    throw new JetkitError(ProducerErrorCodes.OPTIONS, "maxAtomicBatch must be an integer >= 1.", {
+      details: { maxAtomicBatch: opts.maxAtomicBatch },
+    });
+  }
   const parent = opts.logger ?? pino({ level: "info" });
   const log = parent.child({ service: opts.name, component: "producer" });
   let nc: NatsConnection;
