@@ -615,6 +615,7 @@ export class Producer {
         }
         count += r.value.length;
         this.#stats.published += r.value.length;
+        this.#telemetry.sentInBatch(spec.subject, r.value.length);
         yield r.value;
       }
     } catch (err) {
