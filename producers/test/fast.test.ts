@@ -136,6 +136,19 @@ describe("producer: publishMany over fast-ingest batches (INVENTORY applied from
     assert.notEqual(acks[5]!.batch, acks[0]!.batch, "the rest went out in a new batch");
   });
 
+  it("gives back its in-flight slots when the caller stops reading early", async () => {
+    let read = 0;
+    for await (const _ack of producer.publishEach(
+      InventoryStockReserved,
+      Array.from({ length: 500 }, () => reservation()),
+    )) {
+      if (++read === 10) break;
+    }
+    assert.equal(producer.stats().inFlight, 0, "no slot kept by the abandoned batch");
+    const after = await producer.publishMany(InventoryStockReserved, [reservation()]);
+    assert.equal(after.length, 1, "the producer publishes on");
+  });
+
   it("publishes one by one with per-event sequences when asked (fast: false)", async () => {
     const acks = await producer.publishMany(InventoryStockReserved, [reservation(), reservation()], {
       fast: false,
