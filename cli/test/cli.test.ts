@@ -112,6 +112,47 @@ describe("jetkit CLI against a local dev server", () => {
     );
   });
 
+  test("publish --atomic stores a JSON array as one batch, or nothing when one event is broken", async () => {
+    const event = (sku: string) => ({
+      reservationId: crypto.randomUUID(),
+      checkoutId: "c0000000-0000-4000-8000-00000000c11a",
+      warehouseId: "wh-1",
+      lines: [{ sku, quantity: 1 }],
+      expiresAt: "2030-01-01T00:00:00Z",
+    });
+    const ok = await jetkit(
+      [
+        "publish",
+        "inventory.stock.reserved",
+        "--atomic",
+        "--data",
+        JSON.stringify([event("A"), event("B")]),
+        "--json",
+      ],
+      env,
+    );
+    assert.equal(ok.code, 0, ok.stderr);
+    const ack = JSON.parse(ok.stdout) as { stream: string; count: number; firstSeq: number; lastSeq: number };
+    assert.equal(ack.stream, "INVENTORY");
+    assert.equal(ack.count, 2);
+    assert.equal(ack.lastSeq, ack.firstSeq + 1);
+    const bad = await jetkit(
+      [
+        "publish",
+        "inventory.stock.reserved",
+        "--atomic",
+        "--data",
+        JSON.stringify([event("C"), { ...event("D"), lines: [] }]),
+      ],
+      env,
+    );
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /error\[JK_CONTRACT_VIOLATION\].*lines/);
+    const notArray = await jetkit(["publish", "inventory.stock.reserved", "--atomic", "--data", "{}"], env);
+    assert.equal(notArray.code, 2, notArray.stderr);
+    assert.match(notArray.stderr, /JSON array/);
+  });
+
   test("tail shows a dead letter's reason as text (it is stored percent-encoded)", async () => {
     const status = JSON.parse((await jetkit(["dev", "status", "--json"], env)).stdout) as {
       nodes: { url: string }[];

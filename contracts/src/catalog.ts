@@ -49,6 +49,10 @@ export interface StreamSpec {
   readonly allowMsgTtl: boolean;
   /** Message schedules allowed (`allow_msg_schedules`: delayed events). */
   readonly allowMsgSchedules: boolean;
+  /** Atomic batch publishes allowed (`allow_atomic`: all events of a batch stored or none). */
+  readonly allowAtomic: boolean;
+  /** Fast-ingest batch publishes allowed (`allow_batched`: flow-controlled batches, nats-server 2.14+). */
+  readonly allowBatched: boolean;
   /** The proto file that declares it. */
   readonly file: string;
 }
@@ -297,6 +301,8 @@ interface StreamOptionsShape {
   description: string;
   allowMsgTtl: boolean;
   allowMsgSchedules: boolean;
+  allowAtomic: boolean;
+  allowBatched: boolean;
 }
 
 interface EventOptionsShape {
@@ -340,6 +346,8 @@ function buildCatalog(
         description: o.description,
         allowMsgTtl: o.allowMsgTtl === true,
         allowMsgSchedules: o.allowMsgSchedules === true,
+        allowAtomic: o.allowAtomic === true,
+        allowBatched: o.allowBatched === true,
         file: name,
       };
       if (!/^[A-Z][A-Z0-9_]*$/.test(stream.name)) {

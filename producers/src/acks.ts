@@ -9,15 +9,24 @@ import {
   TimeoutError,
 } from "@nats-io/transport-node";
 
+/** A PubAck with the batch fields of a batch commit's ack (ADR-50). */
+export interface BatchPubAck extends PubAck {
+  batch?: string;
+  count?: number;
+}
+
 /** JetStream's "not enabled for account" error code: not worth retrying. */
 const JS_NOT_ENABLED = 10039;
 
 interface Pending {
-  resolve: (ack: PubAck) => void;
+  /** `null`: the empty reply an atomic batch gets for each message before its commit. */
+  resolve: (ack: PubAck | null) => void;
   reject: (err: unknown) => void;
   subject: string;
   /** performance.now() after which the attempt times out. */
   deadline: number;
+  /** An empty reply is an answer (atomic batch parts), not an unreadable ack. */
+  emptyOk: boolean;
 }
 
 interface AckBody {
@@ -25,6 +34,8 @@ interface AckBody {
   seq?: number;
   duplicate?: boolean;
   domain?: string;
+  batch?: string;
+  count?: number;
   error?: { code: number; err_code: number; description: string };
 }
 
@@ -79,8 +90,31 @@ export class AckInbox {
 
   /** Publishes `payload` to `subject` and resolves with the stream's ack (see the class doc). */
   publish(subject: string, payload: Uint8Array, headers: MsgHdrs, timeoutMs: number): Promise<PubAck> {
+    return this.#send(subject, payload, headers, timeoutMs, false) as Promise<PubAck>;
+  }
+
+  /**
+   * Like {@link publish}, for the messages of an atomic batch: resolves with `null` for the
+   * empty reply the stream sends for a message it staged, with the PubAck for the commit.
+   */
+  publishPart(
+    subject: string,
+    payload: Uint8Array,
+    headers: MsgHdrs,
+    timeoutMs: number,
+  ): Promise<PubAck | null> {
+    return this.#send(subject, payload, headers, timeoutMs, true);
+  }
+
+  #send(
+    subject: string,
+    payload: Uint8Array,
+    headers: MsgHdrs,
+    timeoutMs: number,
+    emptyOk: boolean,
+  ): Promise<PubAck | null> {
     const token = (this.#next++).toString(36);
-    return new Promise<PubAck>((resolve, reject) => {
+    return new Promise<PubAck | null>((resolve, reject) => {
       try {
         this.#nc.publish(subject, payload, { reply: this.#prefix + token, headers });
       } catch (err) {
@@ -88,7 +122,7 @@ export class AckInbox {
         return;
       }
       const deadline = performance.now() + timeoutMs;
-      this.#pending.set(token, { resolve, reject, subject, deadline });
+      this.#pending.set(token, { resolve, reject, subject, deadline, emptyOk });
       if (deadline < this.#timerAt) this.#arm(deadline);
     });
   }
@@ -105,6 +139,10 @@ export class AckInbox {
     this.#pending.delete(token);
     if (msg.data.length === 0 && msg.headers?.code === 503) {
       p.reject(new RequestError("no responders", { cause: new NoRespondersError(p.subject) }));
+      return;
+    }
+    if (msg.data.length === 0 && p.emptyOk) {
+      p.resolve(null);
       return;
     }
     let body: AckBody;
@@ -127,6 +165,8 @@ export class AckInbox {
     }
     const ack: PubAck = { stream: body.stream, seq: body.seq ?? 0, duplicate: body.duplicate ?? false };
     if (body.domain !== undefined) ack.domain = body.domain;
+    if (body.batch !== undefined) (ack as BatchPubAck).batch = body.batch;
+    if (body.count !== undefined) (ack as BatchPubAck).count = body.count;
     p.resolve(ack);
   }
 

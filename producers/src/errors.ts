@@ -24,14 +24,21 @@ export const ProducerErrorCodes = {
   /** The server refused the message for a reason a retry cannot fix. */
   REJECTED: "JK_PRODUCER_REJECTED",
   /**
-   * The publish asked for what the event's stream does not allow: a TTL without
-   * `allow_msg_ttl`, a delivery time without `allow_msg_schedules` (nothing was sent).
+   * The publish asked for what the event's stream (or server) does not allow: a TTL without
+   * `allow_msg_ttl`, a delivery time without `allow_msg_schedules`, an atomic batch without
+   * `allow_atomic` (nothing was stored).
    */
   UNSUPPORTED: "JK_PRODUCER_UNSUPPORTED",
   /** The producer is closing or closed. */
   CLOSED: "JK_PRODUCER_CLOSED",
   /** One event of a publishMany batch failed; the batch stopped there. */
   BATCH_FAILED: "JK_PRODUCER_BATCH_FAILED",
+  /** An atomic batch with no events (nothing sent). */
+  BATCH_EMPTY: "JK_PRODUCER_BATCH_EMPTY",
+  /** An atomic batch with more events than the server takes in one batch (nothing sent or stored). */
+  BATCH_TOO_LARGE: "JK_PRODUCER_BATCH_TOO_LARGE",
+  /** An atomic batch with events of more than one stream (nothing sent). */
+  BATCH_STREAMS: "JK_PRODUCER_BATCH_STREAMS",
 } as const;
 export type ProducerErrorCode = (typeof ProducerErrorCodes)[keyof typeof ProducerErrorCodes];
 

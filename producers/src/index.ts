@@ -1,3 +1,5 @@
+export type { AtomicAck, AtomicEvent, Transaction } from "./atomic.js";
+export { DEFAULT_MAX_ATOMIC_BATCH } from "./atomic.js";
 export type { Admission, BreakerChange, BreakerState } from "./breaker.js";
 export { CircuitBreaker } from "./breaker.js";
 export type { FailureKind, ProducerErrorCode } from "./errors.js";

@@ -55,6 +55,11 @@ export interface ProducerOptions {
   source?: string;
   /** Most publishes unacknowledged at once, over all calls (backpressure beyond it). Default: 256. */
   maxInFlight?: number;
+  /**
+   * Most events in one atomic batch (publishAtomic); more fail with JK_PRODUCER_BATCH_TOO_LARGE
+   * before anything is sent. Default: 1000, nats-server's default `max_batch_size`; raise both together.
+   */
+  maxAtomicBatch?: number;
   /** Validate every event against its contract's rules before sending. Default: true. */
   validate?: boolean;
   /** Retry policy of transient failures. */

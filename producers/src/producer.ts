@@ -17,6 +17,16 @@ import { connect, type MsgHdrs, type NatsConnection } from "@nats-io/transport-n
 import { type Context, SpanStatusCode } from "@opentelemetry/api";
 import { type Logger, pino } from "pino";
 import { AckInbox } from "./acks.js";
+import {
+  type AtomicAck,
+  type AtomicEvent,
+  checkAtomicBatch,
+  DEFAULT_MAX_ATOMIC_BATCH,
+  sendAtomic,
+  type Transaction,
+} from "./atomic.js";
+import type { BatchContext, BatchMessage } from "./batch.js";
+import { serverAtLeast } from "./batch.js";
 import { type BreakerChange, type BreakerState, CircuitBreaker } from "./breaker.js";
 import {
   brokerAnswered,
@@ -29,7 +39,15 @@ import {
   toProducerError,
   wrongStream,
 } from "./errors.js";
-import { checkExtraHeaders, isoNow, structuredMessage, toMsgHdrs, withPropagated } from "./headers.js";
+import { type FastFallback, type FastRead, fastPublish } from "./fast.js";
+import {
+  checkExtraHeaders,
+  type EncodedHeaders,
+  isoNow,
+  structuredMessage,
+  toMsgHdrs,
+  withPropagated,
+} from "./headers.js";
 import { InFlightWindow } from "./in-flight.js";
 import {
   type BreakerOptions,
@@ -39,8 +57,12 @@ import {
   type ProducerOptions,
   type RetryOptions,
 } from "./options.js";
+import { pipelinedEach } from "./pipelined.js";
 import { backoffDelay, sleep } from "./retry.js";
 import { Attr, ProducerTelemetry } from "./telemetry.js";
+
+/** How long publishMany publishes one by one on a stream whose server refused a fast-ingest batch. */
+const FAST_RECHECK_MS = 60_000;
 
 /** Optimistic-concurrency expectations checked by the stream before it stores the event. */
 export interface Expectations {
@@ -112,8 +134,15 @@ export interface PublishAck {
   readonly duplicate: boolean;
   readonly msgId: string;
   readonly subject: string;
-  /** Attempts it took (1 unless it was retried). */
+  /** Attempts it took (1 unless it was retried; for a fast-ingest batch, the batches it took). */
   readonly attempts: number;
+  /**
+   * Set when publishMany sent the event in a fast-ingest batch: the batch's id and the event's
+   * place in it. Such an ack says the event is in the stream (stored now, or already there under
+   * its msgId); the stream reports no per-event sequence (`seq` is 0) and drops duplicates
+   * without saying which (`duplicate` is false).
+   */
+  readonly batch?: { readonly id: string; readonly seq: number };
 }
 
 /** Options of {@link Producer.publishMany} / {@link Producer.publishEach}. */
@@ -122,6 +151,13 @@ export interface PublishManyOptions<T> {
   window?: number;
   /** Per-event publish options (e.g. a stable msgId so a rerun of the batch is deduplicated). */
   options?: (event: T, index: number) => PublishOptions;
+  /**
+   * Use the stream's fast-ingest batch publish (nats-server 2.14+) when its contract declares
+   * `allow_batched`: acks every few events instead of one per event, so each event's ack has no
+   * stream sequence (see {@link PublishAck.batch}). `false`: one publish per event, each with its
+   * own sequence and duplicate flag. Default: true.
+   */
+  fast?: boolean;
 }
 
 /** Counters of a producer, for tests, health checks and dashboards. */
@@ -147,6 +183,11 @@ interface Prepared {
   extra: [string, string][];
 }
 
+interface AtomicItem {
+  p: Prepared;
+  opts: PublishOptions;
+}
+
 /** A connected producer. Create one per service with {@link createProducer}; share it. */
 export class Producer {
   readonly name: string;
@@ -166,6 +207,11 @@ export class Producer {
   #closing: Promise<void> | undefined;
   #stats = { published: 0, duplicates: 0, retries: 0, failures: 0 };
   #serverProbe: { at: number; result: Promise<boolean> } | undefined;
+  readonly #maxAtomicBatch: number;
+  readonly #inboxPrefix: string | undefined;
+  #batchCtx: BatchContext | undefined;
+  /** Streams whose server refused a fast-ingest batch (allow_batched off), until when. */
+  readonly #fastOff = new Map<string, number>();
 
   /** @internal use {@link createProducer} */
   constructor(nc: NatsConnection, opts: ProducerOptions, log: Logger) {
@@ -174,6 +220,8 @@ export class Producer {
     this.catalog = opts.catalog ?? getCatalog();
     this.#nc = nc;
     this.#acks = new AckInbox(nc, opts.connection?.inboxPrefix);
+    this.#inboxPrefix = opts.connection?.inboxPrefix;
+    this.#maxAtomicBatch = opts.maxAtomicBatch ?? DEFAULT_MAX_ATOMIC_BATCH;
     this.#log = log;
     this.#validator = opts.validate === false ? undefined : new ContractValidator(this.catalog);
     this.#structured = opts.contentMode === "structured";
@@ -218,15 +266,217 @@ export class Producer {
   publish<T>(Type: EventType<T>, event: T, opts: PublishOptions = {}): Promise<PublishAck> {
     let prepared: Prepared;
     try {
-      const spec = this.catalog.byType(Type.$type);
-      const payload = this.#encode(Type, event);
-      // the ts-proto object is checked as is (compiled rules); bytes are decoded only to write an error
-      if (this.#validator) this.#validator.checkEvent(spec, event, () => payload);
-      prepared = { spec, payload, key: opts.key ?? this.#keyOf(spec, event), extra: [] };
+      prepared = this.#prepare(Type, event, opts);
     } catch (err) {
       return Promise.reject(this.#refused(err, this.catalog.findByType(Type.$type)?.subject));
     }
     return this.#send(prepared, opts);
+  }
+
+  /** Encodes and validates a typed event (throws the contract's error; nothing is sent). */
+  #prepare<T>(Type: EventType<T>, event: T, opts: PublishOptions): Prepared {
+    const spec = this.catalog.byType(Type.$type);
+    const payload = this.#encode(Type, event);
+    // the ts-proto object is checked as is (compiled rules); bytes are decoded only to write an error
+    if (this.#validator) this.#validator.checkEvent(spec, event, () => payload);
+    return { spec, payload, key: opts.key ?? this.#keyOf(spec, event), extra: [] };
+  }
+
+  /**
+   * Publishes `events` as one atomic batch (nats-server 2.12.1+, `allow_atomic` on the stream):
+   * the stream stores all of them, at consecutive sequences, or none; one outcome for the whole
+   * batch. All events must belong to one stream, at most `maxAtomicBatch` (1000, the server's
+   * default limit) of them. Every event keeps its own msgId, so a rerun is refused whole instead
+   * of storing anything twice. Failures: JK_PRODUCER_BATCH_EMPTY, _BATCH_STREAMS, _BATCH_TOO_LARGE,
+   * _UNSUPPORTED (nothing sent), a contract error (nothing sent), _EXPECTATION_FAILED or
+   * _REJECTED (nothing stored), _OUTCOME_UNKNOWN (stored whole or not at all, not known which).
+   */
+  publishAtomic(events: readonly AtomicEvent[]): Promise<AtomicAck> {
+    const items: AtomicItem[] = [];
+    for (const e of events) {
+      const opts = e.opts ?? {};
+      try {
+        items.push({ p: this.#prepare(e.type, e.event, opts), opts });
+      } catch (err) {
+        return Promise.reject(this.#refused(err, this.catalog.findByType(e.type.$type)?.subject));
+      }
+    }
+    return this.#publishAtomic(items);
+  }
+
+  /**
+   * A builder for an atomic batch: `producer.transaction().add(A, a).add(B, b).commit()` is
+   * `publishAtomic([{ type: A, event: a }, { type: B, event: b }])`, with each event checked
+   * against its type when added.
+   */
+  transaction(): Transaction {
+    const items: AtomicItem[] = [];
+    const tx: Transaction = {
+      add: <T>(Type: EventType<T>, event: T, opts: PublishOptions = {}) => {
+        try {
+          items.push({ p: this.#prepare(Type, event, opts), opts });
+        } catch (err) {
+          throw this.#refused(err, this.catalog.findByType(Type.$type)?.subject);
+        }
+        return tx;
+      },
+      get size() {
+        return items.length;
+      },
+      commit: () => this.#publishAtomic(items.splice(0)),
+    };
+    return tx;
+  }
+
+  async #publishAtomic(items: AtomicItem[]): Promise<AtomicAck> {
+    if (this.#closing) throw closedError();
+    const head = items[0]?.p.spec;
+    const subject = head?.subject ?? "unknown";
+    const stream = head?.stream ?? "unknown";
+    let msgs: BatchMessage[] = [];
+    let admitted = false;
+    const started = performance.now();
+    const { span, carrier } = this.#telemetry.startSend(
+      subject,
+      items[0]?.opts.msgId ?? "",
+      items.reduce((n, i) => n + i.p.payload.length, 0),
+      items[0]?.opts.correlationId ?? "",
+      head?.type ?? "unknown",
+    );
+    try {
+      msgs = this.#atomicMessages(items, carrier);
+      const waited = this.#window.acquire();
+      admitted = true;
+      if (waited) await waited;
+      const ack = await sendAtomic(this.#batchContext(), msgs);
+      const seconds = (performance.now() - started) / 1000;
+      this.#stats.published += ack.count;
+      if (ack.duplicate) this.#stats.duplicates += ack.count;
+      for (const m of msgs) this.#telemetry.published(m.spec.subject, seconds);
+      if (span.isRecording()) {
+        span.setAttributes({
+          [Attr.STREAM]: stream,
+          [Attr.SEQUENCE]: ack.lastSeq,
+          [Attr.DUPLICATE]: ack.duplicate,
+          [Attr.ATTEMPTS]: ack.attempts,
+          "messaging.batch.message_count": ack.count,
+        });
+      }
+      this.#log.debug(
+        { stream, batch_id: ack.batchId, count: ack.count, seq: ack.lastSeq, duplicate: ack.duplicate },
+        "atomic batch published",
+      );
+      return ack;
+    } catch (err) {
+      const e =
+        err instanceof JetkitError
+          ? err
+          : toProducerError(err, { subject, stream, msgId: msgs[0]?.msgId ?? "" });
+      this.#stats.failures++;
+      this.#telemetry.failed(subject, e.code, (performance.now() - started) / 1000);
+      span.setAttribute(Attr.ERROR_TYPE, e.code);
+      span.recordException(e);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
+      this.#log.error(
+        { stream, count: items.length, err: { code: e.code, message: e.message, ...e.details } },
+        "atomic batch failed",
+      );
+      throw e;
+    } finally {
+      span.end();
+      if (admitted) this.#window.release();
+    }
+  }
+
+  /**
+   * The messages of an atomic batch, after every check that needs no server: not empty, one
+   * stream that allows atomic batches, within the size limit, distinct msgIds, supported
+   * expectations, each event within the size limits. Throws (nothing sent) otherwise.
+   */
+  #atomicMessages(
+    items: AtomicItem[],
+    carrier: { traceparent?: string; tracestate?: string },
+  ): BatchMessage[] {
+    checkAtomicBatch(
+      items.map((i) => ({ spec: i.p.spec, opts: i.opts })),
+      this.#maxAtomicBatch,
+      (stream) => this.catalog.stream(stream)?.allowAtomic === true,
+      this.#nc,
+    );
+    const stream = items[0]!.p.spec.stream;
+    return items.map(({ p, opts }) => {
+      const msgId = opts.msgId ?? uuidv7();
+      const timing = this.#timing(p, opts, msgId);
+      const headers = this.#headers(p, opts, msgId, carrier, timing.headers);
+      this.#checkSize({ subject: p.spec.subject, stream, msgId }, p.payload.length, headers.wireBytes + 96);
+      return { spec: p.spec, subject: timing.subject, payload: p.payload, headers, msgId };
+    });
+  }
+
+  /** The CloudEvents attributes of one event (trace context from `carrier`). */
+  #event(
+    p: Prepared,
+    opts: PublishOptions,
+    msgId: string,
+    carrier: { traceparent?: string; tracestate?: string },
+  ): EventHeaderInput {
+    return {
+      id: msgId,
+      type: p.spec.type,
+      source: this.source,
+      time: opts.time ?? isoNow(),
+      partitionKey: p.key,
+      correlationId: opts.correlationId ?? msgId,
+      causationId: opts.causationId,
+      traceparent: carrier.traceparent,
+      tracestate: carrier.tracestate,
+    };
+  }
+
+  /**
+   * The binary-mode header list of one event: CloudEvents attributes, the headers the registered
+   * propagator injected and the caller's extra ones (before Nats-Msg-Id), then TTL/schedule.
+   */
+  #headerList(
+    p: Prepared,
+    opts: PublishOptions,
+    msgId: string,
+    carrier: { traceparent?: string; tracestate?: string; headers?: [string, string][] },
+    timing: [string, string][],
+  ): [string, string][] {
+    const list = eventHeaders(this.#event(p, opts, msgId, carrier));
+    const extra = withPropagated(carrier.headers, p.extra);
+    if (extra.length > 0) list.splice(list.length - 1, 0, ...extra);
+    if (timing.length > 0) list.push(...timing);
+    return list;
+  }
+
+  /** The binary-mode header block of one event of a batch (atomic or fast: binary mode only). */
+  #headers(
+    p: Prepared,
+    opts: PublishOptions,
+    msgId: string,
+    carrier: { traceparent?: string; tracestate?: string; headers?: [string, string][] },
+    timing: [string, string][],
+  ): EncodedHeaders {
+    const headers = toMsgHdrs(this.#headerList(p, opts, msgId, carrier, timing));
+    if (opts.expect) setExpectations(headers, opts.expect);
+    return headers;
+  }
+
+  #batchContext(): BatchContext {
+    this.#batchCtx ??= {
+      nc: this.#nc,
+      acks: this.#acks,
+      log: this.#log,
+      retry: this.#retry,
+      breaker: this.#breaker,
+      inboxPrefix: this.#inboxPrefix,
+      judge: (err, probe) => this.#judgeBroker(err, probe),
+      closing: () => this.#closing !== undefined,
+      duplicateWindowMs: (stream) => this.catalog.stream(stream)?.duplicateWindowMs,
+    };
+    return this.#batchCtx;
   }
 
   /**
@@ -236,20 +486,38 @@ export class Producer {
   publishEncoded(input: EncodedEvent): Promise<PublishAck> {
     let prepared: Prepared;
     try {
-      const spec = this.#specOf(input);
-      const message = this.#validator
-        ? this.#validator.check(spec, input.payload)
-        : spec.partitionKey && input.key === undefined
-          ? this.catalog.decode(spec, input.payload)
-          : undefined;
-      const extra = input.headers ? checkExtraHeaders(input.headers) : [];
-      const key = input.key ?? (message ? partitionKeyOf(spec, message) : undefined);
-      prepared = { spec, payload: input.payload, key, extra };
+      prepared = this.#prepareEncoded(input);
     } catch (err) {
       const spec = input.type ? this.catalog.findByType(input.type) : undefined;
       return Promise.reject(this.#refused(err, spec?.subject ?? input.subject));
     }
     return this.#send(prepared, input);
+  }
+
+  /** {@link publishAtomic} for already-encoded events (e.g. `jetkit publish --atomic`), each checked like {@link publishEncoded}. */
+  publishAtomicEncoded(events: readonly EncodedEvent[]): Promise<AtomicAck> {
+    const items: AtomicItem[] = [];
+    for (const input of events) {
+      try {
+        items.push({ p: this.#prepareEncoded(input), opts: input });
+      } catch (err) {
+        const spec = input.type ? this.catalog.findByType(input.type) : undefined;
+        return Promise.reject(this.#refused(err, spec?.subject ?? input.subject));
+      }
+    }
+    return this.#publishAtomic(items);
+  }
+
+  #prepareEncoded(input: EncodedEvent): Prepared {
+    const spec = this.#specOf(input);
+    const message = this.#validator
+      ? this.#validator.check(spec, input.payload)
+      : spec.partitionKey && input.key === undefined
+        ? this.catalog.decode(spec, input.payload)
+        : undefined;
+    const extra = input.headers ? checkExtraHeaders(input.headers) : [];
+    const key = input.key ?? (message ? partitionKeyOf(spec, message) : undefined);
+    return { spec, payload: input.payload, key, extra };
   }
 
   /**
@@ -263,7 +531,7 @@ export class Producer {
     opts: PublishManyOptions<T> = {},
   ): Promise<PublishAck[]> {
     const acks: PublishAck[] = [];
-    for await (const ack of this.publishEach(Type, events, opts)) acks.push(ack);
+    for await (const chunk of this.#chunks(Type, events, opts)) for (const ack of chunk) acks.push(ack);
     return acks;
   }
 
@@ -277,48 +545,147 @@ export class Producer {
     events: Iterable<T> | AsyncIterable<T>,
     opts: PublishManyOptions<T> = {},
   ): AsyncGenerator<PublishAck, void, undefined> {
+    for await (const chunk of this.#chunks(Type, events, opts)) for (const ack of chunk) yield ack;
+  }
+
+  /** publishEach's acks in order, as many at a time as came in together. */
+  async *#chunks<T>(
+    Type: EventType<T>,
+    events: Iterable<T> | AsyncIterable<T>,
+    opts: PublishManyOptions<T>,
+  ): AsyncGenerator<PublishAck[], void, undefined> {
     const window = Math.max(1, Math.min(opts.window ?? this.#window.limit, this.#window.limit));
-    type Settled = { ok: true; ack: PublishAck } | { ok: false; err: unknown };
-    const queue: Promise<Settled>[] = [];
     const it = Symbol.asyncIterator in events ? events[Symbol.asyncIterator]() : events[Symbol.iterator]();
-    let index = 0;
-    let acked = 0;
     let exhausted = false;
+    const seen = (r: IteratorResult<T>) => {
+      if (r.done) exhausted = true;
+      return r;
+    };
+    // a synchronous source's events are taken without a promise each
+    const next = (): IteratorResult<T> | Promise<IteratorResult<T>> => {
+      const r = it.next();
+      return r instanceof Promise ? r.then(seen) : seen(r);
+    };
     try {
-      for (;;) {
-        while (!exhausted && queue.length < window) {
-          const next = await it.next();
-          if (next.done) {
-            exhausted = true;
-            break;
-          }
-          const o = opts.options?.(next.value, index) ?? {};
-          queue.push(
-            this.publish(Type, next.value, o).then(
-              (ack): Settled => ({ ok: true, ack }),
-              (err: unknown): Settled => ({ ok: false, err }),
-            ),
-          );
-          index++;
-        }
-        const head = queue.shift();
-        if (!head) return;
-        const settled = await head;
-        if (!settled.ok) {
-          await Promise.all(queue);
-          const cause = settled.err;
-          const code = cause instanceof JetkitError ? cause.code : "unknown";
-          throw new JetkitError(
-            ProducerErrorCodes.BATCH_FAILED,
-            `event ${acked} of the batch failed (${code}): ${(cause as Error).message ?? String(cause)} Events before it were acknowledged; events after it that were already in flight may be stored too: rerun with the same msgIds to publish the rest without duplicates.`,
-            { cause, details: { index: acked, acked, code } },
-          );
-        }
-        acked++;
-        yield settled.ack;
+      const spec = this.catalog.findByType(Type.$type);
+      if (spec && opts.fast !== false && this.#fastAllowed(spec.stream)) {
+        const end = yield* this.#fastEach(Type, spec, next, window, opts);
+        if (!end) return;
+        // the stream does not take fast batches: what it gave back, then the rest, one by one
+        this.#fastOff.set(spec.stream, Date.now() + FAST_RECHECK_MS);
+        const back = end.fallback.map((f) => f.raw as T);
+        const first = end.fallback[0]?.index ?? 0;
+        const resumed = (): IteratorResult<T> | Promise<IteratorResult<T>> => {
+          const value = back.shift();
+          return value !== undefined ? { done: false, value } : next();
+        };
+        yield* pipelinedEach((e: T, o) => this.publish(Type, e, o), resumed, window, opts.options, first);
+        return;
       }
+      yield* pipelinedEach((e: T, o) => this.publish(Type, e, o), next, window, opts.options, 0);
     } finally {
       if (!exhausted) await it.return?.();
+    }
+  }
+
+  /**
+   * Whether publishMany may use fast-ingest batches on `stream`: the contract allows them, the
+   * server is 2.14+, it did not refuse them lately, and the breaker is not open (one by one, the
+   * events fail fast with JK_PRODUCER_CIRCUIT_OPEN).
+   */
+  #fastAllowed(stream: string): boolean {
+    if (!this.catalog.stream(stream)?.allowBatched || !serverAtLeast(this.#nc, "2.14.0")) return false;
+    if (this.#breaker.state === "open") return false;
+    const off = this.#fastOff.get(stream);
+    return off === undefined || off < Date.now();
+  }
+
+  /** publishEach over fast-ingest batches (see {@link fastPublish}); returns what to publish otherwise. */
+  async *#fastEach<T>(
+    Type: EventType<T>,
+    spec: EventSpec,
+    next: () => IteratorResult<T> | Promise<IteratorResult<T>>,
+    window: number,
+    opts: PublishManyOptions<T>,
+  ): AsyncGenerator<PublishAck[], FastFallback | undefined, undefined> {
+    if (this.#closing) throw closedError();
+    const { span, carrier } = this.#telemetry.startSend(spec.subject, "", 0, "", spec.type);
+    let index = 0;
+    let count = 0;
+    const prepare = (r: IteratorResult<T>): FastRead => {
+      if (r.done) return { done: true };
+      const i = index++;
+      try {
+        const o = opts.options?.(r.value, i) ?? {};
+        const p = this.#prepare(Type, r.value, o);
+        const msgId = o.msgId ?? uuidv7();
+        const timing = this.#timing(p, o, msgId);
+        const headers = this.#headers(p, o, msgId, carrier, timing.headers);
+        this.#checkSize(
+          { subject: p.spec.subject, stream: p.spec.stream, msgId },
+          p.payload.length,
+          headers.wireBytes,
+        );
+        const msg: BatchMessage = {
+          spec: p.spec,
+          subject: timing.subject,
+          payload: p.payload,
+          headers,
+          msgId,
+        };
+        return { done: false, index: i, raw: r.value, msg };
+      } catch (error) {
+        return { done: false, index: i, raw: r.value, error: this.#refused(error, spec.subject) };
+      }
+    };
+    const read = (): FastRead | Promise<FastRead> => {
+      const r = next();
+      return r instanceof Promise ? r.then(prepare) : prepare(r);
+    };
+    const gen = fastPublish(
+      this.#batchContext(),
+      window,
+      read,
+      () => this.#window.acquire(),
+      () => this.#window.release(),
+    );
+    let finished = false;
+    try {
+      for (;;) {
+        const r = await gen.next();
+        if (r.done) {
+          finished = true;
+          return r.value;
+        }
+        count += r.value.length;
+        this.#stats.published += r.value.length;
+        this.#telemetry.sentInBatch(spec.subject, r.value.length);
+        yield r.value;
+      }
+    } catch (err) {
+      finished = true;
+      const e =
+        err instanceof JetkitError
+          ? err
+          : toProducerError(err, { subject: spec.subject, stream: spec.stream, msgId: "" });
+      this.#stats.failures++;
+      span.setAttribute(Attr.ERROR_TYPE, e.code);
+      span.recordException(e);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
+      this.#log.error(
+        {
+          subject: spec.subject,
+          stream: spec.stream,
+          err: { code: e.code, message: e.message, ...e.details },
+        },
+        "fast-ingest batch failed",
+      );
+      throw e;
+    } finally {
+      if (!finished) await gen.return(undefined);
+      if (span.isRecording())
+        span.setAttributes({ [Attr.STREAM]: spec.stream, "messaging.batch.message_count": count });
+      span.end();
     }
   }
 
@@ -557,22 +924,10 @@ export class Producer {
     );
     let attempts = 0;
     try {
-      const event: EventHeaderInput = {
-        id: msgId,
-        type: spec.type,
-        source: this.source,
-        time: opts.time ?? isoNow(),
-        partitionKey: p.key,
-        correlationId,
-        causationId: opts.causationId,
-        traceparent: carrier.traceparent,
-        tracestate: carrier.tracestate,
-      };
-      const list = eventHeaders(event);
-      const extra = withPropagated(carrier.headers, p.extra);
-      if (extra.length > 0) list.splice(list.length - 1, 0, ...extra);
-      if (timing.headers.length > 0) list.push(...timing.headers);
-      const structured = this.#structured ? structuredMessage(event, list, payload) : undefined;
+      const list = this.#headerList(p, opts, msgId, carrier, timing.headers);
+      const structured = this.#structured
+        ? structuredMessage(this.#event(p, opts, msgId, carrier), list, payload)
+        : undefined;
       const headers = toMsgHdrs(structured?.headers ?? list);
       if (opts.expect) setExpectations(headers, opts.expect);
       this.#checkSize(ctx, structured?.body.length ?? payload.length, headers.wireBytes);
@@ -819,6 +1174,14 @@ export async function createProducer(opts: ProducerOptions): Promise<Producer> {
   if (opts.contentMode !== undefined && opts.contentMode !== "binary" && opts.contentMode !== "structured") {
     throw new JetkitError(ProducerErrorCodes.OPTIONS, 'contentMode must be "binary" or "structured".', {
       details: { contentMode: opts.contentMode },
+    });
+  }
+  if (
+    opts.maxAtomicBatch !== undefined &&
+    !(Number.isInteger(opts.maxAtomicBatch) && opts.maxAtomicBatch >= 1)
+  ) {
+    throw new JetkitError(ProducerErrorCodes.OPTIONS, "maxAtomicBatch must be an integer >= 1.", {
+      details: { maxAtomicBatch: opts.maxAtomicBatch },
     });
   }
   const parent = opts.logger ?? pino({ level: "info" });

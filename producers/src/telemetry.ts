@@ -194,14 +194,24 @@ export class ProducerTelemetry {
 
   /** Records an acknowledged publish: its duration, and one more sent message on its subject. */
   published(subject: string, seconds: number): void {
+    const s = this.#subject(subject);
+    this.#duration.record(seconds, s.attrs);
+    s.sent++;
+  }
+
+  /** Counts `n` events a fast-ingest batch confirmed together (no per-event duration to record). */
+  sentInBatch(subject: string, n: number): void {
+    this.#subject(subject).sent += n;
+  }
+
+  #subject(subject: string) {
     let s = this.#subjects.get(subject);
     if (!s) {
       // one attributes object per subject instead of one per publish
       s = { attrs: { ...this.#base, [Attr.DESTINATION]: subject, [Attr.OPERATION_NAME]: "send" }, sent: 0 };
       this.#subjects.set(subject, s);
     }
-    this.#duration.record(seconds, s.attrs);
-    s.sent++;
+    return s;
   }
 
   failed(subject: string, code: string, seconds: number): void {

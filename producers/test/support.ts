@@ -1,5 +1,6 @@
 import { getCatalog } from "@jetkit/contracts";
 import { CustomerCheckoutInitiated } from "@jetkit/contracts/gen/shop/customer/v1/events";
+import type { InventoryStockReserved } from "@jetkit/contracts/gen/shop/inventory/v1/events";
 import { Carrier, OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/events";
 import { type NatsServer, startServer } from "@jetkit/testing";
 import {
@@ -81,6 +82,17 @@ export function fulfillmentCompleted(orderId = uuid()): OrderFulfillmentComplete
     ],
     shippingCost: { currencyCode: "EUR", units: 4, nanos: 990_000_000 },
     completedAt: new Date("2025-03-01T10:00:00.000Z"),
+  };
+}
+
+/** A reservation of one checkout's line in a warehouse (INVENTORY allows atomic and fast batches). */
+export function reservation(checkoutId = uuid(), sku = "SKU-1"): InventoryStockReserved {
+  return {
+    reservationId: uuid(),
+    checkoutId,
+    warehouseId: "wh-1",
+    lines: [{ sku, quantity: 1 }],
+    expiresAt: new Date("2030-01-01T00:00:00Z"),
   };
 }
 

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { getCatalog } from "@jetkit/contracts";
+import { InventoryStockReserved } from "@jetkit/contracts/gen/shop/inventory/v1/events";
+import { applyStreams } from "@jetkit/contracts/streams";
 import type { NatsServer } from "@jetkit/testing";
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { context, metrics, propagation, SpanKind, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
@@ -21,6 +25,7 @@ import { createProducer, type Producer } from "../src/index.js";
 import {
   fulfillmentCompleted,
   OrderFulfillmentCompleted,
+  reservation,
   serverWithStreams,
   silent,
   storedMessages,
@@ -182,5 +187,33 @@ describe("telemetry", () => {
       propagation.disable();
       propagation.setGlobalPropagator(new W3CTraceContextPropagator());
     }
+  });
+
+  it("traces a fast-ingest publishMany as one span, the parent of every event, and counts its events as sent", async () => {
+    await applyStreams(await jetstreamManager(admin), getCatalog()); // INVENTORY with allow_batched
+    const acks = await producer.publishMany(InventoryStockReserved, [
+      reservation(),
+      reservation(),
+      reservation(),
+    ]);
+    assert.ok(acks.every((a) => a.batch !== undefined));
+    const span = spans
+      .getFinishedSpans()
+      .find((s) => s.attributes["messaging.batch.message_count"] !== undefined);
+    assert.ok(span, "a batch span was recorded");
+    assert.equal(span.name, "send inventory.stock.reserved");
+    assert.equal(span.attributes["messaging.batch.message_count"], 3);
+    const { traceId, spanId } = span.spanContext();
+    const stored = await storedMessages(admin, "INVENTORY");
+    assert.deepEqual(
+      stored.map((m) => m.header.get("traceparent")),
+      acks.map(() => `00-${traceId}-${spanId}-01`),
+    );
+    const { resourceMetrics } = await reader.collect();
+    const sent = resourceMetrics.scopeMetrics
+      .flatMap((s) => s.metrics)
+      .find((m) => m.descriptor.name === "messaging.client.sent.messages")!
+      .dataPoints.find((p) => p.attributes["messaging.destination.name"] === "inventory.stock.reserved");
+    assert.equal(sent?.value, 3);
   });
 });

@@ -8,7 +8,8 @@ import { serversOf } from "../nats.js";
 
 const publish: CommandDef = {
   path: ["publish"],
-  summary: "Publish one event, given as protobuf JSON, validated by its contract before anything is sent",
+  summary:
+    "Publish one event (or, with --atomic, an atomic batch), given as protobuf JSON, validated by its contract before anything is sent",
   description:
     "The subject names the event's contract; the JSON is decoded strictly (unknown fields and wrong types are refused with the field's name), then checked against the contract's rules and published with the producer SDK (CloudEvents headers, message id, retries).",
   args: [
@@ -35,6 +36,12 @@ const publish: CommandDef = {
     },
     { name: "correlation-id", type: "string", value: "ID", description: "Correlation id of the flow" },
     {
+      name: "atomic",
+      type: "boolean",
+      description:
+        "--data is a JSON array of events, published as one atomic batch: all stored or none (the stream needs allow_atomic); --msg-id ID names them ID-1, ID-2, ...",
+    },
+    {
       name: "source",
       type: "string",
       value: "NAME",
@@ -49,6 +56,11 @@ const publish: CommandDef = {
     {
       command: "jetkit publish order.fulfillment.completed --data - < event.json --msg-id order-42-done",
       description: "from a file, idempotently",
+    },
+    {
+      command:
+        "jetkit publish inventory.stock.reserved --atomic --data - < reservations.json --msg-id checkout-7",
+      description: "a JSON array as one atomic batch",
     },
   ],
   async run(ctx) {
@@ -69,16 +81,25 @@ const publish: CommandDef = {
     } catch (err) {
       throw new JetkitError("JK_CLI_USAGE", `--data is not valid JSON: ${(err as Error).message}`);
     }
-    let payload: Uint8Array;
-    try {
-      payload = toBinary(spec.schema, fromJson(spec.schema, json, { registry: catalog.registry }));
-    } catch (err) {
-      throw new JetkitError(
-        "JK_CONTRACT_UNDECODABLE",
-        `the JSON is not a valid ${spec.type}: ${(err as Error).message}`,
-        { cause: err },
-      );
+    const atomic = ctx.opts.atomic === true;
+    if (atomic && !Array.isArray(json)) {
+      throw new JetkitError("JK_CLI_USAGE", `with --atomic, --data is a JSON array of ${spec.type} events.`);
     }
+    const encode = (value: JsonValue, at: string): Uint8Array => {
+      try {
+        return toBinary(spec.schema, fromJson(spec.schema, value, { registry: catalog.registry }));
+      } catch (err) {
+        throw new JetkitError(
+          "JK_CONTRACT_UNDECODABLE",
+          `the JSON${at} is not a valid ${spec.type}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+    };
+    const payloads = atomic
+      ? (json as JsonValue[]).map((v, i) => encode(v, ` at [${i}]`))
+      : [encode(json, "")];
+    const payload = payloads[0]!;
     const producer = await createProducer({
       servers: serversOf(ctx),
       name: typeof ctx.opts.source === "string" ? ctx.opts.source : "jetkit-cli",
@@ -87,6 +108,25 @@ const publish: CommandDef = {
       retry: { deadlineMs: 10_000 },
     });
     try {
+      if (atomic) {
+        const msgId = typeof ctx.opts["msg-id"] === "string" ? ctx.opts["msg-id"] : undefined;
+        const correlationId =
+          typeof ctx.opts["correlation-id"] === "string" ? ctx.opts["correlation-id"] : undefined;
+        const ack = await producer.publishAtomicEncoded(
+          payloads.map((p, i) => ({
+            subject,
+            payload: p,
+            ...(msgId ? { msgId: `${msgId}-${i + 1}` } : {}),
+            ...(correlationId ? { correlationId } : {}),
+          })),
+        );
+        ctx.stdout.write(
+          ctx.json
+            ? `${JSON.stringify(ack)}\n`
+            : `${ack.duplicate ? ctx.color.yellow("duplicate") : ctx.color.green("stored")} ${ack.count} events atomically ${subject} -> ${ack.stream}#${ack.firstSeq}..${ack.lastSeq}\n`,
+        );
+        return ExitCode.OK;
+      }
       const ack = await producer.publishEncoded({
         subject,
         payload,

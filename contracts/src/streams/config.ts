@@ -27,6 +27,10 @@ export interface ManagedStreamConfig {
   allow_msg_ttl: boolean;
   /** Message schedules (delayed events); the server cannot turn it off again. */
   allow_msg_schedules: boolean;
+  /** Atomic batch publishes (nats-server 2.12+). */
+  allow_atomic: boolean;
+  /** Fast-ingest batch publishes (nats-server 2.14+). */
+  allow_batched: boolean;
 }
 
 /** The fields of {@link ManagedStreamConfig} that a plan compares, in display order. */
@@ -44,6 +48,8 @@ export const MANAGED_FIELDS = [
   "description",
   "allow_msg_ttl",
   "allow_msg_schedules",
+  "allow_atomic",
+  "allow_batched",
 ] as const;
 export type ManagedField = (typeof MANAGED_FIELDS)[number];
 
@@ -69,6 +75,8 @@ export function streamConfig(spec: StreamSpec, replicas?: number): ManagedStream
     description: spec.description,
     allow_msg_ttl: spec.allowMsgTtl,
     allow_msg_schedules: spec.allowMsgSchedules,
+    allow_atomic: spec.allowAtomic,
+    allow_batched: spec.allowBatched,
   };
 }
 
@@ -90,5 +98,7 @@ export function managedPart(server: Record<string, unknown>): ManagedStreamConfi
     description: typeof server.description === "string" ? server.description : "",
     allow_msg_ttl: server.allow_msg_ttl === true,
     allow_msg_schedules: server.allow_msg_schedules === true,
+    allow_atomic: server.allow_atomic === true,
+    allow_batched: server.allow_batched === true,
   };
 }

@@ -208,8 +208,15 @@ type StreamOptions struct {
 	// (deliverAt / delay). A scheduled event waits on "<subject>.scheduled.<event id>", which the
 	// stream's subjects must capture (e.g. "order.>").
 	AllowMsgSchedules bool `protobuf:"varint,13,opt,name=allow_msg_schedules,json=allowMsgSchedules,proto3" json:"allow_msg_schedules,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Atomic batch publishes (nats-server 2.12+, the stream's allow_atomic): producers may publish
+	// several events as one batch that the stream stores entirely or not at all (publishAtomic).
+	AllowAtomic bool `protobuf:"varint,14,opt,name=allow_atomic,json=allowAtomic,proto3" json:"allow_atomic,omitempty"`
+	// Fast-ingest batch publishes (nats-server 2.14+, the stream's allow_batched): publishMany
+	// streams its events as a flow-controlled batch, acknowledged every few events instead of one
+	// by one.
+	AllowBatched  bool `protobuf:"varint,15,opt,name=allow_batched,json=allowBatched,proto3" json:"allow_batched,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamOptions) Reset() {
@@ -333,6 +340,20 @@ func (x *StreamOptions) GetAllowMsgSchedules() bool {
 	return false
 }
 
+func (x *StreamOptions) GetAllowAtomic() bool {
+	if x != nil {
+		return x.AllowAtomic
+	}
+	return false
+}
+
+func (x *StreamOptions) GetAllowBatched() bool {
+	if x != nil {
+		return x.AllowBatched
+	}
+	return false
+}
+
 // Binds an event message to its subject.
 type EventOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -434,7 +455,7 @@ var File_jetkit_v1_options_proto protoreflect.FileDescriptor
 
 const file_jetkit_v1_options_proto_rawDesc = "" +
 	"\n" +
-	"\x17jetkit/v1/options.proto\x12\tjetkit.v1\x1a google/protobuf/descriptor.proto\x1a\x1egoogle/protobuf/duration.proto\"\x9a\x04\n" +
+	"\x17jetkit/v1/options.proto\x12\tjetkit.v1\x1a google/protobuf/descriptor.proto\x1a\x1egoogle/protobuf/duration.proto\"\xe2\x04\n" +
 	"\rStreamOptions\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bsubjects\x18\x02 \x03(\tR\bsubjects\x122\n" +
@@ -450,7 +471,9 @@ const file_jetkit_v1_options_proto_rawDesc = "" +
 	" \x01(\x0e2\x12.jetkit.v1.DiscardR\adiscard\x12 \n" +
 	"\vdescription\x18\v \x01(\tR\vdescription\x12\"\n" +
 	"\rallow_msg_ttl\x18\f \x01(\bR\vallowMsgTtl\x12.\n" +
-	"\x13allow_msg_schedules\x18\r \x01(\bR\x11allowMsgSchedules\"z\n" +
+	"\x13allow_msg_schedules\x18\r \x01(\bR\x11allowMsgSchedules\x12!\n" +
+	"\fallow_atomic\x18\x0e \x01(\bR\vallowAtomic\x12#\n" +
+	"\rallow_batched\x18\x0f \x01(\bR\fallowBatched\"z\n" +
 	"\fEventOptions\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12#\n" +
 	"\rpartition_key\x18\x02 \x01(\tR\fpartitionKey\x12+\n" +

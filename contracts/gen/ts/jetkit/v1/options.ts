@@ -176,6 +176,17 @@ export interface StreamOptions {
    * stream's subjects must capture (e.g. "order.>").
    */
   allowMsgSchedules: boolean;
+  /**
+   * Atomic batch publishes (nats-server 2.12+, the stream's allow_atomic): producers may publish
+   * several events as one batch that the stream stores entirely or not at all (publishAtomic).
+   */
+  allowAtomic: boolean;
+  /**
+   * Fast-ingest batch publishes (nats-server 2.14+, the stream's allow_batched): publishMany
+   * streams its events as a flow-controlled batch, acknowledged every few events instead of one
+   * by one.
+   */
+  allowBatched: boolean;
 }
 
 /** Binds an event message to its subject. */
@@ -209,6 +220,8 @@ function createBaseStreamOptions(): StreamOptions {
     description: "",
     allowMsgTtl: false,
     allowMsgSchedules: false,
+    allowAtomic: false,
+    allowBatched: false,
   };
 }
 
@@ -254,6 +267,12 @@ export const StreamOptions: MessageFns<StreamOptions, "jetkit.v1.StreamOptions">
     }
     if (message.allowMsgSchedules !== false) {
       writer.uint32(104).bool(message.allowMsgSchedules);
+    }
+    if (message.allowAtomic !== false) {
+      writer.uint32(112).bool(message.allowAtomic);
+    }
+    if (message.allowBatched !== false) {
+      writer.uint32(120).bool(message.allowBatched);
     }
     return writer;
   },
@@ -375,6 +394,22 @@ export const StreamOptions: MessageFns<StreamOptions, "jetkit.v1.StreamOptions">
             message.allowMsgSchedules = reader.bool();
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.allowAtomic = reader.bool();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.allowBatched = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -426,6 +461,16 @@ export const StreamOptions: MessageFns<StreamOptions, "jetkit.v1.StreamOptions">
         : isSet(object.allow_msg_schedules)
         ? globalThis.Boolean(object.allow_msg_schedules)
         : false,
+      allowAtomic: isSet(object.allowAtomic)
+        ? globalThis.Boolean(object.allowAtomic)
+        : isSet(object.allow_atomic)
+        ? globalThis.Boolean(object.allow_atomic)
+        : false,
+      allowBatched: isSet(object.allowBatched)
+        ? globalThis.Boolean(object.allowBatched)
+        : isSet(object.allow_batched)
+        ? globalThis.Boolean(object.allow_batched)
+        : false,
     };
   },
 
@@ -470,6 +515,12 @@ export const StreamOptions: MessageFns<StreamOptions, "jetkit.v1.StreamOptions">
     if (message.allowMsgSchedules !== false) {
       obj.allowMsgSchedules = message.allowMsgSchedules;
     }
+    if (message.allowAtomic !== false) {
+      obj.allowAtomic = message.allowAtomic;
+    }
+    if (message.allowBatched !== false) {
+      obj.allowBatched = message.allowBatched;
+    }
     return obj;
   },
 
@@ -495,6 +546,8 @@ export const StreamOptions: MessageFns<StreamOptions, "jetkit.v1.StreamOptions">
     message.description = object.description ?? "";
     message.allowMsgTtl = object.allowMsgTtl ?? false;
     message.allowMsgSchedules = object.allowMsgSchedules ?? false;
+    message.allowAtomic = object.allowAtomic ?? false;
+    message.allowBatched = object.allowBatched ?? false;
     return message;
   },
 };

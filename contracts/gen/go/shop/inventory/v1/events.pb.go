@@ -239,8 +239,8 @@ const file_shop_inventory_v1_events_proto_rawDesc = "" +
 	"\fwarehouse_id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\vwarehouseId\x12C\n" +
 	"\vdepleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\n" +
 	"depletedAt:#\xd2\xda\x18\x1f\n" +
-	"\x18inventory.stock.depleted\x12\x03skuB\x8e\x02\xca\xda\x18E\n" +
-	"\tINVENTORY\x12\vinventory.>\x18\x01 \x012\x04\b\x80\xf5$:\x02\bxZ\x1dStock reservations and levels\n" +
+	"\x18inventory.stock.depleted\x12\x03skuB\x92\x02\xca\xda\x18I\n" +
+	"\tINVENTORY\x12\vinventory.>\x18\x01 \x012\x04\b\x80\xf5$:\x02\bxZ\x1dStock reservations and levelsp\x01x\x01\n" +
 	"\x15com.shop.inventory.v1B\vEventsProtoP\x01Z9jetkit.dev/contracts/gen/go/shop/inventory/v1;inventoryv1\xa2\x02\x03SIX\xaa\x02\x11Shop.Inventory.V1\xca\x02\x11Shop\\Inventory\\V1\xe2\x02\x1dShop\\Inventory\\V1\\GPBMetadata\xea\x02\x13Shop::Inventory::V1b\x06proto3"
 
 var (

@@ -41,6 +41,15 @@ pub struct StreamOptions {
     /// stream's subjects must capture (e.g. "order.>").
     #[prost(bool, tag="13")]
     pub allow_msg_schedules: bool,
+    /// Atomic batch publishes (nats-server 2.12+, the stream's allow_atomic): producers may publish
+    /// several events as one batch that the stream stores entirely or not at all (publishAtomic).
+    #[prost(bool, tag="14")]
+    pub allow_atomic: bool,
+    /// Fast-ingest batch publishes (nats-server 2.14+, the stream's allow_batched): publishMany
+    /// streams its events as a flow-controlled batch, acknowledged every few events instead of one
+    /// by one.
+    #[prost(bool, tag="15")]
+    pub allow_batched: bool,
 }
 /// Binds an event message to its subject.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
