@@ -15,6 +15,8 @@ export interface PgClientLike extends PgQueryable {
   release(err?: Error | boolean): void;
   on(event: "notification", listener: (msg: { channel: string }) => void): unknown;
   on(event: "error", listener: (err: Error) => void): unknown;
+  // biome-ignore lint/suspicious/noExplicitAny: matches EventEmitter.removeListener, which pg clients inherit
+  removeListener(event: "notification" | "error", listener: (...args: any[]) => void): unknown;
 }
 
 /** A `pg.Pool`. */
@@ -147,33 +149,44 @@ class PgAdapter implements OutboxAdapter {
   #client: PgClientLike | undefined;
   #notified = false;
   #wake: (() => void) | undefined;
+  #unhook: (() => void) | undefined;
 
   constructor(pool: PgPoolLike, table: string) {
     this.#pool = pool;
     this.table = table;
   }
 
+  readonly #onNotification = () => {
+    this.#notified = true;
+    this.#wake?.();
+  };
+
   async #connection(): Promise<PgClientLike> {
     if (this.#client) return this.#client;
     const c = await this.#pool.connect();
-    c.on("error", (err) => this.#drop(c, err));
-    c.on("notification", () => {
-      this.#notified = true;
-      this.#wake?.();
-    });
+    const onError = (err: Error) => this.#drop(c, err);
+    c.on("error", onError);
+    c.on("notification", this.#onNotification);
+    this.#unhook = () => {
+      c.removeListener("error", onError);
+      c.removeListener("notification", this.#onNotification);
+    };
+    this.#client = c;
     try {
       await c.query(`LISTEN ${this.table}`);
     } catch (err) {
-      c.release(err instanceof Error ? err : true);
+      this.#drop(c, err instanceof Error ? err : true);
       throw err;
     }
-    this.#client = c;
     return c;
   }
 
-  #drop(c: PgClientLike, err: Error | true): void {
+  /** Gives the client back to the pool (destroyed when `err` says it is broken), without our listeners. */
+  #drop(c: PgClientLike, err?: Error | true): void {
     if (this.#client !== c) return;
     this.#client = undefined;
+    this.#unhook?.();
+    this.#unhook = undefined;
     c.release(err);
   }
 
@@ -241,9 +254,11 @@ class PgAdapter implements OutboxAdapter {
 
   async close(): Promise<void> {
     const c = this.#client;
-    this.#client = undefined;
     if (!c) return;
-    await c.query(`UNLISTEN ${this.table}`).catch(() => {});
-    c.release();
+    const failed = await c.query(`UNLISTEN ${this.table}`).then(
+      () => undefined,
+      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+    );
+    this.#drop(c, failed);
   }
 }
