@@ -4,6 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/events";
 import { type PostgresServer, startPostgres } from "@jetkit/testing";
 import pg from "pg";
+import { billOnCompletion } from "../examples/pg-inbox.js";
 import { createConsumer, PgInbox } from "../src/index.js";
 import { completed, type Env, publishRaw, silent, startEnv, until } from "./support.js";
 
@@ -128,4 +129,29 @@ describe("PgInbox: the effect and its record in one Postgres transaction", () =>
       assert.ok(await inbox.effected(id));
     });
   }
+
+  it("README example: one invoice per event, a second copy skipped", async () => {
+    const c = await createConsumer({
+      connection: env.nc,
+      durable: "pg-inbox-example",
+      events: [OrderFulfillmentCompleted],
+      deliverPolicy: "new",
+      logger: silent,
+    });
+    const inbox = await billOnCompletion(pool, c);
+    await c.start();
+    const ev = completed();
+    const { id } = await publishRaw(env.js, OrderFulfillmentCompleted, ev);
+    await publishRaw(env.js, OrderFulfillmentCompleted, ev, { id, msgId: `${id}-copy` });
+    await until(
+      async () => {
+        const lag = await c.lag();
+        return (await inbox.effected(id)) && lag.ackPending === 0 && lag.pending === 0;
+      },
+      10_000,
+      "both copies handled",
+    );
+    await c.stop({ timeoutMs: 1000 });
+    assert.equal(await invoices(ev.orderId), 1);
+  });
 });

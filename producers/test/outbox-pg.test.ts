@@ -5,6 +5,7 @@ import { OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/e
 import { type NatsServer, type PostgresServer, startPostgres } from "@jetkit/testing";
 import type { NatsConnection } from "@nats-io/transport-node";
 import pg from "pg";
+import { shipOrder, startRelay as startExampleRelay } from "../examples/pg-outbox.js";
 import { createProducer, PgOutbox, type Producer, startOutboxRelay } from "../src/index.js";
 import { fulfillmentCompleted, serverWithStreams, silent, storedMessages, until } from "./support.js";
 
@@ -249,5 +250,22 @@ describe("PgOutbox: events written in the business transaction on Postgres, rela
         `order of key ${k}`,
       );
     }
+  });
+
+  it("README example: the order update and its event commit together; the relay publishes it", async () => {
+    const e = fulfillmentCompleted();
+    await pool.query("INSERT INTO orders VALUES ($1, 'packed')", [e.orderId]);
+    const relay = await startExampleRelay(pool, producer);
+    const id = await shipOrder(pool, outbox, e);
+    await until("relayed", async () => (await stored(admin)).some((m) => m.id === id));
+    await relay.stop();
+    const { rows } = await pool.query("SELECT state FROM orders WHERE id = $1", [e.orderId]);
+    assert.equal(rows[0].state, "shipped");
+    // A broken event throws in add: the transaction rolls back, the order stays packed.
+    const bad = { ...fulfillmentCompleted(), shipments: [] };
+    await pool.query("INSERT INTO orders VALUES ($1, 'packed')", [bad.orderId]);
+    await assert.rejects(shipOrder(pool, outbox, bad), /JK_CONTRACT_VIOLATION/);
+    const after = await pool.query("SELECT state FROM orders WHERE id = $1", [bad.orderId]);
+    assert.equal(after.rows[0].state, "packed");
   });
 });
