@@ -10,7 +10,7 @@
  *   `--idle-ms`; the Postgres relay also wakes on the NOTIFY its add sends at commit.
  * Sides take turns each round (the first rotating); figures are medians over rounds.
  *
- *   node producers/dist/bench/outbox.js [--rounds 5] [--rows 5000] [--keys 100] [--latency 50] [--idle-ms 100]
+ *   node producers/dist/bench/outbox.js [--rounds 5] [--rows 5000] [--keys 100] [--latency 50] [--idle-ms 100] [--batch 256]
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -42,6 +42,7 @@ const { values } = parseArgs({
     keys: { type: "string", default: "100" },
     latency: { type: "string", default: "50" },
     "idle-ms": { type: "string", default: "100" },
+    batch: { type: "string", default: "256" },
   },
 });
 const ROUNDS = Number(values.rounds);
@@ -49,6 +50,7 @@ const ROWS = Number(values.rows);
 const KEYS = Number(values.keys);
 const LATENCY = Number(values.latency);
 const IDLE_MS = Number(values["idle-ms"]);
+const BATCH = Number(values.batch);
 const silent = pino({ level: "silent" });
 
 const keys = Array.from({ length: KEYS }, () => crypto.randomUUID());
@@ -116,7 +118,7 @@ const sides: Side[] = [
       }
       return ids;
     },
-    relay: (p) => startOutboxRelay(sqlite, { producer: p, idleMs: IDLE_MS, logger: silent }),
+    relay: (p) => startOutboxRelay(sqlite, { producer: p, idleMs: IDLE_MS, batch: BATCH, logger: silent }),
   },
   {
     name: "postgres",
@@ -135,7 +137,7 @@ const sides: Side[] = [
       }
       return ids;
     },
-    relay: (p) => startOutboxRelay(pgOutbox, { producer: p, idleMs: IDLE_MS, logger: silent }),
+    relay: (p) => startOutboxRelay(pgOutbox, { producer: p, idleMs: IDLE_MS, batch: BATCH, logger: silent }),
   },
 ];
 
@@ -224,7 +226,7 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 
 console.log(
-  `${ROUNDS} rounds, ${ROWS} rows for ${KEYS} keys per throughput run (transactions of 100, relay batch 256, window 64), ${LATENCY} single-event commits per latency run, relay idleMs ${IDLE_MS}, node ${process.version}`,
+  `${ROUNDS} rounds, ${ROWS} rows for ${KEYS} keys per throughput run (transactions of 100, relay batch ${BATCH}, window 64), ${LATENCY} single-event commits per latency run, relay idleMs ${IDLE_MS}, node ${process.version}`,
 );
 console.log(
   "| outbox | relay rows/s (median) | relay / direct publishMany (median of per-round ratios) | commit -> stored p50 ms | p99 ms |",

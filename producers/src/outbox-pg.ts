@@ -174,6 +174,10 @@ class PgAdapter implements OutboxAdapter {
     this.#client = c;
     try {
       await c.query(`LISTEN ${this.table}`);
+      // Sent rows leave dead entries in the partial index until vacuum; a bitmap scan visits them
+      // all on every read, an index scan marks them dead once and skips them after (a read of 256
+      // rows after 15 000 sent: 6 ms -> 3.4 ms here). Only this session; reset before the client goes back to the pool.
+      await c.query("SET enable_bitmapscan = off");
     } catch (err) {
       this.#drop(c, err instanceof Error ? err : true);
       throw err;
@@ -215,12 +219,21 @@ class PgAdapter implements OutboxAdapter {
     );
   }
 
-  async unsent(limit: number): Promise<OutboxRow[]> {
+  async next(limit: number, sent: readonly number[]): Promise<OutboxRow[]> {
     this.#notified = false;
-    const r = await this.#query(
-      `SELECT seq, event_id, type, payload, key, correlation_id, causation_id, time FROM ${this.table} WHERE sent_at IS NULL ORDER BY seq LIMIT $1`,
-      [limit],
-    );
+    const columns = "seq, event_id, type, payload, key, correlation_id, causation_id, time";
+    // One round trip: the UPDATE and the SELECT see one snapshot, so the rows just marked are
+    // excluded by seq.
+    const r =
+      sent.length === 0
+        ? await this.#query(
+            `SELECT ${columns} FROM ${this.table} WHERE sent_at IS NULL ORDER BY seq LIMIT $1`,
+            [limit],
+          )
+        : await this.#query(
+            `WITH marked AS (UPDATE ${this.table} SET sent_at = now() WHERE seq = ANY($2::bigint[])) SELECT ${columns} FROM ${this.table} WHERE sent_at IS NULL AND NOT (seq = ANY($2::bigint[])) ORDER BY seq LIMIT $1`,
+            [limit, sent],
+          );
     return (r.rows as PgRow[]).map((row) => ({
       seq: Number(row.seq),
       eventId: row.event_id,
@@ -255,7 +268,7 @@ class PgAdapter implements OutboxAdapter {
   async close(): Promise<void> {
     const c = this.#client;
     if (!c) return;
-    const failed = await c.query(`UNLISTEN ${this.table}`).then(
+    const failed = await c.query(`UNLISTEN ${this.table}; RESET enable_bitmapscan`).then(
       () => undefined,
       (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
     );

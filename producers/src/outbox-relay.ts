@@ -34,9 +34,12 @@ export interface OutboxAdapter {
   lease(owner: string, leaseMs: number): Promise<boolean>;
   /** Gives the lease up, if `owner` holds it. */
   release(owner: string): Promise<void>;
-  /** The first `limit` rows not yet sent, in `seq` order. */
-  unsent(limit: number): Promise<OutboxRow[]>;
-  /** Marks rows sent. */
+  /**
+   * Marks the rows `sent` (the previous round's acknowledged ones) as sent, then returns the first
+   * `limit` rows not sent, in `seq` order: one round trip where the database allows it.
+   */
+  next(limit: number, sent: readonly number[]): Promise<OutboxRow[]>;
+  /** Marks rows sent (what the relay still has to mark when it stops or loses the lease). */
   markSent(seqs: readonly number[]): Promise<void>;
   /** Resolves after `ms`, or earlier when rows may have been added (or `signal` aborts). */
   idle(ms: number, signal: AbortSignal): Promise<void>;
@@ -96,7 +99,7 @@ export interface OutboxRelay {
  * publishing beside its successor, whatever the hosts' clock offsets.
  *
  * Within a round, rows go out in outbox order with at most one publish in flight per key; the
- * round's acknowledged rows are marked sent at its end; a failed publish stops the round (later
+ * round's acknowledged rows are marked sent with the next read; a failed publish stops the round (later
  * rows of its key wait) and is retried with backoff, never skipped.
  */
 export function startOutboxRelay(outbox: RelayableOutbox, opts: OutboxRelayOptions): OutboxRelay {
@@ -141,6 +144,11 @@ class Relay implements OutboxRelay {
     return this.#leasedAt !== undefined && performance.now() - this.#leasedAt < this.#o.leaseMs / 2;
   }
 
+  /** Renewed every lease/4 (not every round: one database write less per round). */
+  #renewDue(): boolean {
+    return this.#leasedAt === undefined || performance.now() - this.#leasedAt >= this.#o.leaseMs / 4;
+  }
+
   async #takeLease(): Promise<boolean> {
     const sentAt = performance.now();
     let got = false;
@@ -156,17 +164,35 @@ class Relay implements OutboxRelay {
     return got;
   }
 
+  /** Acknowledged rows not marked sent yet: marked with the next read (or at stop). */
+  #acked: number[] = [];
+
+  async #flush(): Promise<void> {
+    if (this.#acked.length === 0) return;
+    try {
+      await this.#db.markSent(this.#acked);
+      this.#acked = [];
+    } catch (err) {
+      this.#log.warn(
+        { err },
+        "could not mark outbox rows sent; they will be published again (copies the stream drops)",
+      );
+    }
+  }
+
   async #run(): Promise<void> {
     let failures = 0;
     const signal = this.#stopping.signal;
     while (!this.#stopped) {
-      if (!(await this.#takeLease())) {
+      if (this.#renewDue() && !(await this.#takeLease())) {
+        await this.#flush();
         await pause(Math.max(50, this.#o.leaseMs / 4), signal);
         continue;
       }
       let failed: boolean;
       try {
-        const rows = await this.#db.unsent(this.#o.batch);
+        const rows = await this.#db.next(this.#o.batch, this.#acked);
+        this.#acked = [];
         if (rows.length === 0) {
           await this.#db.idle(this.#o.idleMs, signal);
           continue;
@@ -182,22 +208,18 @@ class Relay implements OutboxRelay {
         await pause(backoffDelay(failures, { initialDelayMs: 100, maxDelayMs: 5000 }), signal);
       } else failures = 0;
     }
+    await this.#flush();
   }
 
-  /** Publishes `rows` in order, one in flight per key, then marks the acknowledged ones; true when one failed. */
+  /** Publishes `rows` in order, one in flight per key, noting the acknowledged ones; true when one failed. */
   async #publishRound(rows: OutboxRow[]): Promise<boolean> {
     const byKey = new Map<string, Promise<boolean>>();
     const inFlight = new Set<Promise<boolean>>();
-    const acked: number[] = [];
+    const acked = this.#acked;
     let failed = false;
-    const renewEvery = this.#o.leaseMs / 4;
-    let renewedAt = performance.now();
     for (const row of rows) {
       if (failed || this.#stopped) break;
-      if (performance.now() - renewedAt > renewEvery) {
-        renewedAt = performance.now();
-        if (!(await this.#takeLease())) break;
-      }
+      if (this.#renewDue() && !(await this.#takeLease())) break;
       if (!this.#fresh()) break; // paused past the lease: the next relay owns the outbox now
       const key = row.key ?? row.eventId;
       const before = byKey.get(key);
@@ -214,8 +236,8 @@ class Relay implements OutboxRelay {
       byKey.set(key, p);
     }
     await Promise.all(inFlight);
-    // Unmarked rows (a crash here, a database down) are published again: copies the stream drops.
-    if (acked.length > 0) await this.#db.markSent(acked);
+    // Marked with the next read; unmarked rows (a crash before it, a database down) are published
+    // again: copies the stream drops.
     return failed;
   }
 

@@ -121,7 +121,8 @@ class SqliteAdapter implements OutboxAdapter {
     this.#free.run(owner);
   }
 
-  async unsent(limit: number): Promise<OutboxRow[]> {
+  async next(limit: number, sent: readonly number[]): Promise<OutboxRow[]> {
+    if (sent.length > 0) await this.markSent(sent);
     return (this.#select.all(limit) as unknown as SqliteRow[]).map((r) => ({
       seq: Number(r.seq),
       eventId: r.event_id,
