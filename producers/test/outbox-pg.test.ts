@@ -1,12 +1,20 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
+import { JetkitError } from "@jetkit/contracts";
 import { OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/events";
 import { type NatsServer, type PostgresServer, startPostgres } from "@jetkit/testing";
 import type { NatsConnection } from "@nats-io/transport-node";
 import pg from "pg";
 import { shipOrder, startRelay as startExampleRelay } from "../examples/pg-outbox.js";
-import { createProducer, PgOutbox, type Producer, startOutboxRelay } from "../src/index.js";
+import {
+  createProducer,
+  type EncodedEvent,
+  PgOutbox,
+  type Producer,
+  ProducerErrorCodes,
+  startOutboxRelay,
+} from "../src/index.js";
 import { fulfillmentCompleted, serverWithStreams, silent, storedMessages, until } from "./support.js";
 
 const RELAY = new URL("./fixtures/pg-outbox-relay.js", import.meta.url).pathname;
@@ -169,6 +177,41 @@ describe("PgOutbox: events written in the business transaction on Postgres, rela
     );
   });
 
+  it("a publish that fails is retried before any later event of its key, never skipped", async () => {
+    const key = crypto.randomUUID();
+    const ids = await tx(async (c) => {
+      const out: string[] = [];
+      for (let n = 0; n < 6; n++) out.push(await outbox.add(c, OrderFulfillmentCompleted, event(key, n)));
+      return out;
+    });
+    // The producer gives up on event 1 twice (as after its deadline, with the broker away): nothing sent.
+    let refusals = 0;
+    const failing = new Proxy(producer, {
+      get(target, prop) {
+        if (prop === "publishEncoded") {
+          return (e: EncodedEvent) => {
+            if (e.msgId === ids[1] && refusals < 2) {
+              refusals++;
+              return Promise.reject(new JetkitError(ProducerErrorCodes.OUTCOME_UNKNOWN, "test: no answer"));
+            }
+            return target.publishEncoded(e);
+          };
+        }
+        const v = Reflect.get(target, prop, target);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const relay = startOutboxRelay(outbox, { producer: failing, logger: silent });
+    await until("all relayed", async () => (await outbox.pending()) === 0);
+    await relay.stop();
+    assert.equal(refusals, 2);
+    assert.deepEqual(
+      (await stored(admin)).filter((m) => m.key === key).map((m) => m.n),
+      [0, 1, 2, 3, 4, 5],
+      "events 2-5 waited for event 1",
+    );
+  });
+
   it("a relay killed -9 after publishing and before marking: the next relay's copies are dropped", async () => {
     const before = (await stored(admin)).length;
     const keys = Array.from({ length: 20 }, () => crypto.randomUUID());
@@ -226,11 +269,14 @@ describe("PgOutbox: events written in the business transaction on Postgres, rela
     second.proc.kill("SIGSTOP");
     await thirdActive;
     second.proc.kill("SIGCONT");
-    await server.restart({ kill: true });
+    // Rows pending while the broker is killed: publishes fail (the relays' deadline is short), and
+    // the relays retry them without letting a later row of their key pass.
     for (let n = 8; n < 10; n++) await write(n);
+    await server.restart({ kill: true });
+    await write(10);
     await postgres.stop("immediate");
     await postgres.start();
-    for (let n = 10; n < perKey; n++) {
+    for (let n = 11; n < perKey; n++) {
       await until(`write ${n} after the Postgres restart`, () =>
         write(n).then(
           () => true,
