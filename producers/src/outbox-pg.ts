@@ -132,7 +132,7 @@ export class PgOutbox implements RelayableOutbox {
     return (r.rows[0] as { n: number }).n;
   }
 
-  /** @internal the relay's view of this outbox ({@link startOutboxRelay}) */
+  /** The relay's view of this outbox: {@link startOutboxRelay} takes one per relay. */
   relayAdapter(): OutboxAdapter {
     return new PgAdapter(this.pool, this.table);
   }

@@ -78,7 +78,7 @@ export class SqliteOutbox implements RelayableOutbox {
     return r.eventId;
   }
 
-  /** @internal the relay's view of this outbox ({@link startOutboxRelay}) */
+  /** The relay's view of this outbox: {@link startOutboxRelay} takes one per relay. */
   relayAdapter(): OutboxAdapter {
     return new SqliteAdapter(this.db, this.table);
   }
