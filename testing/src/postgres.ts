@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { freePort } from "@jetkit/launcher";
 
+const SETPRIV = "/usr/bin/setpriv";
+
 /** Options of {@link startPostgres}. */
 export interface PostgresOptions {
   /** Extra `-c name=value` server settings. */
@@ -98,10 +100,13 @@ export class PostgresServer {
     };
     for (const [k, v] of Object.entries(settings)) args.push("-c", `${k}=${v}`);
     this.#log = "";
-    const proc = spawn(join(this.#bin, "postgres"), args, {
-      stdio: ["ignore", "ignore", "pipe"],
-      ...(this.#as ?? {}),
-    });
+    // Through setpriv (util-linux) when there is one, so the server gets SIGQUIT (immediate
+    // shutdown) if this process dies without stopping it (a test killed on a timeout).
+    const postgres = join(this.#bin, "postgres");
+    const [cmd, argv] = existsSync(SETPRIV)
+      ? [SETPRIV, ["--pdeathsig", "QUIT", "--", postgres, ...args]]
+      : [postgres, args];
+    const proc = spawn(cmd, argv, { stdio: ["ignore", "ignore", "pipe"], ...(this.#as ?? {}) });
     proc.stderr!.on("data", (b: Buffer) => {
       this.#log = (this.#log + b.toString()).slice(-8000);
     });
