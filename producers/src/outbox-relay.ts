@@ -99,8 +99,8 @@ export interface OutboxRelay {
  * publishing beside its successor, whatever the hosts' clock offsets.
  *
  * Within a round, rows go out in outbox order with at most one publish in flight per key; the
- * round's acknowledged rows are marked sent with the next read; a failed publish stops the round (later
- * rows of its key wait) and is retried with backoff, never skipped.
+ * round's acknowledged rows are marked sent with the next read; a failed publish stops the round
+ * (later rows of its key wait) and is retried with backoff, never skipped.
  */
 export function startOutboxRelay(outbox: RelayableOutbox, opts: OutboxRelayOptions): OutboxRelay {
   return new Relay(outbox.relayAdapter(), opts);
@@ -160,7 +160,7 @@ class Relay implements OutboxRelay {
     const was = this.#leasedAt !== undefined;
     this.#leasedAt = got ? sentAt : undefined;
     if (got && !was) this.#log.info({ owner: this.#owner }, "outbox relay lease taken: relaying");
-    if (!got && was) this.#log.warn("outbox relay lease lost: another relay took over");
+    if (!got && was) this.#log.warn("outbox relay lease lost (taken over, or the database unreachable)");
     return got;
   }
 
