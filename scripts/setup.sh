@@ -87,7 +87,7 @@ if ! cmp -s "$pv_dir/proto/buf/validate/validate.proto" "$JETKIT_ROOT/contracts/
 fi
 
 # --- PostgreSQL from Debian's packages (the outbox/inbox tests start their own throw-away server) -
-if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+if [ -z "${JETKIT_PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     log "installing postgresql (apt-get; no cluster created: tests run their own)"
     mkdir -p /etc/postgresql-common/createcluster.d

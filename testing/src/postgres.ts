@@ -81,7 +81,7 @@ export class PostgresServer {
     if (this.#as) chownSync(this.dir, this.#as.uid, this.#as.gid);
     execFileSync(
       join(this.#bin, "initdb"),
-      ["-D", join(this.dir, "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+      ["-D", join(this.dir, "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
       { stdio: ["ignore", "ignore", "pipe"], ...(this.#as ?? {}) },
     );
   }
