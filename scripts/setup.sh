@@ -86,6 +86,19 @@ if ! cmp -s "$pv_dir/proto/buf/validate/validate.proto" "$JETKIT_ROOT/contracts/
   cp "$pv_dir/proto/buf/validate/validate.proto" "$JETKIT_ROOT/contracts/deps/buf/validate/validate.proto"
 fi
 
+# --- PostgreSQL from Debian's packages (the outbox/inbox tests start their own throw-away server) -
+if [ -z "${JETKIT_PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    log "installing postgresql (apt-get; no cluster created: tests run their own)"
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/jetkit.conf
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >&2
+  else
+    log "postgresql missing and apt-get not usable as root here: the Postgres outbox/inbox tests will fail (install Debian's postgresql, or set JETKIT_PG_BIN)"
+  fi
+fi
+
 export PATH="$bin_dir:$JETKIT_ROOT/node_modules/.bin:$PATH"
 # --- JavaScript dependencies --------------------------------------------------------------------
 stamp="$JETKIT_ROOT/node_modules/.jetkit-install-stamp"

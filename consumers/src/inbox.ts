@@ -13,6 +13,28 @@ export interface SqliteInboxOptions {
 
 const TABLE = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
+/** The inbox table name; throws `JK_CONSUMER_CONFIG` for a bad table or a missing consumer name. */
+export function checkInboxOptions(opts: { consumer: string; table?: string }): string {
+  const table = opts.table ?? "jetkit_inbox";
+  if (!TABLE.test(table)) {
+    throw new JetkitError(
+      ConsumerErrorCodes.CONFIG,
+      `inbox table name "${table}" is invalid: use letters, digits and _ (it is written into SQL).`,
+      { details: { option: "table" } },
+    );
+  }
+  if (!opts.consumer) {
+    throw new JetkitError(
+      ConsumerErrorCodes.CONFIG,
+      "the inbox needs the consumer's durable name (option consumer).",
+      {
+        details: { option: "consumer" },
+      },
+    );
+  }
+  return table;
+}
+
 /**
  * A transactional inbox for effects that live in the service's own SQLite database
  * (`node:sqlite`): the handler's writes and the record "event X was effected" commit in one
@@ -43,23 +65,7 @@ export class SqliteInbox {
 
   /** Creates the inbox table when missing. Throws `JK_CONSUMER_CONFIG` for a bad table or consumer name. */
   static open(db: DatabaseSync, opts: SqliteInboxOptions): SqliteInbox {
-    const table = opts.table ?? "jetkit_inbox";
-    if (!TABLE.test(table)) {
-      throw new JetkitError(
-        ConsumerErrorCodes.CONFIG,
-        `inbox table name "${table}" is invalid: use letters, digits and _ (it is written into SQL).`,
-        { details: { option: "table" } },
-      );
-    }
-    if (!opts.consumer) {
-      throw new JetkitError(
-        ConsumerErrorCodes.CONFIG,
-        "the inbox needs the consumer's durable name (option consumer).",
-        {
-          details: { option: "consumer" },
-        },
-      );
-    }
+    const table = checkInboxOptions(opts);
     db.exec(
       `CREATE TABLE IF NOT EXISTS ${table} (consumer TEXT NOT NULL, event_id TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL, effected_at TEXT NOT NULL, PRIMARY KEY (consumer, event_id))`,
     );

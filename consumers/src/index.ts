@@ -20,6 +20,8 @@ export type { ConsumerErrorCode } from "./errors.js";
 export { ConsumerErrorCodes, isPermanentError, PermanentError } from "./errors.js";
 export type { SqliteInboxOptions } from "./inbox.js";
 export { SqliteInbox } from "./inbox.js";
+export type { PgInboxOptions } from "./inbox-pg.js";
+export { PgInbox } from "./inbox-pg.js";
 export type {
   BackoffOptions,
   ConsumerOptions,

@@ -6,8 +6,19 @@ export type { FailureKind, ProducerErrorCode } from "./errors.js";
 export { classify, ProducerErrorCodes } from "./errors.js";
 export type { BreakerOptions, ProducerOptions, RetryOptions } from "./options.js";
 export { DEFAULT_BREAKER, DEFAULT_MAX_IN_FLIGHT, DEFAULT_RETRY } from "./options.js";
-export type { OutboxAddOptions, OutboxRelay, OutboxRelayOptions, SqliteOutboxOptions } from "./outbox.js";
-export { SqliteOutbox, startOutboxRelay } from "./outbox.js";
+export type { SqliteOutboxOptions } from "./outbox.js";
+export { SqliteOutbox } from "./outbox.js";
+export type { OutboxAddOptions } from "./outbox-event.js";
+export type { PgClientLike, PgOutboxOptions, PgPoolLike, PgQueryable } from "./outbox-pg.js";
+export { PgOutbox } from "./outbox-pg.js";
+export type {
+  OutboxAdapter,
+  OutboxRelay,
+  OutboxRelayOptions,
+  OutboxRow,
+  RelayableOutbox,
+} from "./outbox-relay.js";
+export { startOutboxRelay } from "./outbox-relay.js";
 export type {
   EncodedEvent,
   Expectations,

@@ -12,3 +12,4 @@ export {
   startServer,
 } from "@jetkit/launcher";
 export { startContainerServer, wantsContainer } from "./container.js";
+export { type PostgresOptions, PostgresServer, postgresBinDir, startPostgres } from "./postgres.js";
