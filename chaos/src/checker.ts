@@ -11,6 +11,7 @@ export const INVARIANTS = [
   "poison_quarantined",
   "no_false_refusals",
   "recovery_within_budget",
+  "outbox_all_relayed",
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 
@@ -726,6 +727,30 @@ export function checkHistory(events: readonly HistoryEvent[], opts: CheckOptions
     .filter((m) => m.firstDelivery !== undefined)
     .map((m) => (m.firstDelivery ?? 0) - m.firstAttempt);
 
+  // Transactional outbox: every committed event is in the stream (once: dedup_holds), whatever
+  // happened to the relays and the broker after the commit.
+  const committed = sorted.flatMap((e) => (e.kind === "publish" && e.outbox ? [e] : []));
+  const notRelayed: { id: string; key: string; committedAt: number; reason: string }[] =
+    committed.length === 0
+      ? []
+      : streamRead === null || !(streamRead as { complete: boolean }).complete
+        ? [
+            {
+              id: "-",
+              key: "-",
+              committedAt: 0,
+              reason: "the stream could not be read to its end: committed events cannot be checked",
+            },
+          ]
+        : committed
+            .filter((e) => !storedById.has(e.id))
+            .map((e) => ({
+              id: e.id,
+              key: e.key,
+              committedAt: e.t - startedAt,
+              reason: "committed to the outbox, not in the stream at the end",
+            }));
+
   const verdict = (invariant: Invariant, items: unknown[], what: string): Verdict => ({
     invariant,
     held: items.length === 0,
@@ -763,6 +788,10 @@ export function checkHistory(events: readonly HistoryEvent[], opts: CheckOptions
           slowRecoveries(recoveries, opts.recoveryBudgetMs ?? 1500),
           `faults after which the SDKs took more than ${opts.recoveryBudgetMs ?? 1500} ms beyond the broker's own recovery to effect new events (or never did)`,
         ),
+      );
+    if (inv === "outbox_all_relayed")
+      verdicts.push(
+        verdict(inv, notRelayed, "events committed to the outbox and never stored in the stream"),
       );
   }
 

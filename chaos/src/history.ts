@@ -13,6 +13,8 @@ export type HistoryEvent =
       repeat?: boolean;
       /** The key's sequence number the producer gave the event (1, 2, ... per key, in publish order). */
       pseq?: number;
+      /** Committed to the transactional outbox (published by a relay), not published directly. */
+      outbox?: boolean;
     }
   | {
       t: number;

@@ -402,6 +402,46 @@ describe("checkHistory", () => {
   });
 });
 
+describe("outbox_all_relayed", () => {
+  it("is violated by an event committed to the outbox and never stored, held when every commit is in the stream", () => {
+    const t = 1_000_000;
+    const commit = (id: string, dt: number): HistoryEvent => ({
+      t: t + dt,
+      kind: "publish",
+      id,
+      key: "k",
+      subject: "order.fulfillment.started",
+      attempt: 1,
+      pseq: 1,
+      outbox: true,
+    });
+    const read = (ids: string[], complete = true): HistoryEvent[] => [
+      ...ids.map((id, i): HistoryEvent => ({ t: t + 5000, kind: "stored", stream: "ORDER", seq: i + 1, id })),
+      {
+        t: t + 5000,
+        kind: "stream_read",
+        stream: "ORDER",
+        firstSeq: 1,
+        lastSeq: ids.length,
+        messages: ids.length,
+        complete,
+      },
+    ];
+    const judged = (h: HistoryEvent[]) =>
+      checkHistory(h, { invariants: ["outbox_all_relayed"] }).verdicts[0]!;
+    const missing = judged([commit("a", 0), commit("b", 10), ...read(["a"])]);
+    assert.equal(missing.held, false);
+    assert.deepEqual(missing.examples, [
+      { id: "b", key: "k", committedAt: 10, reason: "committed to the outbox, not in the stream at the end" },
+    ]);
+    assert.equal(judged([commit("a", 0), commit("b", 10), ...read(["a", "b"])]).held, true);
+    // An incomplete read cannot vouch for the commits.
+    assert.equal(judged([commit("a", 0), ...read(["a"], false)]).held, false);
+    // Direct publishes are not outbox commits: nothing to relay.
+    assert.equal(judged(read([])).held, true);
+  });
+});
+
 describe("effect files", () => {
   it("keep every handler run of every process and merge them in the host's monotonic order", async () => {
     const dir = await mkdtemp(join(tmpdir(), "jetkit-effects-test-"));

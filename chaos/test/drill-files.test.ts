@@ -32,6 +32,7 @@ describe("drill files", () => {
         "leader-kill",
         "minority-partition",
         "negative-control",
+        "outbox-relay-crash",
         "poison-storm",
         "rolling-restart-per-key",
         "rolling-restart",

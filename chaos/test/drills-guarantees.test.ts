@@ -136,6 +136,30 @@ describe("drills that can fail, on a real 3-node cluster", () => {
     await assertNothingLeft(r);
   });
 
+  it("outbox-relay-crash: the active relay killed twice and the stream leader once: every committed event stored once, effected once, each key in order", async (t) => {
+    const r = await run("outbox-relay-crash");
+    report(t, r);
+    const kills = r.faults.filter((f) => f.action === "relay_crash");
+    assert.equal(kills.length, 2, JSON.stringify(r.faults));
+    for (const k of kills) assert.match(k.detail, /kill -9 outbox relay relay-\d pid \d+/);
+    // The relays really republished rows they had sent and not marked (dropped by the stream).
+    const history = await readFile(r.files.history, "utf8");
+    assert.ok(
+      /"kind":"ack"[^\n]*"duplicate":true/.test(history),
+      "no relay republished anything: the kills hit nothing",
+    );
+    await assertHeld(r, [
+      "outbox_all_relayed",
+      "no_acked_lost",
+      "dedup_holds",
+      "no_duplicate_effects",
+      "per_key_order",
+      "all_acked_effected",
+    ]);
+    assert.equal(r.outcome, "held", await readFile(r.files.markdown, "utf8"));
+    await assertNothingLeft(r);
+  });
+
   // leader-kill-group ran 14 s once and its after-probe window fell inside the broker's own
   // election (error rate 0.278, nothing lost or repeated); it now runs 20 s (see the drill file).
   for (const name of ["leader-kill-group", "broker-pause-group"]) {

@@ -7,6 +7,7 @@ import type { FaultProxy } from "../proxy/fault-proxy.js";
 import type { ConsumerProcess } from "../workload/consumer-process.js";
 import { WORKLOAD_STREAM } from "../workload/events.js";
 import type { WorkloadProducer } from "../workload/producer.js";
+import type { RelayProcess } from "../workload/relay-process.js";
 import { IDEMPOTENCY_STREAM } from "./setup.js";
 import type { FaultSpec } from "./spec.js";
 
@@ -16,6 +17,8 @@ export interface FaultContext {
   producer: WorkloadProducer;
   /** The workload's consumer processes (`consumer-1` ...). */
   consumers: ConsumerProcess[];
+  /** Outbox mode: the relay processes (`relay-1` ...); empty otherwise. */
+  relays: RelayProcess[];
   /** A connection straight to the nodes (no proxy) for JetStream API calls (leader step-downs). */
   admin?: NatsConnection;
   /** The workload's durable on WORKLOAD_STREAM. */
@@ -93,6 +96,25 @@ const once = (fn: () => Promise<void>) => {
 };
 
 /** The consumer processes a consumer fault hits. */
+/**
+ * The relays a relay_crash hits: `active` is the one that acknowledged a publish last (the lease
+ * holder while it publishes), else a random one.
+ */
+function pickRelays(selector: string | undefined, ctx: FaultContext): RelayProcess[] {
+  const all = ctx.relays;
+  if (selector === "all") return all;
+  if (selector === undefined || selector === "active") {
+    const running = all.filter((r) => r.pid !== undefined);
+    const latest = running.reduce<RelayProcess | undefined>(
+      (best, r) => (r.stats.lastAckAt > (best?.stats.lastAckAt ?? 0) ? r : best),
+      undefined,
+    );
+    return latest ? [latest] : running.length > 0 ? [ctx.rng.pick(running)] : [];
+  }
+  if (selector === "random") return all.length > 0 ? [ctx.rng.pick(all)] : [];
+  return all.filter((r) => r.config.name === selector);
+}
+
 function pickConsumers(selector: string | undefined, ctx: FaultContext): ConsumerProcess[] {
   const all = ctx.consumers;
   if (selector === "all") return all;
@@ -266,6 +288,15 @@ export async function startFault(
         rollback: once(async () => {
           for (const c of paused) c.resume();
         }),
+      };
+    }
+    case "relay_crash": {
+      const hit = pickRelays(spec.relay, ctx);
+      const pids = hit.map((r) => `${r.config.name} pid ${r.pid ?? "?"}`);
+      await Promise.all(hit.map((r) => r.crash()));
+      return {
+        detail: `kill -9 outbox relay ${pids.join(", ") || "(none running)"} (the supervisor restarts it; a standby takes the lease after it lapses)`,
+        rollback: async () => {},
       };
     }
     case "store_outage":

@@ -18,6 +18,11 @@ import { ConsumerProcess } from "../workload/consumer-process.js";
 import { EFFECT_DB, effectFile, readEffectLogs } from "../workload/effect-log.js";
 import { ORDER_NAMESPACE, WORKLOAD_STREAM } from "../workload/events.js";
 import { WorkloadProducer } from "../workload/producer.js";
+import { RelayProcess } from "../workload/relay-process.js";
+
+/** Outbox mode: the service's SQLite database (its own table and the outbox), in the report dir. */
+const OUTBOX_DB = "outbox.sqlite";
+
 import { type FaultContext, startFault, unsupportedReason } from "./faults.js";
 import { loadDrill } from "./files.js";
 import { consumerGroup, LeadershipPoll, streamGroup } from "./leadership.js";
@@ -150,6 +155,7 @@ export async function runDrill(
   let admin: NatsConnection | undefined;
   let producer: WorkloadProducer | undefined;
   const consumers: ConsumerProcess[] = [];
+  const relays: RelayProcess[] = [];
   let poll: LeadershipPoll | undefined;
   const effectsDir = join(reportDir, "effects");
   let before: ProbeResult[] = [];
@@ -197,8 +203,26 @@ export async function runDrill(
       duplicateRate: w.duplicateRate,
       rng: rng.fork("producer"),
       history,
+      ...(w.outbox ? { outbox: { file: join(reportDir, OUTBOX_DB) } } : {}),
     });
+    if (w.outbox) await rm(join(reportDir, OUTBOX_DB), { force: true });
     await producer.connect();
+    const workloadProducer = producer;
+    for (let i = 1; w.outbox && i <= w.outbox.relays; i++) {
+      const relay = new RelayProcess(
+        {
+          name: `relay-${i}`,
+          servers: target.clientUrls,
+          file: join(reportDir, OUTBOX_DB),
+          leaseMs: w.outbox.leaseMs,
+        },
+        history,
+        w.outbox.restartDelayMs,
+        (ack) => workloadProducer.relayed(ack),
+      );
+      relays.push(relay);
+      relay.start();
+    }
     // A fresh effects directory: the checker reads every file in it.
     await rm(effectsDir, { recursive: true, force: true });
     await mkdir(effectsDir, { recursive: true });
@@ -274,6 +298,7 @@ export async function runDrill(
       target,
       producer,
       consumers,
+      relays,
       admin,
       durable,
       rng: rng.fork("faults"),
@@ -391,11 +416,14 @@ export async function runDrill(
           const acked = new Set<string>();
           const done = new Set<string>();
           for (const c of consumers) for (const id of c.effected) done.add(id);
+          const committed: string[] = [];
           for (const e of history.events) {
             if (e.kind === "ack") acked.add(e.id);
             else if (e.kind === "skip" || e.kind === "dlq") done.add(e.id);
+            else if (e.kind === "publish" && e.outbox) committed.push(e.id);
           }
-          return [...acked].every((id) => done.has(id));
+          // Outbox mode: every committed event is relayed too (its commit is its promise).
+          return committed.every((id) => acked.has(id)) && [...acked].every((id) => done.has(id));
         },
         w.drainMs,
         250,
@@ -405,7 +433,7 @@ export async function runDrill(
       if (!drained) history.add({ t: Date.now(), kind: "phase", phase: "drain timed out" });
     }
     setPhase("check");
-    await Promise.all(consumers.map((c) => c.stop()));
+    await Promise.all([...consumers, ...relays].map((c) => c.stop()));
     await poll.stop();
     poll = undefined;
     // The truth the checker judges: every effect line of every process, and the stream as stored.
@@ -434,7 +462,7 @@ export async function runDrill(
     await Promise.allSettled(occurrences);
     await rollbackAll(rollbacks, activeFaults, history);
     await producer?.close().catch(() => {});
-    await Promise.allSettled(consumers.map((c) => c.stop()));
+    await Promise.allSettled([...consumers, ...relays].map((c) => c.stop()));
     await poll?.stop().catch(() => {});
     // Effects from the files (after every process stopped): each line is one run of the handler.
     const { effects, unreadable } = await readEffectLogs(effectsDir);

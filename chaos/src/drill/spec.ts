@@ -32,6 +32,11 @@ export interface WorkloadSpec {
   /** The producer SDK's circuit breaker. */
   breaker: { failureThreshold: number; coolDownMs: number };
   duplicateRate: number;
+  /**
+   * Transactional outbox mode: the producer commits each event to a SQLite outbox and `relays`
+   * supervised relay processes (`relay-1` ...) publish it; absent: the producer publishes.
+   */
+  outbox?: { relays: number; restartDelayMs: number; leaseMs: number };
   consumer: {
     idempotency: boolean;
     ordering: "per-key" | "none";
@@ -81,6 +86,7 @@ export const FAULT_ACTIONS = [
   "slow_handler",
   "duplicate_publish",
   "store_outage",
+  "relay_crash",
 ] as const;
 export type FaultAction = (typeof FAULT_ACTIONS)[number];
 
@@ -107,6 +113,8 @@ export interface FaultSpec {
   point?: "now" | "after_effect";
   /** consumer_crash, consumer_pause: which consumer process: `random`, `all`, or a name (`consumer-2`). */
   consumer?: string;
+  /** relay_crash: which relay process: `active` (the one publishing), `random`, `all`, or a name (`relay-2`). */
+  relay?: string;
   /** rolling_restart: how each node goes down. */
   shutdown?: "terminate" | "lame_duck";
   /** rolling_restart with lame_duck: time in lame duck mode before the SIGTERM. */

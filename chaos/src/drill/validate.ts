@@ -186,8 +186,11 @@ function readWorkload(r: Reader, raw: unknown): WorkloadSpec {
     "publishDeadline",
     "breaker",
     "duplicateRate",
+    "outbox",
     "consumer",
   ]);
+  const ob = o?.outbox === undefined ? undefined : r.obj(o.outbox, `${p}.outbox`);
+  r.known(ob, `${p}.outbox`, ["relays", "restartDelay", "lease"]);
   const c = r.obj(o?.consumer, `${p}.consumer`);
   const cp = `${p}.consumer`;
   r.known(c, cp, [
@@ -221,6 +224,15 @@ function readWorkload(r: Reader, raw: unknown): WorkloadSpec {
       coolDownMs: r.dur(b, "coolDown", `${p}.breaker`, 1000) ?? 1000,
     },
     duplicateRate: r.num(o, "duplicateRate", p, 0, 0, 1),
+    ...(ob
+      ? {
+          outbox: {
+            relays: r.num(ob, "relays", `${p}.outbox`, 2, 1, 4),
+            restartDelayMs: r.dur(ob, "restartDelay", `${p}.outbox`, 500) ?? 500,
+            leaseMs: r.dur(ob, "lease", `${p}.outbox`, 2000) ?? 2000,
+          },
+        }
+      : {}),
     consumer: {
       idempotency: r.bool(c, "idempotency", cp, true),
       ordering: r.oneOf(c, "ordering", cp, ["per-key", "none"] as const, "none") ?? "none",
@@ -274,6 +286,7 @@ const FAULT_FIELDS: Record<FaultAction, string[]> = {
   slow_handler: ["delay"],
   duplicate_publish: ["rate"],
   store_outage: [],
+  relay_crash: ["relay"],
 };
 
 function readToxic(r: Reader, raw: unknown, path: string): ToxicSpec | undefined {
@@ -368,6 +381,15 @@ function readFaults(r: Reader, raw: unknown, nodes: number, workload: WorkloadSp
       if (typeof c !== "string" || !allowed.includes(c))
         r.problem(`${p}.consumer`, `must be one of: ${allowed.join(", ")} (got ${JSON.stringify(c)})`);
       else spec.consumer = c;
+    }
+    if (action === "relay_crash") {
+      if (!workload.outbox) r.problem(`${p}.action`, "relay_crash needs workload.outbox (relays to crash)");
+      const names = Array.from({ length: workload.outbox?.relays ?? 0 }, (_, j) => `relay-${j + 1}`);
+      const allowed = ["active", "random", "all", ...names];
+      const c = o?.relay ?? "active";
+      if (typeof c !== "string" || !allowed.includes(c))
+        r.problem(`${p}.relay`, `must be one of: ${allowed.join(", ")} (got ${JSON.stringify(c)})`);
+      else spec.relay = c;
     }
     if (action === "store_outage" && forMs === 0)
       r.problem(`${p}.for`, "is required for store_outage (how long the store is down)");

@@ -1,9 +1,10 @@
+import { DatabaseSync } from "node:sqlite";
 import { eventHeaders, isJetkitError, uuidv7 } from "@jetkit/contracts";
 import {
   OrderFulfillmentCompleted,
   OrderFulfillmentStarted,
 } from "@jetkit/contracts/gen/shop/order/v1/events";
-import { createProducer, type Producer, ProducerErrorCodes, type PublishAck } from "@jetkit/producers";
+import { createProducer, type Producer, ProducerErrorCodes, SqliteOutbox } from "@jetkit/producers";
 import { type FulfillmentEvent, randomFulfillment } from "@jetkit/producers/services";
 import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import { type NatsConnection, headers as natsHeaders } from "@nats-io/nats-core";
@@ -39,6 +40,12 @@ export interface ProducerOptions {
   duplicateRate: number;
   rng: Rng;
   history: History;
+  /**
+   * Transactional outbox mode: each event is committed to this SQLite database's outbox (with a
+   * row of the service's own table, in one transaction) instead of published; relay processes
+   * publish it. The history's `publish` is the commit, its `ack` the relay's.
+   */
+  outbox?: { file: string };
 }
 
 /** Live counters for progress lines and abort conditions. */
@@ -101,6 +108,9 @@ export class WorkloadProducer {
   #lanes = new Map<string, KeyLane>();
   #poisonRate = 0;
   #duplicateRate: number;
+  #outbox: { db: DatabaseSync; box: SqliteOutbox; business: ReturnType<DatabaseSync["prepare"]> } | undefined;
+  /** Outbox mode: when each event was committed, for the relay's ack latency. */
+  #committedAt = new Map<string, number>();
 
   constructor(opts: ProducerOptions) {
     this.#opts = opts;
@@ -109,6 +119,18 @@ export class WorkloadProducer {
 
   async connect(): Promise<void> {
     const o = this.#opts;
+    if (o.outbox) {
+      const db = new DatabaseSync(o.outbox.file);
+      db.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000;");
+      db.exec(
+        "CREATE TABLE IF NOT EXISTS fulfillment_steps (id TEXT PRIMARY KEY, key TEXT NOT NULL, pseq INTEGER NOT NULL)",
+      );
+      this.#outbox = {
+        db,
+        box: SqliteOutbox.open(db),
+        business: db.prepare("INSERT INTO fulfillment_steps (id, key, pseq) VALUES (?, ?, ?)"),
+      };
+    }
     const connection = {
       // The cluster's advertised addresses bypass the fault proxies: stay on the URLs given.
       ignoreClusterUpdates: true,
@@ -195,6 +217,8 @@ export class WorkloadProducer {
     await this.stop();
     await this.#producer?.close({ timeoutMs: 2000 }).catch(() => {});
     await this.#raw?.close().catch(() => {});
+    this.#outbox?.db.close();
+    this.#outbox = undefined;
     this.#producer = undefined;
     this.#raw = undefined;
   }
@@ -239,18 +263,22 @@ export class WorkloadProducer {
   async #order(key: string, lane: KeyLane, order: ReturnType<typeof randomFulfillment>): Promise<void> {
     const first = await this.#publish(OrderFulfillmentStarted, order.started, key, ++lane.pseq);
     if (!first) return;
-    await this.#publish(OrderFulfillmentCompleted, order.completed, key, ++lane.pseq, first.msgId);
+    await this.#publish(OrderFulfillmentCompleted, order.completed, key, ++lane.pseq, first);
   }
 
-  /** Publishes one event through the SDK, recording every attempt; resolves with the ack, or undefined. */
+  /**
+   * Publishes one event through the SDK (or commits it to the outbox), recording every attempt;
+   * resolves with its msg id once acknowledged (committed), or undefined.
+   */
   async #publish<E extends FulfillmentEvent>(
     Type: typeof OrderFulfillmentStarted | typeof OrderFulfillmentCompleted,
     event: E,
     key: string,
     pseq: number,
     causationId?: string,
-  ): Promise<PublishAck | undefined> {
+  ): Promise<string | undefined> {
     const { history } = this.#opts;
+    if (this.#outbox) return this.#commit(Type, event, key, pseq, causationId);
     const producer = this.#producer;
     if (!producer) throw new Error("producer is not connected");
     const subject =
@@ -272,7 +300,7 @@ export class WorkloadProducer {
           if (this.#duplicateRate > 0 && this.#opts.rng.next() < this.#duplicateRate) {
             await this.#repeat(Type, event, key, id, subject, pseq);
           }
-          return ack;
+          return ack.msgId;
         } catch (err) {
           // An open breaker sent nothing: a service buffers and tries again later with the same id.
           const open = isJetkitError(err, ProducerErrorCodes.CIRCUIT_OPEN);
@@ -291,7 +319,61 @@ export class WorkloadProducer {
     }
   }
 
-  #acked(t: Tracked, ack: PublishAck): void {
+  /**
+   * Outbox mode: the event and a row of the service's own table in one SQLite transaction. A
+   * commit is final (the outbox's promise: committed, hence published once); a failed one stores
+   * neither and counts as a failed publish.
+   */
+  #commit<E extends FulfillmentEvent>(
+    Type: typeof OrderFulfillmentStarted | typeof OrderFulfillmentCompleted,
+    event: E,
+    key: string,
+    pseq: number,
+    causationId?: string,
+  ): string | undefined {
+    const { history } = this.#opts;
+    const outbox = this.#outbox!;
+    const subject =
+      Type === OrderFulfillmentStarted ? "order.fulfillment.started" : "order.fulfillment.completed";
+    const id = workloadEventId(uuidv7(), pseq);
+    const t: Tracked = { id, key, first: Date.now(), attempt: 1, pseq };
+    history.add({ t: t.first, kind: "publish", id, key, subject, attempt: 1, pseq, outbox: true });
+    this.stats.attempted++;
+    const options = { msgId: id, key, ...(causationId ? { causationId, correlationId: causationId } : {}) };
+    try {
+      outbox.db.exec("BEGIN IMMEDIATE");
+      outbox.business.run(id, key, pseq);
+      if (Type === OrderFulfillmentStarted)
+        outbox.box.add(OrderFulfillmentStarted, event as OrderFulfillmentStarted, options);
+      else outbox.box.add(OrderFulfillmentCompleted, event as OrderFulfillmentCompleted, options);
+      outbox.db.exec("COMMIT");
+    } catch (err) {
+      if (outbox.db.isTransaction) outbox.db.exec("ROLLBACK");
+      this.#failed(t, err, true);
+      return undefined;
+    }
+    this.#committedAt.set(id, t.first);
+    return id;
+  }
+
+  /** Outbox mode: a relay's ack of a committed event (latency from its commit). */
+  relayed(ack: { id: string; key: string; seq: number; stream: string; duplicate: boolean }): void {
+    const now = Date.now();
+    const committed = this.#committedAt.get(ack.id);
+    this.#opts.history.add({
+      t: now,
+      kind: "ack",
+      id: ack.id,
+      key: ack.key,
+      seq: ack.seq,
+      stream: ack.stream,
+      duplicate: ack.duplicate,
+      latencyMs: committed === undefined ? 0 : now - committed,
+    });
+    if (!ack.duplicate) this.stats.acked++;
+  }
+
+  #acked(t: Tracked, ack: { seq: number; stream: string; duplicate: boolean }): void {
     const now = Date.now();
     this.#opts.history.add({
       t: now,
