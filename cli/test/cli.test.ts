@@ -153,6 +153,88 @@ describe("jetkit CLI against a local dev server", () => {
     assert.match(notArray.stderr, /JSON array/);
   });
 
+  test("publish --ttl and --delay write the TTL and the schedule; bad values are refused before anything is sent", async () => {
+    const checkout = {
+      checkoutId: crypto.randomUUID(),
+      customerId: crypto.randomUUID(),
+      items: [
+        { sku: "sku-1", quantity: 2, unitPrice: { currencyCode: "EUR", units: "12", nanos: 500000000 } },
+      ],
+      total: { currencyCode: "EUR", units: "25" },
+      shippingAddress: { lines: ["Main St 1"], city: "Berlin", postalCode: "10115", countryCode: "DE" },
+      card: { token: "tok_12345678", brand: "visa", last4: "4242" },
+      channel: "SALES_CHANNEL_WEB",
+      initiatedAt: "2026-01-02T03:04:05Z",
+    };
+    const data = JSON.stringify(checkout);
+    // The contracts' streams (idempotent: the first test applied them already when run with it).
+    assert.equal((await jetkit(["streams", "apply"], env)).code, 0);
+    const ttl = await jetkit(
+      ["publish", "customer.checkout.initiated", "--data", data, "--ttl", "2h", "--json"],
+      env,
+    );
+    assert.equal(ttl.code, 0, ttl.stderr);
+    const delayed = await jetkit(
+      [
+        "publish",
+        "customer.checkout.initiated",
+        "--data",
+        data,
+        "--delay",
+        "30m",
+        "--msg-id",
+        `later-${crypto.randomUUID()}`,
+        "--json",
+      ],
+      env,
+    );
+    assert.equal(delayed.code, 0, delayed.stderr);
+    const status = JSON.parse((await jetkit(["dev", "status", "--json"], env)).stdout) as {
+      nodes: { url: string }[];
+    };
+    const nc = await connect({ servers: status.nodes[0]!.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const t = await jsm.streams.getMessage("CUSTOMER", {
+        seq: (JSON.parse(ttl.stdout) as { seq: number }).seq,
+      });
+      assert.equal(t?.header.get("Nats-TTL"), "7200s");
+      const d = JSON.parse(delayed.stdout) as { seq: number; msgId: string };
+      const s = await jsm.streams.getMessage("CUSTOMER", { seq: d.seq });
+      assert.equal(
+        s?.subject,
+        `customer.checkout.initiated.scheduled.${d.msgId}`,
+        "waits on its schedule subject",
+      );
+      const at = Date.parse((s?.header.get("Nats-Schedule") ?? "").replace(/^@at /, ""));
+      assert.ok(
+        at - Date.now() > 25 * 60_000,
+        `scheduled about 30 minutes ahead: ${s?.header.get("Nats-Schedule")}`,
+      );
+    } finally {
+      await nc.close();
+    }
+    const badDuration = await jetkit(
+      ["publish", "customer.checkout.initiated", "--data", data, "--ttl", "2 hours"],
+      env,
+    );
+    assert.equal(badDuration.code, 2);
+    assert.match(badDuration.stderr, /error\[JK_CLI_USAGE\]: --ttl "2 hours" is not a duration/);
+    const unsupported = await jetkit(
+      [
+        "publish",
+        "inventory.stock.depleted",
+        "--data",
+        '{"sku":"SKU-1","warehouseId":"wh-1","depletedAt":"2026-11-21T10:00:00Z"}',
+        "--ttl",
+        "1h",
+      ],
+      env,
+    );
+    assert.equal(unsupported.code, 1);
+    assert.match(unsupported.stderr, /error\[JK_PRODUCER_UNSUPPORTED\].*allow_msg_ttl/);
+  });
+
   test("tail shows a dead letter's reason as text (it is stored percent-encoded)", async () => {
     const status = JSON.parse((await jetkit(["dev", "status", "--json"], env)).stdout) as {
       nodes: { url: string }[];

@@ -2,7 +2,7 @@ import { fromJson, type JsonValue, toBinary } from "@bufbuild/protobuf";
 import { JetkitError } from "@jetkit/contracts";
 import { createProducer } from "@jetkit/producers";
 import { pino } from "pino";
-import { type CommandDef, ExitCode } from "../command.js";
+import { type CommandDef, ExitCode, type RunContext } from "../command.js";
 import { CONTRACTS_OPTION, catalogFor } from "../contracts-source.js";
 import { serversOf } from "../nats.js";
 
@@ -36,6 +36,26 @@ const publish: CommandDef = {
     },
     { name: "correlation-id", type: "string", value: "ID", description: "Correlation id of the flow" },
     {
+      name: "ttl",
+      type: "string",
+      value: "DURATION",
+      description:
+        "Remove the event from the stream after this long, delivered or not (30s, 10m, 2h, 1d; the stream needs allow_msg_ttl)",
+    },
+    {
+      name: "delay",
+      type: "string",
+      value: "DURATION",
+      description:
+        "Deliver the event this long from now instead of at once (a message schedule; the stream needs allow_msg_schedules)",
+    },
+    {
+      name: "deliver-at",
+      type: "string",
+      value: "TIME",
+      description: "Deliver the event at this ISO 8601 time (2026-12-24T18:00:00Z) instead of at once",
+    },
+    {
       name: "atomic",
       type: "boolean",
       description:
@@ -56,6 +76,10 @@ const publish: CommandDef = {
     {
       command: "jetkit publish order.fulfillment.completed --data - < event.json --msg-id order-42-done",
       description: "from a file, idempotently",
+    },
+    {
+      command: "jetkit publish customer.checkout.initiated --data - < checkout.json --delay 30m",
+      description: "delivered to consumers in 30 minutes (CUSTOMER allows message schedules)",
     },
     {
       command:
@@ -100,6 +124,7 @@ const publish: CommandDef = {
       ? (json as JsonValue[]).map((v, i) => encode(v, ` at [${i}]`))
       : [encode(json, "")];
     const payload = payloads[0]!;
+    const timing = timingOf(ctx);
     const producer = await createProducer({
       servers: serversOf(ctx),
       name: typeof ctx.opts.source === "string" ? ctx.opts.source : "jetkit-cli",
@@ -134,11 +159,12 @@ const publish: CommandDef = {
         ...(typeof ctx.opts["correlation-id"] === "string"
           ? { correlationId: ctx.opts["correlation-id"] }
           : {}),
+        ...timing,
       });
       ctx.stdout.write(
         ctx.json
           ? `${JSON.stringify(ack)}\n`
-          : `${ack.duplicate ? ctx.color.yellow("duplicate") : ctx.color.green("stored")} ${ack.subject} -> ${ack.stream}#${ack.seq} msg-id ${ack.msgId}\n`,
+          : `${ack.duplicate ? ctx.color.yellow("duplicate") : ctx.color.green("stored")} ${ack.subject} -> ${ack.stream}#${ack.seq} msg-id ${ack.msgId}${timing.deliverAt ? ` (scheduled for ${timing.deliverAt.toISOString()})` : ""}${timing.ttlMs ? ` (expires after ${timing.ttlMs / 1000} s)` : ""}\n`,
       );
       return ExitCode.OK;
     } finally {
@@ -146,6 +172,46 @@ const publish: CommandDef = {
     }
   },
 };
+
+/** `30s`, `10m`, `2h`, `1d`, `500ms` in ms; JK_CLI_USAGE naming the flag when malformed. */
+function durationMs(flag: string, value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(value.trim());
+  if (!m) {
+    throw new JetkitError(
+      "JK_CLI_USAGE",
+      `--${flag} "${value}" is not a duration: a number and a unit, e.g. 30s, 10m, 2h, 1d (or 500ms).`,
+    );
+  }
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+    m[2] as "ms" | "s" | "m" | "h" | "d"
+  ];
+  return Number(m[1]) * unit;
+}
+
+/** The TTL and delivery time the flags ask for (the producer SDK checks them against the stream). */
+function timingOf(ctx: RunContext): { ttlMs?: number; deliverAt?: Date } {
+  const o = ctx.opts;
+  const out: { ttlMs?: number; deliverAt?: Date } = {};
+  if (typeof o.ttl === "string") out.ttlMs = durationMs("ttl", o.ttl);
+  if (typeof o.delay === "string" && typeof o["deliver-at"] === "string")
+    throw new JetkitError("JK_CLI_USAGE", "--delay and --deliver-at both say when to deliver: pass one.");
+  if (typeof o.delay === "string") out.deliverAt = new Date(Date.now() + durationMs("delay", o.delay));
+  if (typeof o["deliver-at"] === "string") {
+    const at = new Date(o["deliver-at"]);
+    if (Number.isNaN(at.getTime()) || !/^\d{4}-\d\d-\d\dT/.test(o["deliver-at"]))
+      throw new JetkitError(
+        "JK_CLI_USAGE",
+        `--deliver-at "${o["deliver-at"]}" is not an ISO 8601 time, e.g. 2026-12-24T18:00:00Z.`,
+      );
+    out.deliverAt = at;
+  }
+  if (o.atomic === true && (out.ttlMs !== undefined || out.deliverAt !== undefined))
+    throw new JetkitError(
+      "JK_CLI_USAGE",
+      "--ttl, --delay and --deliver-at apply to one event, not to --atomic batches.",
+    );
+  return out;
+}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
