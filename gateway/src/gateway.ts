@@ -46,6 +46,8 @@ export interface GatewayConfig {
     nats: { servers: string | string[]; user?: string; pass?: string; tls?: NodeConnectionOptions["tls"] };
     /** Seed (`SA...`) of the account nkey the server's auth_callout `issuer` names. */
     issuerSeed: string;
+    /** Seed (`SX...`) of the curve key named as the server's auth_callout `xkey` (encrypted requests and answers). */
+    xkeySeed?: string;
     /** The account authorised clients are placed in. */
     account: string;
     /** Principals given a user without limits (e.g. the gateway's own certificate). */
@@ -244,6 +246,7 @@ export async function startGateway(config: GatewayConfig): Promise<Gateway> {
       authCallout = startAuthCallout({
         nc: calloutNc,
         issuerSeed: ac.issuerSeed,
+        ...(ac.xkeySeed ? { xkeySeed: ac.xkeySeed } : {}),
         account: ac.account,
         policy: () => policy.policy,
         catalog,
