@@ -16,7 +16,7 @@ import { type Identity, identityOf, type PrincipalSource } from "./identity.js";
 import { Metrics } from "./metrics.js";
 import { type AuthCallout, startAuthCallout } from "./nats-auth/callout.js";
 import { PolicyStore } from "./policy/store.js";
-import { RateLimiter } from "./rate-limit.js";
+import { RateLimiter, SharedRateLimiter } from "./rate-limit.js";
 import { secureContextOptions, type TlsFiles } from "./tls/material.js";
 import { TlsReloader } from "./tls/reloader.js";
 
@@ -57,6 +57,11 @@ export interface GatewayConfig {
   };
   /** Request limits. */
   limits?: Partial<Limits>;
+  /**
+   * Rate limits shared by every replica on the same NATS (a token bucket per principal in a KV
+   * bucket, leased a few tokens at a time); without it each replica limits on its own.
+   */
+  sharedRateLimit?: { bucket?: string; leaseTokens?: number; leaseMs?: number };
   /** Key that signs ack tokens; share it between gateway replicas. Default: random per process. */
   ackTokenSecret?: string;
   /** Debounce of file-change reloads (policy, TLS), ms. Default: 200. */
@@ -82,6 +87,8 @@ export interface Gateway {
   readonly producer: Producer;
   /** The auth callout service, when `authCallout` is configured. */
   readonly authCallout: AuthCallout | undefined;
+  /** The rate limiter in force: a `RateLimiter` per replica, or a `SharedRateLimiter`. */
+  readonly rateLimiter: GatewayContext["rateLimiter"];
   /** Re-reads the TLS files now (also done on change and SIGHUP). */
   reloadTls(): boolean;
   /** Re-reads the policy now (also done on change and SIGHUP). */
@@ -147,6 +154,28 @@ export async function createContext(
 ): Promise<{ ctx: GatewayContext; auditor: Auditor }> {
   const nc = producer.connection;
   const auditor = new Auditor(catalog, log, producer, metrics);
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const rate = { perSecond: limits.ratePerSecond, burst: limits.rateBurst };
+  let rateLimiter: GatewayContext["rateLimiter"] = new RateLimiter(rate);
+  if (config.sharedRateLimit && limits.ratePerSecond > 0) {
+    const shared = new SharedRateLimiter({
+      ...rate,
+      ...config.sharedRateLimit,
+      js,
+      jsm,
+      logger: log.child({ component: "rate-limit" }),
+    });
+    await shared.ensureBucket().catch((err: unknown) => {
+      throw gatewayError(
+        GatewayErrorCodes.CONFIG,
+        `sharedRateLimit: cannot create or open the KV bucket ${config.sharedRateLimit?.bucket ?? "jetkit-gateway-rate"}: ${(err as Error).message}. Give the gateway's NATS user JetStream rights on it, or create it.`,
+        {},
+        err,
+      );
+    });
+    rateLimiter = shared;
+  }
   let connected = true;
   void (async () => {
     for await (const s of nc.status()) {
@@ -160,12 +189,12 @@ export async function createContext(
     decide: (p, a, s) => policy.decide(p, a, s),
     publisher: producer,
     nc,
-    js: jetstream(nc),
-    jsm: await jetstreamManager(nc),
+    js,
+    jsm,
     auditor,
     metrics,
     limits,
-    rateLimiter: new RateLimiter({ perSecond: limits.ratePerSecond, burst: limits.rateBurst }),
+    rateLimiter,
     dryRun: config.policy.dryRun ?? false,
     log,
     authenticate: certificateIdentity({
@@ -296,6 +325,7 @@ export async function startGateway(config: GatewayConfig): Promise<Gateway> {
     metrics,
     producer,
     authCallout,
+    rateLimiter: ctx.rateLimiter,
     reloadTls: () => tls.reload(),
     reloadPolicy: () => policy.reload(),
     async close() {

@@ -239,7 +239,7 @@ function publishCloudEvent(
  */
 export function publishRoute(app: FastifyInstance, ctx: GatewayContext): void {
   app.post<{ Params: { subject: string } }>("/v1/events/:subject", async (req, reply) => {
-    const id = admit(ctx, req, reply);
+    const id = await admit(ctx, req, reply);
     const { subject } = req.params;
     checkSubject(ctx, subject, "publish");
     const spec = ctx.catalog.findBySubject(subject);
@@ -262,7 +262,7 @@ export function publishRoute(app: FastifyInstance, ctx: GatewayContext): void {
     });
   });
   app.post("/v1/events", async (req, reply) => {
-    const id = admit(ctx, req, reply);
+    const id = await admit(ctx, req, reply);
     if (!isCloudEventRequest(req)) {
       throw badAttribute(
         "specversion",
