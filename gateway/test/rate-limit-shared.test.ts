@@ -4,6 +4,7 @@ import type { Agent } from "node:https";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { isJetkitError } from "@jetkit/contracts";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { loadGatewayConfig } from "../src/config.js";
 import { type Gateway, type GatewayConfig, startGateway } from "../src/gateway.js";
 import type { SharedRateLimiter } from "../src/rate-limit.js";
@@ -119,6 +120,15 @@ describe("rate limits shared by two gateway replicas on one NATS", () => {
     const per = pair.map((g) => (g.rateLimiter as SharedRateLimiter).stats);
     const local = per.reduce((n, s) => n + s.local, 0);
     assert.ok(local > 0, "some requests were decided from leased tokens");
+  });
+
+  test("the KV bucket gone: requests are limited per replica, traffic does not stop", async () => {
+    const pair = await replicas({ sharedRateLimit: { bucket: "rate-gone", leaseTokens: 1 } });
+    await (await jetstreamManager(nats.nc)).streams.delete("KV_rate-gone");
+    const { ok } = await burst(pair, 30);
+    assert.equal(ok, 2 * LIMITS.rateBurst, "each replica's own bucket decides");
+    const per = pair.map((g) => (g.rateLimiter as SharedRateLimiter).stats);
+    assert.ok(per.every((st) => st.fallbacks > 0));
   });
 });
 
