@@ -8,6 +8,7 @@ import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { type Logger, pino } from "pino";
 import { Auditor } from "./audit.js";
+import { coalescingPublisher } from "./coalesce.js";
 import { GatewayErrorCodes, gatewayError } from "./errors.js";
 import { buildApp } from "./http/app.js";
 import { DEFAULT_LIMITS, type GatewayContext, type Limits } from "./http/context.js";
@@ -153,7 +154,9 @@ export async function createContext(
   limits: Limits,
 ): Promise<{ ctx: GatewayContext; auditor: Auditor }> {
   const nc = producer.connection;
-  const auditor = new Auditor(catalog, log, producer, metrics);
+  // the events and audit records of the requests read in one I/O phase leave in one socket write
+  const coalesced = coalescingPublisher(producer);
+  const auditor = new Auditor(catalog, log, coalesced, metrics);
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const rate = { perSecond: limits.ratePerSecond, burst: limits.rateBurst };
@@ -187,7 +190,7 @@ export async function createContext(
     catalog,
     validator: new ContractValidator(catalog),
     decide: (p, a, s) => policy.decide(p, a, s),
-    publisher: producer,
+    publisher: coalesced,
     nc,
     js,
     jsm,

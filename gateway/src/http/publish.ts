@@ -99,9 +99,12 @@ async function publish(
   }
   let ack: Awaited<ReturnType<GatewayContext["publisher"]["publishEncoded"]>>;
   try {
+    // the partition key from the decoded message, so the producer need not decode the payload again
+    const key = spec.partitionKey ? partitionKeyOf(spec, message) : undefined;
     ack = await ctx.publisher.publishEncoded({
       subject,
       payload: toBinary(spec.schema, message),
+      ...(key !== undefined ? { key } : {}),
       ...(p.msgId ? { msgId: p.msgId } : {}),
       ...(p.correlationId ? { correlationId: p.correlationId } : {}),
       ...(p.causationId ? { causationId: p.causationId } : {}),
