@@ -106,6 +106,10 @@ export function certificateIdentity(opts: {
   // A connection's peer certificate cannot change (TLS 1.3 has no renegotiation): read it once
   // per connection, not on every keep-alive request.
   const bySocket = new WeakMap<TLSSocket, Identity | Error>();
+  // and once per certificate, not per connection: reconnecting clients present the same DER,
+  // whose identity (under fixed identity options) cannot change; the handshake already checked
+  // its validity and revocation. Bounded: cleared when full.
+  const byFingerprint = new Map<string, Identity | Error>();
   return (req) => {
     const socket = req.raw.socket as TLSSocket;
     const known = bySocket.get(socket);
@@ -133,10 +137,22 @@ export function certificateIdentity(opts: {
     if (!(cert instanceof X509Certificate)) {
       throw gatewayError(GatewayErrorCodes.UNAUTHENTICATED, "no client certificate was presented.");
     }
-    return identityOf(
-      cert,
-      opts.trustDomains ? { source: opts.source, trustDomains: opts.trustDomains } : opts,
-    );
+    const fp = cert.fingerprint256;
+    const known = byFingerprint.get(fp);
+    if (known instanceof Error) throw known;
+    if (known) return known;
+    if (byFingerprint.size >= 10_000) byFingerprint.clear();
+    try {
+      const id = identityOf(
+        cert,
+        opts.trustDomains ? { source: opts.source, trustDomains: opts.trustDomains } : opts,
+      );
+      byFingerprint.set(fp, id);
+      return id;
+    } catch (err) {
+      byFingerprint.set(fp, err as Error);
+      throw err;
+    }
   }
 }
 
