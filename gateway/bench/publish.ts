@@ -1,7 +1,12 @@
 // Gateway publish throughput over mTLS (keep-alive, concurrent clients) against, in the same run,
 // a bare Fastify mTLS endpoint that does nothing, and the producer SDK publishing directly.
-// Not a test: prints medians of several runs and ratios. Run:
-//   cd gateway && tsc -b && node dist/bench/publish.js [--runs 5] [--requests 2000] [--clients 16]
+// The HTTPS clients run in a child process (as real clients would: not in the server's process),
+// so each side's CPU per request is measured apart: the server process (gateway or bare Fastify),
+// the client process, and nats-server. `--in-process` runs the clients in the server's process
+// (the harness of the earlier figures). Not a test: prints medians of several runs, per-round
+// ratios and CPU per request. Run:
+//   cd gateway && tsc -b && node dist/bench/publish.js [--runs 5] [--requests 2000] [--clients 16] [--in-process]
+import { fork } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:https";
 import { join } from "node:path";
@@ -22,6 +27,10 @@ const { values } = parseArgs({
     runs: { type: "string", default: "5" },
     requests: { type: "string", default: "2000" },
     clients: { type: "string", default: "16" },
+    "in-process": { type: "boolean", default: false },
+    driver: { type: "boolean", default: false },
+    // profile one side alone: node --cpu-prof dist/bench/publish.js --only gateway
+    only: { type: "string" },
   },
 });
 const RUNS = Number(values.runs);
@@ -31,6 +40,33 @@ const CLIENTS = Number(values.clients);
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
+}
+
+/** CPU of this process so far, µs (user + system). */
+function cpuNow(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
+/** CPU of another process so far, µs, from /proc (Linux); undefined elsewhere. */
+function cpuOf(pid: number | undefined): number | undefined {
+  if (!pid) return undefined;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = f.slice(f.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // utime + stime, USER_HZ 100
+  } catch {
+    return undefined;
+  }
+}
+
+interface DriveJob {
+  url: string;
+  body: string;
+  idPrefix: string;
+  ca: string;
+  cert: string;
+  key: string;
 }
 
 /** Sends REQUESTS POSTs from CLIENTS keep-alive connections; returns requests/second. */
@@ -62,6 +98,38 @@ async function drive(url: string, agent: Agent, body: string, idPrefix: string):
     }),
   );
   return REQUESTS / ((performance.now() - started) / 1000);
+}
+
+/** Driver mode (the child process): runs one drive per message, answers rate and its CPU. */
+async function driver(): Promise<void> {
+  process.on("message", async (job: DriveJob) => {
+    const agent = new Agent({
+      keepAlive: true,
+      maxSockets: CLIENTS,
+      ca: readFileSync(job.ca),
+      cert: readFileSync(job.cert),
+      key: readFileSync(job.key),
+    });
+    const c0 = cpuNow();
+    try {
+      const rps = await drive(job.url, agent, job.body, job.idPrefix);
+      process.send!({ rps, cpuUs: cpuNow() - c0 });
+    } catch (err) {
+      process.send!({ error: (err as Error).message });
+    } finally {
+      agent.destroy();
+    }
+  });
+}
+
+interface Measured {
+  rps: number;
+  /** CPU µs per request of the server process (with the clients in it when --in-process). */
+  server: number;
+  /** CPU µs per request of the client process; undefined when --in-process. */
+  client: number | undefined;
+  /** CPU µs per request of nats-server. */
+  nats: number | undefined;
 }
 
 async function main(): Promise<void> {
@@ -103,37 +171,83 @@ async function main(): Promise<void> {
   await bare.listen({ host: "127.0.0.1", port: 0 });
   const bareUrl = `https://127.0.0.1:${(bare.server.address() as { port: number }).port}`;
   const producer = await createProducer({ servers: server.url, name: "bench-direct", logger });
-  const agent = () =>
-    new Agent({
-      keepAlive: true,
-      maxSockets: CLIENTS,
-      ca: readFileSync(pki.caCert),
-      cert: readFileSync(client.cert),
-      key: readFileSync(client.key),
-    });
   const body = JSON.stringify(completedJson());
   const spec = getCatalog().bySubject("order.fulfillment.completed");
   const payload = toBinary(
     spec.schema,
     fromJson(spec.schema, completedJson() as never, { registry: getCatalog().registry }),
   );
+  const child = values["in-process"]
+    ? undefined
+    : fork(
+        new URL(import.meta.url).pathname,
+        ["--driver", "--requests", String(REQUESTS), "--clients", String(CLIENTS)],
+        {
+          execArgv: [],
+        },
+      );
+  const job = (url: string, idPrefix: string): Promise<{ rps: number; cpuUs: number }> =>
+    new Promise((resolve, reject) => {
+      child!.once("message", (m: { rps: number; cpuUs: number; error?: string }) =>
+        m.error ? reject(new Error(m.error)) : resolve(m),
+      );
+      child!.send({
+        url,
+        body,
+        idPrefix,
+        ca: pki.caCert,
+        cert: client.cert,
+        key: client.key,
+      } satisfies DriveJob);
+    });
+  const perReq = (us: number | undefined) => (us === undefined ? undefined : us / REQUESTS);
+  const measure = async (url: string, idPrefix: string): Promise<Measured> => {
+    const s0 = cpuNow();
+    const n0 = cpuOf(server.pid);
+    let rps: number;
+    let clientUs: number | undefined;
+    if (child) {
+      const r = await job(url, idPrefix);
+      rps = r.rps;
+      clientUs = r.cpuUs;
+    } else {
+      const a = new Agent({
+        keepAlive: true,
+        maxSockets: CLIENTS,
+        ca: readFileSync(pki.caCert),
+        cert: readFileSync(client.cert),
+        key: readFileSync(client.key),
+      });
+      rps = await drive(url, a, body, idPrefix);
+      a.destroy();
+    }
+    const n1 = cpuOf(server.pid);
+    return {
+      rps,
+      server: (cpuNow() - s0) / REQUESTS,
+      client: perReq(clientUs),
+      nats: n0 !== undefined && n1 !== undefined ? (n1 - n0) / REQUESTS : undefined,
+    };
+  };
 
   // Warm-up (JIT, TLS session setup, consumer of the first publishes), not measured.
-  {
-    const a = agent();
-    await drive(`${bareUrl}/v1/events/order.fulfillment.completed`, a, body, "warm-b");
-    await drive(`${gateway.url}/v1/events/order.fulfillment.completed`, a, body, `warm-g-${Date.now()}`);
-    a.destroy();
-  }
-  const results = { bare: [] as number[], gateway: [] as number[], sdk: [] as number[] };
+  await measure(`${bareUrl}/v1/events/order.fulfillment.completed`, "warm-b");
+  await measure(`${gateway.url}/v1/events/order.fulfillment.completed`, `warm-g-${Date.now()}`);
+  const results = { bare: [] as Measured[], gateway: [] as Measured[], sdk: [] as Measured[] };
   for (let run = 0; run < RUNS; run++) {
-    const a = agent();
-    results.bare.push(await drive(`${bareUrl}/v1/events/order.fulfillment.completed`, a, body, `b${run}`));
+    if (values.only === "gateway") {
+      results.gateway.push(
+        await measure(`${gateway.url}/v1/events/order.fulfillment.completed`, `g${run}-${Date.now()}`),
+      );
+      continue;
+    }
+    results.bare.push(await measure(`${bareUrl}/v1/events/order.fulfillment.completed`, `b${run}`));
     results.gateway.push(
-      await drive(`${gateway.url}/v1/events/order.fulfillment.completed`, a, body, `g${run}-${Date.now()}`),
+      await measure(`${gateway.url}/v1/events/order.fulfillment.completed`, `g${run}-${Date.now()}`),
     );
-    a.destroy();
     let next = 0;
+    const s0 = cpuNow();
+    const n0 = cpuOf(server.pid);
     const started = performance.now();
     await Promise.all(
       Array.from({ length: CLIENTS }, async () => {
@@ -147,23 +261,35 @@ async function main(): Promise<void> {
         }
       }),
     );
-    results.sdk.push(REQUESTS / ((performance.now() - started) / 1000));
+    const n1 = cpuOf(server.pid);
+    results.sdk.push({
+      rps: REQUESTS / ((performance.now() - started) / 1000),
+      server: (cpuNow() - s0) / REQUESTS,
+      client: undefined,
+      nats: n0 !== undefined && n1 !== undefined ? (n1 - n0) / REQUESTS : undefined,
+    });
   }
-  const m = { bare: median(results.bare), gateway: median(results.gateway), sdk: median(results.sdk) };
+  const rate = (xs: Measured[]) => (xs.length ? median(xs.map((x) => x.rps)) : Number.NaN);
+  const cpu = (xs: Measured[], k: "server" | "client" | "nats") => {
+    const v = xs.map((x) => x[k]).filter((x): x is number => x !== undefined);
+    return v.length ? `${Math.round(median(v))} µs` : "-";
+  };
+  const m = { bare: rate(results.bare), gateway: rate(results.gateway), sdk: rate(results.sdk) };
   const fmt = (x: number) => `${Math.round(x)}/s`;
   console.log(
-    `gateway publish benchmark: ${RUNS} runs x ${REQUESTS} events, ${CLIENTS} concurrent clients, mTLS keep-alive`,
+    `gateway publish benchmark: ${RUNS} runs x ${REQUESTS} events, ${CLIENTS} concurrent clients, mTLS keep-alive, clients ${child ? "in a child process" : "in the server's process"}`,
   );
+  const row = (name: string, xs: Measured[]) =>
+    console.log(
+      `  ${name.padEnd(38)} median ${fmt(rate(xs)).padStart(8)}   runs ${xs.map((x) => fmt(x.rps)).join(" ")}   CPU/request: server ${cpu(xs, "server")}, clients ${cpu(xs, "client")}, nats-server ${cpu(xs, "nats")}`,
+    );
+  row("bare Fastify mTLS (no-op)", results.bare);
+  row("gateway (validate+RBAC+audit+publish)", results.gateway);
+  row("producer SDK direct", results.sdk);
   console.log(
-    `  bare Fastify mTLS (no-op)   median ${fmt(m.bare)}   runs ${results.bare.map(fmt).join(" ")}`,
+    `  gateway / bare = ${(m.gateway / m.bare).toFixed(2)} (per round ${results.gateway.map((g, i) => (g.rps / (results.bare[i]?.rps ?? Number.NaN)).toFixed(2)).join(" ")})   gateway / SDK direct = ${(m.gateway / m.sdk).toFixed(2)}`,
   );
-  console.log(
-    `  gateway (validate+RBAC+audit+publish) median ${fmt(m.gateway)}   runs ${results.gateway.map(fmt).join(" ")}`,
-  );
-  console.log(`  producer SDK direct         median ${fmt(m.sdk)}   runs ${results.sdk.map(fmt).join(" ")}`);
-  console.log(
-    `  gateway / bare = ${(m.gateway / m.bare).toFixed(2)}   gateway / SDK direct = ${(m.gateway / m.sdk).toFixed(2)}`,
-  );
+  child?.kill();
   await producer.close();
   await bare.close();
   await gateway.close();
@@ -172,4 +298,5 @@ async function main(): Promise<void> {
   await dir.remove();
 }
 
-await main();
+if (values.driver) await driver();
+else await main();

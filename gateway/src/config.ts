@@ -59,6 +59,7 @@ export function loadGatewayConfig(file: string): GatewayConfig {
     "limits",
     "ackTokenSecret",
     "authCallout",
+    "sharedRateLimit",
     "reloadDebounceMs",
   ];
   for (const k of Object.keys(c))
@@ -89,7 +90,25 @@ export function loadGatewayConfig(file: string): GatewayConfig {
     ...(c.authCallout
       ? { authCallout: c.authCallout as unknown as NonNullable<GatewayConfig["authCallout"]> }
       : {}),
+    ...(c.sharedRateLimit !== undefined ? { sharedRateLimit: sharedRateLimit(c.sharedRateLimit, file) } : {}),
     ...(typeof c.reloadDebounceMs === "number" ? { reloadDebounceMs: c.reloadDebounceMs } : {}),
   };
   return config;
+}
+
+function sharedRateLimit(v: unknown, file: string): NonNullable<GatewayConfig["sharedRateLimit"]> {
+  if (v === true) return {};
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    fail(file, "sharedRateLimit must be true or a mapping { bucket?, leaseTokens?, leaseMs? }");
+  }
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o))
+    if (!["bucket", "leaseTokens", "leaseMs"].includes(k))
+      fail(file, `unknown key "sharedRateLimit.${k}" (allowed: bucket, leaseTokens, leaseMs)`);
+  if (o.bucket !== undefined && (typeof o.bucket !== "string" || !/^[-\w]{1,64}$/.test(o.bucket)))
+    fail(file, "sharedRateLimit.bucket must be 1-64 letters, digits, '_' or '-'");
+  for (const k of ["leaseTokens", "leaseMs"] as const)
+    if (o[k] !== undefined && (!Number.isInteger(o[k]) || (o[k] as number) < 1))
+      fail(file, `sharedRateLimit.${k} must be a positive integer`);
+  return o as NonNullable<GatewayConfig["sharedRateLimit"]>;
 }

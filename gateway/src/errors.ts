@@ -44,6 +44,8 @@ export const GatewayErrorCodes = {
   CONFIG: "JK_GATEWAY_CONFIG",
   /** TLS material (certificate, key, CA bundle, CRL) could not be read or is invalid. */
   TLS: "JK_GATEWAY_TLS",
+  /** An auth callout request could not be read (not decryptable with the xkey, unencrypted when one is set, not signed); it is logged, not answered. */
+  AUTH_CALLOUT: "JK_GATEWAY_AUTH_CALLOUT",
 } as const;
 export type GatewayErrorCode = (typeof GatewayErrorCodes)[keyof typeof GatewayErrorCodes];
 
@@ -93,6 +95,7 @@ const STATUS: Record<GatewayErrorCode, number> = {
   JK_GATEWAY_INTERNAL: 500,
   JK_GATEWAY_CONFIG: 500,
   JK_GATEWAY_TLS: 500,
+  JK_GATEWAY_AUTH_CALLOUT: 500,
 };
 
 /** The HTTP status of a gateway error code (500 for anything else). */

@@ -8,6 +8,7 @@ import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { type Logger, pino } from "pino";
 import { Auditor } from "./audit.js";
+import { coalescingPublisher } from "./coalesce.js";
 import { GatewayErrorCodes, gatewayError } from "./errors.js";
 import { buildApp } from "./http/app.js";
 import { DEFAULT_LIMITS, type GatewayContext, type Limits } from "./http/context.js";
@@ -16,7 +17,7 @@ import { type Identity, identityOf, type PrincipalSource } from "./identity.js";
 import { Metrics } from "./metrics.js";
 import { type AuthCallout, startAuthCallout } from "./nats-auth/callout.js";
 import { PolicyStore } from "./policy/store.js";
-import { RateLimiter } from "./rate-limit.js";
+import { RateLimiter, SharedRateLimiter } from "./rate-limit.js";
 import { secureContextOptions, type TlsFiles } from "./tls/material.js";
 import { TlsReloader } from "./tls/reloader.js";
 
@@ -46,6 +47,8 @@ export interface GatewayConfig {
     nats: { servers: string | string[]; user?: string; pass?: string; tls?: NodeConnectionOptions["tls"] };
     /** Seed (`SA...`) of the account nkey the server's auth_callout `issuer` names. */
     issuerSeed: string;
+    /** Seed (`SX...`) of the curve key named as the server's auth_callout `xkey` (encrypted requests and answers). */
+    xkeySeed?: string;
     /** The account authorised clients are placed in. */
     account: string;
     /** Principals given a user without limits (e.g. the gateway's own certificate). */
@@ -55,6 +58,11 @@ export interface GatewayConfig {
   };
   /** Request limits. */
   limits?: Partial<Limits>;
+  /**
+   * Rate limits shared by every replica on the same NATS (a token bucket per principal in a KV
+   * bucket, leased a few tokens at a time); without it each replica limits on its own.
+   */
+  sharedRateLimit?: { bucket?: string; leaseTokens?: number; leaseMs?: number };
   /** Key that signs ack tokens; share it between gateway replicas. Default: random per process. */
   ackTokenSecret?: string;
   /** Debounce of file-change reloads (policy, TLS), ms. Default: 200. */
@@ -80,6 +88,8 @@ export interface Gateway {
   readonly producer: Producer;
   /** The auth callout service, when `authCallout` is configured. */
   readonly authCallout: AuthCallout | undefined;
+  /** The rate limiter in force: a `RateLimiter` per replica, or a `SharedRateLimiter`. */
+  readonly rateLimiter: GatewayContext["rateLimiter"];
   /** Re-reads the TLS files now (also done on change and SIGHUP). */
   reloadTls(): boolean;
   /** Re-reads the policy now (also done on change and SIGHUP). */
@@ -96,6 +106,10 @@ export function certificateIdentity(opts: {
   // A connection's peer certificate cannot change (TLS 1.3 has no renegotiation): read it once
   // per connection, not on every keep-alive request.
   const bySocket = new WeakMap<TLSSocket, Identity | Error>();
+  // and once per certificate, not per connection: reconnecting clients present the same DER,
+  // whose identity (under fixed identity options) cannot change; the handshake already checked
+  // its validity and revocation. Bounded: cleared when full.
+  const byFingerprint = new Map<string, Identity | Error>();
   return (req) => {
     const socket = req.raw.socket as TLSSocket;
     const known = bySocket.get(socket);
@@ -123,10 +137,22 @@ export function certificateIdentity(opts: {
     if (!(cert instanceof X509Certificate)) {
       throw gatewayError(GatewayErrorCodes.UNAUTHENTICATED, "no client certificate was presented.");
     }
-    return identityOf(
-      cert,
-      opts.trustDomains ? { source: opts.source, trustDomains: opts.trustDomains } : opts,
-    );
+    const fp = cert.fingerprint256;
+    const known = byFingerprint.get(fp);
+    if (known instanceof Error) throw known;
+    if (known) return known;
+    if (byFingerprint.size >= 10_000) byFingerprint.clear();
+    try {
+      const id = identityOf(
+        cert,
+        opts.trustDomains ? { source: opts.source, trustDomains: opts.trustDomains } : opts,
+      );
+      byFingerprint.set(fp, id);
+      return id;
+    } catch (err) {
+      byFingerprint.set(fp, err as Error);
+      throw err;
+    }
   }
 }
 
@@ -144,7 +170,31 @@ export async function createContext(
   limits: Limits,
 ): Promise<{ ctx: GatewayContext; auditor: Auditor }> {
   const nc = producer.connection;
-  const auditor = new Auditor(catalog, log, producer, metrics);
+  // the events and audit records of the requests read in one I/O phase leave in one socket write
+  const coalesced = coalescingPublisher(producer);
+  const auditor = new Auditor(catalog, log, coalesced, metrics);
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const rate = { perSecond: limits.ratePerSecond, burst: limits.rateBurst };
+  let rateLimiter: GatewayContext["rateLimiter"] = new RateLimiter(rate);
+  if (config.sharedRateLimit && limits.ratePerSecond > 0) {
+    const shared = new SharedRateLimiter({
+      ...rate,
+      ...config.sharedRateLimit,
+      js,
+      jsm,
+      logger: log.child({ component: "rate-limit" }),
+    });
+    await shared.ensureBucket().catch((err: unknown) => {
+      throw gatewayError(
+        GatewayErrorCodes.CONFIG,
+        `sharedRateLimit: cannot create or open the KV bucket ${config.sharedRateLimit?.bucket ?? "jetkit-gateway-rate"}: ${(err as Error).message}. Give the gateway's NATS user JetStream rights on it, or create it.`,
+        {},
+        err,
+      );
+    });
+    rateLimiter = shared;
+  }
   let connected = true;
   void (async () => {
     for await (const s of nc.status()) {
@@ -156,14 +206,14 @@ export async function createContext(
     catalog,
     validator: new ContractValidator(catalog),
     decide: (p, a, s) => policy.decide(p, a, s),
-    publisher: producer,
+    publisher: coalesced,
     nc,
-    js: jetstream(nc),
-    jsm: await jetstreamManager(nc),
+    js,
+    jsm,
     auditor,
     metrics,
     limits,
-    rateLimiter: new RateLimiter({ perSecond: limits.ratePerSecond, burst: limits.rateBurst }),
+    rateLimiter,
     dryRun: config.policy.dryRun ?? false,
     log,
     authenticate: certificateIdentity({
@@ -244,6 +294,7 @@ export async function startGateway(config: GatewayConfig): Promise<Gateway> {
       authCallout = startAuthCallout({
         nc: calloutNc,
         issuerSeed: ac.issuerSeed,
+        ...(ac.xkeySeed ? { xkeySeed: ac.xkeySeed } : {}),
         account: ac.account,
         policy: () => policy.policy,
         catalog,
@@ -293,6 +344,7 @@ export async function startGateway(config: GatewayConfig): Promise<Gateway> {
     metrics,
     producer,
     authCallout,
+    rateLimiter: ctx.rateLimiter,
     reloadTls: () => tls.reload(),
     reloadPolicy: () => policy.reload(),
     async close() {

@@ -14,7 +14,9 @@ export { identityOf, parseSpiffeId } from "./identity.js";
 export type { MetricsOptions } from "./metrics.js";
 export { Metrics } from "./metrics.js";
 export type { AuthCallout, AuthCalloutOptions } from "./nats-auth/callout.js";
-export { AUTH_CALLOUT_SUBJECT, startAuthCallout } from "./nats-auth/callout.js";
+export { AUTH_CALLOUT_SUBJECT, SERVER_XKEY_HEADER, startAuthCallout } from "./nats-auth/callout.js";
+export type { CalloutConfig, CalloutConfigOptions } from "./nats-auth/callout-config.js";
+export { calloutConfig } from "./nats-auth/callout-config.js";
 export type { InitPkiOptions, IssuedCert, IssueOptions, PkiPaths, PrincipalSpec } from "./pki/pki.js";
 export {
   generateCrl,

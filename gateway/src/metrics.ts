@@ -1,4 +1,10 @@
-import { type Attributes, type Counter, type Histogram, metrics as otel } from "@opentelemetry/api";
+import {
+  type Attributes,
+  type Counter,
+  type Histogram,
+  type Meter,
+  metrics as otel,
+} from "@opentelemetry/api";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
 import { type DataPoint, MeterProvider } from "@opentelemetry/sdk-metrics";
 
@@ -15,6 +21,27 @@ export interface MetricsOptions {
 const SCOPE = "@jetkit/gateway";
 
 /**
+ * A monotonic counter of the request path, summed here by a string key and reported to the SDK
+ * as an observable counter at collection: per request it costs a map lookup, not the SDK's
+ * attribute hashing. Same exported series as a synchronous counter.
+ */
+class HotCounter {
+  readonly #points = new Map<string, { attrs: Attributes; n: number }>();
+
+  constructor(meter: Meter, name: string, description: string) {
+    meter.createObservableCounter(name, { description }).addCallback((result) => {
+      for (const p of this.#points.values()) result.observe(p.n, p.attrs);
+    });
+  }
+
+  add(key: string, attrs: () => Attributes): void {
+    const p = this.#points.get(key);
+    if (p) p.n++;
+    else this.#points.set(key, { attrs: attrs(), n: 1 });
+  }
+}
+
+/**
  * The gateway's metrics, recorded with the OpenTelemetry metrics SDK and exposed in the
  * Prometheus text format by the OpenTelemetry Prometheus exporter (served by the admin listener).
  * Names become Prometheus names (`.` to `_`), counters with `_total`; durations are in seconds.
@@ -22,10 +49,10 @@ const SCOPE = "@jetkit/gateway";
 export class Metrics {
   readonly provider: MeterProvider;
   readonly #exporter: PrometheusExporter;
-  readonly #requests: Counter;
+  readonly #requests: HotCounter;
   readonly #duration: Histogram;
-  readonly #decisions: Counter;
-  readonly #published: Counter;
+  readonly #decisions: HotCounter;
+  readonly #published: HotCounter;
   readonly #auditFailures: Counter;
   readonly #policyReloads: Counter;
   readonly #tlsReloads: Counter;
@@ -36,9 +63,11 @@ export class Metrics {
     this.provider = new MeterProvider({ readers: [this.#exporter] });
     if (opts.global ?? true) otel.setGlobalMeterProvider(this.provider);
     const meter = this.provider.getMeter(SCOPE);
-    this.#requests = meter.createCounter("jetkit.gateway.requests", {
-      description: "HTTP requests answered, by route, method, status and error code",
-    });
+    this.#requests = new HotCounter(
+      meter,
+      "jetkit.gateway.requests",
+      "HTTP requests answered, by route, method, status and error code",
+    );
     this.#duration = meter.createHistogram("jetkit.gateway.request.duration", {
       description: "Time from the request's arrival to its answer, by route and outcome",
       unit: "s",
@@ -46,12 +75,16 @@ export class Metrics {
         explicitBucketBoundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       },
     });
-    this.#decisions = meter.createCounter("jetkit.gateway.decisions", {
-      description: "Authorisation decisions, by action and decision",
-    });
-    this.#published = meter.createCounter("jetkit.gateway.published", {
-      description: "Events published to JetStream, by subject",
-    });
+    this.#decisions = new HotCounter(
+      meter,
+      "jetkit.gateway.decisions",
+      "Authorisation decisions, by action and decision",
+    );
+    this.#published = new HotCounter(
+      meter,
+      "jetkit.gateway.published",
+      "Events published to JetStream, by subject",
+    );
     this.#auditFailures = meter.createCounter("jetkit.gateway.audit.failures", {
       description: "Audit events that could not be published",
     });
@@ -76,17 +109,21 @@ export class Metrics {
 
   /** One answered request: `outcome` is `ok` or the `JK_GATEWAY_*` code. */
   request(route: string, method: string, status: number, outcome: string, seconds: number): void {
-    const attrs = { route, method, status, outcome };
-    this.#requests.add(1, attrs);
+    this.#requests.add(`${route}\n${method}\n${status}\n${outcome}`, () => ({
+      route,
+      method,
+      status,
+      outcome,
+    }));
     this.#duration.record(seconds, { route, outcome });
   }
 
   decision(action: string, decision: "allow" | "deny"): void {
-    this.#decisions.add(1, { action, decision });
+    this.#decisions.add(`${action}\n${decision}`, () => ({ action, decision }));
   }
 
   published(subject: string): void {
-    this.#published.add(1, { subject });
+    this.#published.add(subject, () => ({ subject }));
   }
 
   auditFailure(): void {

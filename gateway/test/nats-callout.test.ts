@@ -6,7 +6,8 @@ import { after, before, describe, test } from "node:test";
 import { getCatalog, isJetkitError } from "@jetkit/contracts";
 import { createProducer, type Producer } from "@jetkit/producers";
 import { type NatsServer, startServer } from "@jetkit/testing";
-import { AckPolicy, jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { createAccount } from "@nats-io/nkeys";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { FastifyInstance } from "fastify";
@@ -116,7 +117,10 @@ authorization {
         issuerSeed: seed,
         account: "APP",
         trusted: [ADMIN],
-        durables: Object.fromEntries([CHECKOUT, BOB, TEAM_A].map((p) => [p, ["agree", "flow"]])),
+        durables: {
+          ...Object.fromEntries([CHECKOUT, BOB, TEAM_A].map((p) => [p, ["agree", "flow"]])),
+          [BOB]: ["agree", "flow", "shipping"],
+        },
       },
       logger: silent,
     });
@@ -239,6 +243,88 @@ authorization {
         .then((x) => x.info()),
       /permission/i,
     );
+  });
+
+  test("a principal granted a durable keeps idempotency records in KV and dead-letters through its callout user; one without the grant is refused by NATS", async () => {
+    const bob = clients.get(BOB)!.nc;
+    const jsm = await jetstreamManager(bob);
+    await jsm.consumers.add("ORDER", {
+      durable_name: "shipping",
+      filter_subject: "order.>",
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.New,
+    });
+    await jetstream(adminNc).publish("order.fulfillment.completed", "event-kv", { msgID: "kv-1" });
+    const m = await (await jetstream(bob).consumers.get("ORDER", "shipping")).next({ expires: 5000 });
+    assert.equal(m?.headers?.get("Nats-Msg-Id"), "kv-1");
+    // the consumers SDK's idempotency store: the bucket (created by the user), a claim by
+    // compare-and-set under the durable's prefix, the record, a direct get
+    const kv = await new Kvm(bob).create("jetkit-idempotency", { history: 1 });
+    const key = `shipping.${Buffer.from("kv-1").toString("base64url")}`;
+    const rev = await kv.create(key, "claimed");
+    await assert.rejects(
+      kv.create(key, "claimed again"),
+      /wrong last sequence|exists/i,
+      "the claim is exclusive",
+    );
+    await kv.update(key, "done", rev);
+    assert.equal((await kv.get(key))?.string(), "done");
+    await assert.rejects(
+      kv.put(`someone-else.${key}`, "x"),
+      /permission/i,
+      "another durable's records stay closed",
+    );
+    // a dead letter: the SDK checks the DLQ stream, then stores dlq.<subject>
+    assert.equal((await jsm.streams.info("DLQ")).config.name, "DLQ");
+    const dl = await jetstream(bob).publish("dlq.order.fulfillment.completed", "dead", {
+      msgID: "dlq:ORDER:1:shipping",
+    });
+    assert.equal(dl.stream, "DLQ");
+    assert.equal(await m!.ackAck(), true);
+    const stored = await (await jetstreamManager(adminNc)).streams.getMessage("DLQ", { seq: dl.seq });
+    assert.equal(stored?.subject, "dlq.order.fulfillment.completed");
+
+    // a principal bound by the policy (it may subscribe order.>) but granted no durable
+    const plain = await natsClient(
+      direct,
+      pki,
+      await issueClientCert(pki.paths.dir, { name: "team-a-kv", spiffeId: "spiffe://jetkit.dev/team-a/kv" }),
+    );
+    try {
+      assert.equal((await natsAllows(plain, "subscribe", "order.>"))[0], true, "it connects with its policy");
+      await assert.rejects(
+        async () => (await new Kvm(plain.nc).open("jetkit-idempotency")).get(key),
+        /permission/i,
+      );
+      await assert.rejects(
+        async () => (await new Kvm(plain.nc).open("jetkit-idempotency")).put(key, "forged"),
+        /permission/i,
+      );
+      await assert.rejects(
+        plain.nc.request(`$KV.jetkit-idempotency.${key}`, "forged", { timeout: 5000 }),
+        /permission/i,
+      );
+      await assert.rejects(
+        plain.nc.request(`$JS.API.DIRECT.GET.KV_jetkit-idempotency.$KV.jetkit-idempotency.${key}`, "", {
+          timeout: 5000,
+        }),
+        /permission/i,
+      );
+      await assert.rejects(
+        jetstream(plain.nc).publish("dlq.order.fulfillment.completed", "x"),
+        /permission/i,
+      );
+      await assert.rejects(
+        (await jetstreamManager(plain.nc, { checkAPI: false })).consumers.add("ORDER", {
+          durable_name: "shipping",
+          filter_subject: "order.>",
+          ack_policy: AckPolicy.Explicit,
+        }),
+        /permission/i,
+      );
+    } finally {
+      await plain.nc.close();
+    }
   });
 
   test("a policy change applies to the next connection", async () => {

@@ -1,7 +1,8 @@
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { JetkitError } from "@jetkit/contracts";
 import {
   type Action,
+  calloutConfig,
   explain,
   initPki,
   issueClientCert,
@@ -319,4 +320,137 @@ const gatewayStart: CommandDef = {
   },
 };
 
-export const gatewayCommands = [gatewayStart, pkiInit, pkiIssue, policyCheck, policyNats];
+const gatewayCalloutConfig: CommandDef = {
+  path: ["gateway", "callout-config"],
+  summary:
+    "Generate the issuer account nkey and xkey of a NATS auth callout served by the gateway, and print the nats-server block and the gateway.yaml authCallout section",
+  description:
+    "Each run makes new keys and a new auth user password. The nats-server block has the AUTH, application and SYS accounts and authorization { auth_callout { issuer, users, account, xkey } }; the gateway section has the seeds (keep it secret: --gateway-out writes it with mode 0600).",
+  options: [
+    {
+      name: "account",
+      type: "string",
+      value: "NAME",
+      description: "Account of the authorised clients (default APP)",
+    },
+    {
+      name: "auth-user",
+      type: "string",
+      value: "NAME",
+      description: "User the gateway's callout connects as (default auth)",
+    },
+    {
+      name: "nats",
+      type: "string",
+      value: "URL",
+      description: "URL the gateway's callout connects to (default nats://127.0.0.1:4222)",
+    },
+    {
+      name: "trusted",
+      type: "string",
+      value: "PRINCIPAL",
+      multiple: true,
+      description: "A principal given a user without limits (an operator's tool); repeat the flag for more",
+    },
+    { name: "no-xkey", type: "boolean", description: "Do not encrypt callout requests (not recommended)" },
+    {
+      name: "tls-cert",
+      type: "string",
+      value: "FILE",
+      description: "Server certificate for the tls {} block",
+    },
+    { name: "tls-key", type: "string", value: "FILE", description: "Server key for the tls {} block" },
+    {
+      name: "tls-ca",
+      type: "string",
+      value: "FILE",
+      description: "Client CA for the tls {} block and the gateway's connection",
+    },
+    {
+      name: "client-cert",
+      type: "string",
+      value: "FILE",
+      description: "Certificate of the gateway's callout connection (the server verifies every client)",
+    },
+    { name: "client-key", type: "string", value: "FILE", description: "Its key" },
+    {
+      name: "server-out",
+      type: "string",
+      value: "FILE",
+      description: "Write the nats-server block to FILE instead of stdout",
+    },
+    {
+      name: "gateway-out",
+      type: "string",
+      value: "FILE",
+      description: "Write the gateway.yaml section to FILE (mode 0600) instead of stdout",
+    },
+  ],
+  examples: [
+    {
+      command:
+        "jetkit gateway callout-config --tls-cert server.crt --tls-key server.key --tls-ca ca.crt --client-cert gw.crt --client-key gw.key --server-out auth.conf --gateway-out callout.yaml",
+      description: "include auth.conf in nats-server.conf, merge callout.yaml into gateway.yaml",
+    },
+  ],
+  async run(ctx) {
+    const o = ctx.opts;
+    const str = (k: string) => (typeof o[k] === "string" ? (o[k] as string) : undefined);
+    const many = (v: unknown): string[] => (Array.isArray(v) ? v : typeof v === "string" ? [v] : []);
+    const [cert, key, ca, ccert, ckey] = ["tls-cert", "tls-key", "tls-ca", "client-cert", "client-key"].map(
+      str,
+    );
+    if ((cert || key) && !(cert && key && ca)) {
+      throw new JetkitError(
+        "JK_CLI_USAGE",
+        "--tls-cert, --tls-key and --tls-ca go together: pass all three.",
+      );
+    }
+    if ((ccert || ckey) && !(ccert && ckey && ca)) {
+      throw new JetkitError("JK_CLI_USAGE", "--client-cert and --client-key need each other and --tls-ca.");
+    }
+    const out = calloutConfig({
+      ...(str("account") ? { account: str("account")! } : {}),
+      ...(str("auth-user") ? { authUser: str("auth-user")! } : {}),
+      ...(str("nats") ? { servers: str("nats")! } : {}),
+      ...(o["no-xkey"] ? { xkey: false } : {}),
+      trusted: many(o.trusted),
+      ...(cert && key && ca ? { serverTls: { certFile: cert, keyFile: key, caFile: ca } } : {}),
+      ...(ccert && ckey && ca ? { clientTls: { caFile: ca, certFile: ccert, keyFile: ckey } } : {}),
+    });
+    const serverOut = str("server-out");
+    const gatewayOut = str("gateway-out");
+    if (serverOut) writeFileSync(serverOut, out.serverConfig);
+    if (gatewayOut) writeFileSync(gatewayOut, out.gatewayYaml, { mode: 0o600 });
+    if (ctx.json) {
+      ctx.stdout.write(
+        `${JSON.stringify({
+          issuer: out.issuer.publicKey,
+          xkey: out.xkey?.publicKey,
+          account: out.account,
+          authUser: out.authUser,
+          ...(serverOut ? { serverOut } : { serverConfig: out.serverConfig }),
+          ...(gatewayOut ? { gatewayOut } : { gatewayYaml: out.gatewayYaml }),
+        })}\n`,
+      );
+      return ExitCode.OK;
+    }
+    const parts: string[] = [];
+    if (!serverOut) parts.push(`# ---- nats-server.conf ----\n${out.serverConfig}`);
+    else parts.push(`# nats-server block written to ${serverOut}`);
+    if (!gatewayOut) parts.push(`# ---- gateway.yaml ----\n${out.gatewayYaml}`);
+    else parts.push(`# gateway.yaml authCallout section written to ${gatewayOut} (mode 0600)`);
+    parts.push(`# issuer ${out.issuer.publicKey}${out.xkey ? `\n# xkey   ${out.xkey.publicKey}` : ""}\n`);
+    ctx.stdout.write(parts.join("\n"));
+    return ExitCode.OK;
+  },
+};
+
+export const gatewayCommands = [
+  gatewayStart,
+  gatewayCalloutConfig,
+  pkiInit,
+  pkiIssue,
+  policyCheck,
+  policyNats,
+];

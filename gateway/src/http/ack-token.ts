@@ -11,8 +11,17 @@ export function principalTag(principal: string): string {
  * principal, so no other principal can produce it.
  */
 export function idempotencyScope(principal: string): string {
-  return createHash("sha256").update(principal).digest("base64url");
+  let scope = scopes.get(principal);
+  if (scope === undefined) {
+    scope = createHash("sha256").update(principal).digest("base64url");
+    // bounded: the principals of one gateway are few; a flood of new ones only costs re-hashing
+    if (scopes.size >= 10_000) scopes.clear();
+    scopes.set(principal, scope);
+  }
+  return scope;
 }
+
+const scopes = new Map<string, string>();
 
 /**
  * An ack token carries the JetStream reply subject of one delivery, bound to the principal that

@@ -122,14 +122,16 @@ export function buildApp(
     { parseAs: "buffer" },
     (_req, body, done) => done(null, body),
   );
-  app.addHook("onRequest", async (req, reply) => {
+  // callback-style hooks: no promise per request
+  app.addHook("onRequest", (req, reply, done) => {
     reply.header("x-request-id", String(req.id));
     // protobuf JSON is the default body format
     if (req.method !== "GET" && req.method !== "DELETE" && !req.headers["content-type"]) {
       req.headers["content-type"] = "application/json";
     }
+    done();
   });
-  app.addHook("onResponse", async (req, reply) => {
+  app.addHook("onResponse", (req, reply, done) => {
     ctx.metrics.request(
       req.routeOptions.url ?? "unmatched",
       req.method,
@@ -137,6 +139,7 @@ export function buildApp(
       OUTCOME.get(req) ?? (reply.statusCode < 400 ? "ok" : "error"),
       reply.elapsedTime / 1000,
     );
+    done();
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {

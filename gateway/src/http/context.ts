@@ -7,7 +7,6 @@ import type { Auditor } from "../audit.js";
 import type { Identity } from "../identity.js";
 import type { Metrics } from "../metrics.js";
 import type { Action, Decision } from "../policy/evaluate.js";
-import type { RateLimiter } from "../rate-limit.js";
 
 /** Request limits of the gateway. */
 export interface Limits {
@@ -58,7 +57,8 @@ export interface GatewayContext {
   readonly auditor: Auditor;
   readonly metrics: Metrics;
   readonly limits: Limits;
-  readonly rateLimiter: RateLimiter;
+  /** 0 to proceed, else seconds to wait; a promise when a shared bucket is asked. */
+  readonly rateLimiter: { take(principal: string): number | Promise<number> };
   readonly dryRun: boolean;
   readonly log: Logger;
   /** The caller's identity; throws `JK_GATEWAY_UNAUTHENTICATED`. */

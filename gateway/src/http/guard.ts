@@ -7,9 +7,20 @@ import { patternProblem } from "../policy/patterns.js";
 import type { GatewayContext } from "./context.js";
 
 /** Authenticates, rate-limits and checks NATS is up: the common start of every API route. */
-export function admit(ctx: GatewayContext, req: FastifyRequest, reply: FastifyReply): Identity {
+export function admit(
+  ctx: GatewayContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+): Identity | Promise<Identity> {
   const id = ctx.authenticate(req);
   const wait = ctx.rateLimiter.take(id.principal);
+  // the local fast path stays synchronous; a shared bucket's answer is awaited
+  return typeof wait === "number"
+    ? admitted(ctx, reply, id, wait)
+    : wait.then((w) => admitted(ctx, reply, id, w));
+}
+
+function admitted(ctx: GatewayContext, reply: FastifyReply, id: Identity, wait: number): Identity {
   if (wait > 0) {
     reply.header("retry-after", String(wait));
     throw gatewayError(

@@ -99,9 +99,12 @@ async function publish(
   }
   let ack: Awaited<ReturnType<GatewayContext["publisher"]["publishEncoded"]>>;
   try {
+    // the partition key from the decoded message, so the producer need not decode the payload again
+    const key = spec.partitionKey ? partitionKeyOf(spec, message) : undefined;
     ack = await ctx.publisher.publishEncoded({
       subject,
       payload: toBinary(spec.schema, message),
+      ...(key !== undefined ? { key } : {}),
       ...(p.msgId ? { msgId: p.msgId } : {}),
       ...(p.correlationId ? { correlationId: p.correlationId } : {}),
       ...(p.causationId ? { causationId: p.causationId } : {}),
@@ -239,7 +242,7 @@ function publishCloudEvent(
  */
 export function publishRoute(app: FastifyInstance, ctx: GatewayContext): void {
   app.post<{ Params: { subject: string } }>("/v1/events/:subject", async (req, reply) => {
-    const id = admit(ctx, req, reply);
+    const id = await admit(ctx, req, reply);
     const { subject } = req.params;
     checkSubject(ctx, subject, "publish");
     const spec = ctx.catalog.findBySubject(subject);
@@ -262,7 +265,7 @@ export function publishRoute(app: FastifyInstance, ctx: GatewayContext): void {
     });
   });
   app.post("/v1/events", async (req, reply) => {
-    const id = admit(ctx, req, reply);
+    const id = await admit(ctx, req, reply);
     if (!isCloudEventRequest(req)) {
       throw badAttribute(
         "specversion",

@@ -66,7 +66,7 @@ function intParam(v: string | undefined, name: string, def: number, min: number,
  */
 export function pullRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   app.put<{ Params: { name: string }; Body: unknown }>("/v1/consumers/:name", async (req, reply) => {
-    const id = admit(ctx, req, reply);
+    const id = await admit(ctx, req, reply);
     const durable = durableName(id, req.params.name);
     let parsed: unknown;
     try {
@@ -122,7 +122,7 @@ export function pullRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   });
 
   app.delete<{ Params: { name: string } }>("/v1/consumers/:name", async (req, reply) => {
-    const id = admit(ctx, req, reply);
+    const id = await admit(ctx, req, reply);
     const info = await findConsumer(ctx, durableName(id, req.params.name));
     await ctx.jsm.consumers.delete(info.stream_name, info.name);
     reply.code(204);
@@ -131,7 +131,7 @@ export function pullRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   app.post<{ Params: { name: string }; Querystring: { batch?: string; wait_ms?: string } }>(
     "/v1/consumers/:name/fetch",
     async (req, reply) => {
-      const id = admit(ctx, req, reply);
+      const id = await admit(ctx, req, reply);
       const batch = intParam(req.query.batch, "batch", 10, 1, ctx.limits.maxBatch);
       const waitMs = intParam(req.query.wait_ms, "wait_ms", 1000, 1000, ctx.limits.maxWaitMs);
       const info = await findConsumer(ctx, durableName(id, req.params.name));
@@ -159,7 +159,7 @@ export function pullRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   app.post<{ Params: { token: string }; Querystring: { action?: string | string[] } }>(
     "/v1/acks/:token",
     async (req, reply) => {
-      const id = admit(ctx, req, reply);
+      const id = await admit(ctx, req, reply);
       const replySubject = openAckToken(ctx.ackSecret, id.principal, req.params.token);
       const action = req.query.action ?? "ack";
       // A Map, not an object literal: `?action=constructor` must not find Object.prototype's.

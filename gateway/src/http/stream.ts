@@ -58,7 +58,7 @@ export function streamRoute(app: FastifyInstance, ctx: GatewayContext): void {
   app.get<{ Params: { pattern: string }; Querystring: { from_seq?: string } }>(
     "/v1/events/:pattern/stream",
     async (req, reply) => {
-      const id = admit(ctx, req, reply);
+      const id = await admit(ctx, req, reply);
       const { pattern } = req.params;
       checkSubject(ctx, pattern, "subscribe");
       const stream = streamOfPattern(ctx, pattern);

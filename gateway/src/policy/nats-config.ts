@@ -154,6 +154,11 @@ export function permissionsOf(
     }
     if (durables.length > 0 && jsPub.length > 1) {
       jsPub.push(`$JS.API.STREAM.INFO.KV_${bucket}`, `$JS.API.STREAM.CREATE.KV_${bucket}`);
+      // the consumers SDK checks at start that the dead-letter stream exists
+      const dlqStream = opts.catalog.streams.find((st) =>
+        dlq.some((d) => st.subjects.some((p) => patternCovers(p, d))),
+      );
+      if (dlqStream) jsPub.push(`$JS.API.STREAM.INFO.${dlqStream.name}`);
     }
     const sub = [...subAllow, ...jsSub];
     if (opts.inbox ?? true) sub.push("_INBOX.>");
