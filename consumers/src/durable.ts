@@ -13,7 +13,12 @@ export function durableConfig(o: ResolvedOptions, filterSubjects: string[]): Par
     ack_wait: nanos(o.ackWaitMs),
     max_deliver: o.maxDeliver,
     max_ack_pending: o.maxAckPending,
-    filter_subjects: filterSubjects,
+    // One filter goes in the create request's subject ($JS.API.CONSUMER.CREATE.<stream>.<durable>
+    // .<filter>), where NATS permissions can bound it, so a user allowed one subject can create its
+    // durable; a list is only accepted in the body of DURABLE.CREATE, which no permission bounds.
+    ...(filterSubjects.length === 1
+      ? { filter_subject: filterSubjects[0] }
+      : { filter_subjects: filterSubjects }),
     description: "jetkit consumer",
   };
 }
@@ -50,7 +55,7 @@ export async function ensureDurable(
 function durableError(stream: string, durable: string, err: unknown): JetkitError {
   return new JetkitError(
     ConsumerErrorCodes.CONNECT,
-    `could not create or update durable consumer ${durable} on stream ${stream}: ${(err as Error).message}. Check the stream exists (provision the streams from the contracts) and the server is reachable.`,
+    `could not create or update durable consumer ${durable} on stream ${stream}: ${(err as Error).message}. ${/permissions violation/i.test((err as Error).message) ? `This NATS user may not create it: grant $JS.API.CONSUMER.CREATE.${stream}.${durable}.<its subject> (the gateway's policy does, for the durables it lists).` : "Check the stream exists (provision the streams from the contracts) and the server is reachable."}`,
     { cause: err, details: { stream, durable } },
   );
 }
