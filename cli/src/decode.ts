@@ -13,6 +13,10 @@ export interface DecodedMessage {
   event?: JsonValue;
   /** Why the payload could not be decoded, when it could not. */
   error?: string;
+  /** A scheduled event still waiting in the stream: when it is delivered to its subject (`Nats-Schedule`). */
+  scheduledFor?: string;
+  /** The event's lifetime in the stream (`Nats-TTL`, or `Nats-Schedule-TTL` of a waiting schedule). */
+  ttl?: string;
 }
 
 export function decodeStored(
@@ -27,12 +31,17 @@ export function decodeStored(
 ): DecodedMessage {
   const headers: Record<string, string> = {};
   for (const k of m.headers?.keys() ?? []) headers[k] = m.headers!.get(k);
-  const original = headers["Jetkit-Dlq-Subject"] ?? m.subject;
+  // A dead letter decodes by its original subject, a waiting schedule by the subject it targets.
+  const original = headers["Jetkit-Dlq-Subject"] ?? headers["Nats-Schedule-Target"] ?? m.subject;
   const spec = catalog.findBySubject(original);
   const out: DecodedMessage = { stream, seq: m.seq, subject: m.subject, headers };
   if (headers["ce-type"]) out.type = headers["ce-type"];
   if (headers["ce-id"]) out.id = headers["ce-id"];
   if (headers["ce-time"]) out.time = headers["ce-time"];
+  const at = /^@at (.+)$/.exec(headers["Nats-Schedule"] ?? "")?.[1];
+  if (at) out.scheduledFor = at;
+  const ttl = headers["Nats-TTL"] ?? headers["Nats-Schedule-TTL"];
+  if (ttl) out.ttl = ttl;
   if (!spec) {
     out.error = `no contract for subject ${original}`;
     return out;

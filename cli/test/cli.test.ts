@@ -214,6 +214,20 @@ describe("jetkit CLI against a local dev server", () => {
     } finally {
       await nc.close();
     }
+    // tail shows both: the TTL, and the schedule (decoded by the subject it targets) with its time
+    const tailed = await jetkit(
+      ["tail", "customer.checkout.initiated.>", "--all", "--count", "1", "--json"],
+      env,
+    );
+    const scheduled = tailed.stdout
+      .trim()
+      .split("\n")
+      .map(
+        (l) => JSON.parse(l) as { subject: string; scheduledFor?: string; event?: { checkoutId?: string } },
+      )
+      .find((m) => m.subject.includes(".scheduled."));
+    assert.ok(scheduled?.scheduledFor, tailed.stdout + tailed.stderr);
+    assert.equal(scheduled.event?.checkoutId, checkout.checkoutId, "decoded by its target's contract");
     const badDuration = await jetkit(
       ["publish", "customer.checkout.initiated", "--data", data, "--ttl", "2 hours"],
       env,

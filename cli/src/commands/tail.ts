@@ -153,7 +153,10 @@ function print(ctx: Parameters<CommandDef["run"]>[0], d: DecodedMessage): void {
         ` [${d.headers["Jetkit-Dlq-Failure-Class"]}: ${reasonText(d.headers["Jetkit-Dlq-Reason"] ?? "")}]`,
       )
     : "";
-  ctx.stdout.write(`${head}${dlq}\n  ${body}\n`);
+  const timing = [d.scheduledFor ? `scheduled for ${d.scheduledFor}` : "", d.ttl ? `ttl ${d.ttl}` : ""]
+    .filter(Boolean)
+    .join(", ");
+  ctx.stdout.write(`${head}${dlq}${timing ? ctx.color.yellow(` [${timing}]`) : ""}\n  ${body}\n`);
 }
 
 export const tailCommands = [tail];
