@@ -155,10 +155,16 @@ export async function checkHistory(opts: CheckHistoryOptions): Promise<HistoryCh
             "backward",
           );
         }
-        for (const b of [...catalogBreaks(h.catalog, image.catalog), ...fieldRuleBreaks(h.catalog, image.catalog)])
+        for (const b of [
+          ...catalogBreaks(h.catalog, image.catalog),
+          ...fieldRuleBreaks(h.catalog, image.catalog),
+        ])
           apply(problem("compat", b), "backward");
         // Full mode: the registered version's readers see the new events; the same rules, the other way round.
-        for (const b of [...catalogBreaks(image.catalog, h.catalog), ...fieldRuleBreaks(image.catalog, h.catalog)]) {
+        for (const b of [
+          ...catalogBreaks(image.catalog, h.catalog),
+          ...fieldRuleBreaks(image.catalog, h.catalog),
+        ]) {
           if (!READER_RULES.has(b.rule)) continue;
           apply(
             {
@@ -178,7 +184,9 @@ export async function checkHistory(opts: CheckHistoryOptions): Promise<HistoryCh
 
   const { refused, allowed, unused } = applyAllowances(found, opts.allow ?? []);
   for (const a of unused)
-    notes.push(`--allow ${a.rule} matched no finding: nothing was overridden for it (reason given: "${a.reason}").`);
+    notes.push(
+      `--allow ${a.rule} matched no finding: nothing was overridden for it (reason given: "${a.reason}").`,
+    );
   // A finding a later version's push already allowed (the same change seen against an older version) stays allowed.
   const problems: RegistryProblem[] = [];
   const allowedAll: RegistryAllowed[] = allowed as RegistryAllowed[];

@@ -1,8 +1,9 @@
 import { type DescField, ScalarType } from "@bufbuild/protobuf";
 import type { Catalog, StreamSpec } from "@jetkit/contracts";
+import { fieldRuleBreaks } from "../contracts-check/field-rules.js";
 import { checkHistory, type HistoryCheck } from "./check.js";
 import type { ReadImage } from "./image.js";
-import type { Modes } from "./modes.js";
+import type { CompatibilityMode, Modes } from "./modes.js";
 
 /** One change between two versions' contracts, for people (`text`) and machines (`kind`, `subject`). */
 export interface ContractChange {
@@ -14,6 +15,7 @@ export interface ContractChange {
     | "field-added"
     | "field-removed"
     | "field-changed"
+    | "field-rules-stricter"
     | "stream-added"
     | "stream-removed"
     | "stream-changed";
@@ -50,7 +52,8 @@ const STREAM_FIELDS = [
   "discard",
 ] as const satisfies readonly (keyof StreamSpec)[];
 
-const shown = (v: unknown) => (v === undefined ? "unset" : Array.isArray(v) ? `[${v.join(", ")}]` : String(v));
+const shown = (v: unknown) =>
+  v === undefined ? "unset" : Array.isArray(v) ? `[${v.join(", ")}]` : String(v);
 
 /** What changed from `before` to `after`: events, their subjects, keys and fields (by number), streams and their settings. */
 export function contractChanges(before: Catalog, after: Catalog): ContractChange[] {
@@ -58,11 +61,19 @@ export function contractChanges(before: Catalog, after: Catalog): ContractChange
   for (const e of after.events) {
     const old = before.findByType(e.type);
     if (!old) {
-      out.push({ kind: "event-added", on: e.type, text: `event ${e.type} added on subject ${e.subject} (stream ${e.stream})` });
+      out.push({
+        kind: "event-added",
+        on: e.type,
+        text: `event ${e.type} added on subject ${e.subject} (stream ${e.stream})`,
+      });
       continue;
     }
     if (old.subject !== e.subject)
-      out.push({ kind: "event-subject-changed", on: e.type, text: `event ${e.type}: subject ${old.subject} -> ${e.subject}` });
+      out.push({
+        kind: "event-subject-changed",
+        on: e.type,
+        text: `event ${e.type}: subject ${old.subject} -> ${e.subject}`,
+      });
     if (old.partitionKey !== e.partitionKey)
       out.push({
         kind: "event-partition-key-changed",
@@ -72,7 +83,12 @@ export function contractChanges(before: Catalog, after: Catalog): ContractChange
     const was = new Map(old.schema.fields.map((f) => [f.number, f]));
     for (const f of e.schema.fields) {
       const o = was.get(f.number);
-      if (!o) out.push({ kind: "field-added", on: e.type, text: `event ${e.type}: field ${f.name} = ${f.number} (${fieldType(f)}) added` });
+      if (!o)
+        out.push({
+          kind: "field-added",
+          on: e.type,
+          text: `event ${e.type}: field ${f.name} = ${f.number} (${fieldType(f)}) added`,
+        });
       else if (o.name !== f.name || fieldType(o) !== fieldType(f))
         out.push({
           kind: "field-changed",
@@ -82,8 +98,14 @@ export function contractChanges(before: Catalog, after: Catalog): ContractChange
       was.delete(f.number);
     }
     for (const f of was.values())
-      out.push({ kind: "field-removed", on: e.type, text: `event ${e.type}: field ${f.name} = ${f.number} (${fieldType(f)}) removed` });
+      out.push({
+        kind: "field-removed",
+        on: e.type,
+        text: `event ${e.type}: field ${f.name} = ${f.number} (${fieldType(f)}) removed`,
+      });
   }
+  for (const b of fieldRuleBreaks(before, after))
+    out.push({ kind: "field-rules-stricter", on: b.file, text: `${b.rule}: ${b.message.split(";")[0]}` });
   for (const e of before.events) {
     if (!after.findByType(e.type))
       out.push({ kind: "event-removed", on: e.type, text: `event ${e.type} (subject ${e.subject}) removed` });
@@ -91,7 +113,11 @@ export function contractChanges(before: Catalog, after: Catalog): ContractChange
   for (const s of after.streams) {
     const old = before.stream(s.name);
     if (!old) {
-      out.push({ kind: "stream-added", on: s.name, text: `stream ${s.name} added (${s.subjects.join(", ")})` });
+      out.push({
+        kind: "stream-added",
+        on: s.name,
+        text: `stream ${s.name} added (${s.subjects.join(", ")})`,
+      });
       continue;
     }
     const changed = STREAM_FIELDS.filter((k) => shown(old[k]) !== shown(s[k]));
@@ -103,12 +129,13 @@ export function contractChanges(before: Catalog, after: Catalog): ContractChange
       });
   }
   for (const s of before.streams) {
-    if (!after.stream(s.name)) out.push({ kind: "stream-removed", on: s.name, text: `stream ${s.name} removed` });
+    if (!after.stream(s.name))
+      out.push({ kind: "stream-removed", on: s.name, text: `stream ${s.name} removed` });
   }
   return out;
 }
 
-/** What {@link diffVersions} returns: the changes, and whether `b` may follow `a` under `b`'s modes, with the rules that say no. */
+/** What {@link diffVersions} returns: the changes, and whether `b` may follow `a` under `b`'s modes (`none` read as backward), with the rules that say no. */
 export interface VersionDiff {
   readonly from: number;
   readonly to: number;
@@ -125,10 +152,17 @@ export async function diffVersions(
   b: { version: number; image: ReadImage; modes: Modes },
   buf: string,
 ): Promise<VersionDiff> {
+  // `none` waives findings at push time; a diff still says what they are (checked as backward).
+  const strict = (m: CompatibilityMode): CompatibilityMode => (m === "none" ? "backward" : m);
+  const modes: Modes = {
+    default: strict(b.modes.default),
+    streams: Object.fromEntries(Object.entries(b.modes.streams).map(([k, v]) => [k, strict(v)])),
+    packages: Object.fromEntries(Object.entries(b.modes.packages).map(([k, v]) => [k, strict(v)])),
+  };
   const check = await checkHistory({
     image: b.image,
     history: [{ version: a.version, catalog: a.catalog, allowed: [] }],
-    modes: b.modes,
+    modes,
     buf,
   });
   return {

@@ -14,7 +14,10 @@ export function formatFindings(check: HistoryCheck): string[] {
   const lines: string[] = [];
   let group = "";
   for (const p of check.problems) {
-    if (against(p) !== group) lines.push(`against ${(group = against(p))}:`);
+    if (against(p) !== group) {
+      group = against(p);
+      lines.push(`against ${group}:`);
+    }
     lines.push(`${where(p)}: [${p.rule}] ${p.message}`);
     lines.push(`    fix: ${p.fix}`);
   }
@@ -22,7 +25,8 @@ export function formatFindings(check: HistoryCheck): string[] {
     lines.push(`${where(p)}: [${p.rule}] ALLOWED against ${against(p)}: ${p.message}`);
     lines.push(`    reason: ${p.reason}${p.allowedIn ? ` (allowed when v${p.allowedIn} was pushed)` : ""}`);
   }
-  for (const p of check.waived) lines.push(`${where(p)}: [${p.rule}] not checked (mode ${p.mode}) against ${against(p)}: ${p.message}`);
+  for (const p of check.waived)
+    lines.push(`${where(p)}: [${p.rule}] not checked (mode ${p.mode}) against ${against(p)}: ${p.message}`);
   for (const n of check.notes) lines.push(`note: ${n}`);
   return lines;
 }
@@ -30,10 +34,14 @@ export function formatFindings(check: HistoryCheck): string[] {
 export function formatPush(r: PushResult): string {
   const lines: string[] = [];
   if (r.status === "unchanged") {
-    lines.push(`unchanged: version ${r.version} already is this image (${r.digest}) with modes ${formatModes(r.modes)}; no new version.`);
+    lines.push(
+      `unchanged: version ${r.version} already is this image (${r.digest}) with modes ${formatModes(r.modes)}; no new version.`,
+    );
     return lines.join("\n");
   }
-  lines.push(`contracts push: ${r.digest}, checked against ${r.checkedAgainst} registered version(s), modes ${formatModes(r.modes)}`);
+  lines.push(
+    `contracts push: ${r.digest}, checked against ${r.checkedAgainst} registered version(s), modes ${formatModes(r.modes)}`,
+  );
   if (r.check) lines.push(...formatFindings(r.check));
   if (r.status === "refused")
     lines.push(
@@ -105,26 +113,27 @@ export function formatLog(entries: readonly LogEntry[]): string {
     out.push(`## v${r.version} - ${r.when} - ${r.who} - ${ref(r)}`);
     if (r.message) out.push(r.message);
     if (!diff) {
-      out.push(`First version: ${r.events.length} event(s) on ${r.streams.length} stream(s) (${r.streams.map((s) => s.name).join(", ")}).`);
+      out.push(
+        `First version: ${r.events.length} event(s) on ${r.streams.length} stream(s) (${r.streams.map((s) => s.name).join(", ")}).`,
+      );
     } else if (diff.changes.length === 0) {
-      out.push(`No change to events or streams since v${diff.from}${formatModes(r.modes) !== "" ? `; modes now ${formatModes(r.modes)}` : ""}.`);
+      out.push(`No change to events or streams since v${diff.from}; modes now ${formatModes(r.modes)}.`);
     } else {
       out.push(`Changes since v${diff.from}:`);
       for (const c of diff.changes) out.push(`- ${c.text}`);
     }
-    if (r.allowed.length > 0) {
-      out.push("Incompatible, accepted by reviewed overrides:");
-      for (const a of r.allowed) out.push(`- ${allowance(a)}`);
-    }
-    if (r.waived.length > 0) {
-      out.push("Not checked (mode none), would break:");
-      for (const w of r.waived) out.push(`- [${w.rule}] ${w.file} against v${w.against ?? "?"}: ${w.message}`);
-    }
-    if (r.allowed.length === 0 && r.waived.length === 0)
+    if (diff && !diff.compatible)
+      out.push(`Incompatible with v${diff.from}: ${diff.rules.join(", ")}; accepted because:`);
+    for (const a of r.allowed) out.push(`- allowed by review: ${allowance(a)}`);
+    for (const w of r.waived)
+      out.push(
+        `- not checked (mode ${w.mode}): [${w.rule}] ${w.file} against v${w.against ?? "?"}: ${w.message}`,
+      );
+    if (r.allowed.length === 0 && r.waived.length === 0 && (!diff || diff.compatible))
       out.push(
         r.version === 1
           ? `Modes: ${formatModes(r.modes)}.`
-          : `Compatible with every earlier version (modes: ${formatModes(r.modes)}).`,
+          : `Compatible with every earlier version (checked transitively; modes: ${formatModes(r.modes)}).`,
       );
     out.push("");
   }

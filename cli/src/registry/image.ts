@@ -57,5 +57,8 @@ export function completeImage(catalog: Catalog): Uint8Array {
     files.push(f);
   };
   for (const f of catalog.registry.files) visit(f);
-  return toBinary(FileDescriptorSetSchema, create(FileDescriptorSetSchema, { file: files.map((f) => f.proto) }));
+  return toBinary(
+    FileDescriptorSetSchema,
+    create(FileDescriptorSetSchema, { file: files.map((f) => f.proto) }),
+  );
 }

@@ -58,7 +58,10 @@ async function gitFacts(cwd: string) {
 }
 
 /** The catalog of each registered version (images fetched once per digest). */
-export async function loadHistory(store: RegistryStore, versions: readonly VersionRecord[]): Promise<HistoryEntry[]> {
+export async function loadHistory(
+  store: RegistryStore,
+  versions: readonly VersionRecord[],
+): Promise<HistoryEntry[]> {
   const catalogs = new Map<string, Catalog>();
   const out: HistoryEntry[] = [];
   for (const r of versions) {

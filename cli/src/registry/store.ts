@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { setTimeout as delay } from "node:timers/promises";
 import { JetkitError } from "@jetkit/contracts";
 import { readCluster } from "@jetkit/contracts/streams";
 import { JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
@@ -47,10 +48,37 @@ const unreachable = (what: string, err: unknown) =>
     { cause: err },
   );
 
+/** How long reads wait out a leader election (a node lost): JetStream answers again within seconds. */
+const ELECTION_MS = 20_000;
+
+/** A timeout or "no responders" while a stream elects a new leader; not an answer. */
+function transient(err: unknown): boolean {
+  const e = err as { name?: string; code?: unknown; message?: string };
+  if (err instanceof JetStreamApiError) return err.code === 503 || err.status === 503;
+  return (
+    e?.name === "TimeoutError" ||
+    e?.name === "NoRespondersError" ||
+    /timeout|no responders/i.test(e?.message ?? "")
+  );
+}
+
+/** Runs a read again while the registry's streams are electing a leader, up to {@link ELECTION_MS}. */
+async function patiently<T>(f: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + ELECTION_MS;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await f();
+    } catch (err) {
+      if (!transient(err) || Date.now() > deadline) throw err;
+      await delay(Math.min(1000, 100 * 2 ** attempt));
+    }
+  }
+}
+
 async function exists(nc: NatsConnection, stream: string): Promise<boolean> {
   try {
     const jsm = await jetstreamManager(nc, { timeout: 5000 });
-    await jsm.streams.info(stream);
+    await patiently(() => jsm.streams.info(stream));
     return true;
   } catch (err) {
     if (err instanceof JetStreamApiError && err.code === 404) return false;
@@ -113,7 +141,7 @@ export class RegistryStore {
     const kv = this.#kv;
     if (!kv) return [];
     try {
-      const latest = await kv.get(LATEST);
+      const latest = await patiently(() => kv.get(LATEST));
       let n = latest && latest.operation === "PUT" ? (latest.json<{ version: number }>().version ?? 0) : 0;
       const records = await Promise.all(Array.from({ length: n }, (_, i) => this.#read(i + 1)));
       // A push that stopped between storing its version and moving `latest` left a newer version behind.
@@ -126,7 +154,8 @@ export class RegistryStore {
   }
 
   async #read(version: number): Promise<VersionRecord | undefined> {
-    const e = await this.#kv?.get(key(version));
+    const kv = this.#kv;
+    const e = kv ? await patiently(() => kv.get(key(version))) : null;
     if (!e || e.operation !== "PUT") return undefined;
     try {
       const r = e.json<VersionRecord>();
@@ -143,10 +172,12 @@ export class RegistryStore {
 
   /** One version; `JK_REGISTRY_VERSION_UNKNOWN` when the registry does not hold it. */
   async version(version: number, all?: readonly VersionRecord[]): Promise<VersionRecord> {
-    const found = all ? all.find((r) => r.version === version) : await this.#read(version).catch((err) => {
-      if (err instanceof JetkitError) throw err;
-      throw unreachable("read", err);
-    });
+    const found = all
+      ? all.find((r) => r.version === version)
+      : await this.#read(version).catch((err) => {
+          if (err instanceof JetkitError) throw err;
+          throw unreachable("read", err);
+        });
     if (found) return found;
     const latest = all ? all.at(-1)?.version : (await this.versions()).at(-1)?.version;
     throw new JetkitError(
@@ -164,7 +195,8 @@ export class RegistryStore {
     if (cached) return cached;
     let bytes: Uint8Array | null;
     try {
-      bytes = (await this.#os?.getBlob(record.digest)) ?? null;
+      const os = this.#os;
+      bytes = os ? await patiently(() => os.getBlob(record.digest)) : null;
     } catch (err) {
       throw unreachable("read", err);
     }
@@ -190,15 +222,19 @@ export class RegistryStore {
     const os = this.#os;
     if (!kv || !os) throw new Error("the registry was opened read-only");
     try {
-      const info = await os.info(record.digest);
+      const info = await patiently(() => os.info(record.digest));
       if (!info || info.deleted) await os.putBlob({ name: record.digest }, bytes);
     } catch (err) {
       throw unreachable("store an image in", err);
     }
+    const value = JSON.stringify(record);
     try {
-      await kv.create(key(record.version), JSON.stringify(record));
+      // Retried through a leader election: a first attempt that was stored makes the retry fail, and reads back as ours below.
+      await patiently(() => kv.create(key(record.version), value));
     } catch (err) {
-      const taken = await kv.get(key(record.version)).catch(() => null);
+      const taken = await patiently(() => kv.get(key(record.version))).catch(() => null);
+      if (taken && taken.operation === "PUT" && taken.string() === value)
+        return this.#moveLatest(kv, record.version);
       if (taken && taken.operation === "PUT") {
         throw new JetkitError(
           RegistryErrorCodes.PUSH_RACED,
@@ -208,12 +244,16 @@ export class RegistryStore {
       }
       throw unreachable("store a version in", err);
     }
+    await this.#moveLatest(kv, record.version);
+  }
+
+  async #moveLatest(kv: KV, version: number): Promise<void> {
     try {
-      const latest = await kv.get(LATEST);
-      const value = JSON.stringify({ version: record.version });
+      const latest = await patiently(() => kv.get(LATEST));
       const pointed = latest?.operation === "PUT" ? latest.json<{ version: number }>().version : 0;
       // A slower push with a lower number must not move the pointer back.
-      if (latest && pointed >= record.version) return;
+      if (latest && pointed >= version) return;
+      const value = JSON.stringify({ version });
       if (latest) await kv.update(LATEST, value, latest.revision);
       else await kv.create(LATEST, value);
     } catch {
