@@ -156,7 +156,7 @@ export class RegistryStore {
   async #read(version: number): Promise<VersionRecord | undefined> {
     const kv = this.#kv;
     const e = kv ? await patiently(() => kv.get(key(version))) : null;
-    if (!e || e.operation !== "PUT") return undefined;
+    if (e?.operation !== "PUT") return undefined;
     try {
       const r = e.json<VersionRecord>();
       if (r.version !== version || typeof r.digest !== "string") throw new Error("unexpected shape");
