@@ -7,13 +7,23 @@ import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import { findJetkitError } from "@jetkit/contracts";
+import { findJetkitError, loadCatalog, readEvent } from "@jetkit/contracts";
+import { OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/events";
+import { createProducer } from "@jetkit/producers";
 import { freePort, type NatsCluster, startCluster } from "@jetkit/testing";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
+import { pino } from "pino";
 import { runCli } from "../src/cli.js";
 import { commands } from "../src/commands/index.js";
-import { RegistryErrorCodes, RegistryStore, readImage, type VersionRecord } from "../src/registry/index.js";
+import {
+  RegistryErrorCodes,
+  RegistryResolver,
+  RegistryStore,
+  readImage,
+  type VersionRecord,
+  versionOfImage,
+} from "../src/registry/index.js";
 import { buf, repo } from "./contracts-check-fixture.js";
 
 const ORDER = "shop/order/v1/events.proto";
@@ -369,6 +379,66 @@ describe("contract registry on a 3-node cluster (real nats-server, real buf)", (
     assert.equal(r4.code, 3);
     assert.match(r4.stderr, /error\[JK_REGISTRY_UNREACHABLE\]: cannot reach the contract registry/);
     assert.equal((await versions()).length, before);
+  });
+
+  test("a producer stamps the version it encodes with; a reader resolves it from the registry, one fetch per version", async () => {
+    const nc = await connect({ servers: cluster.urls });
+    const producer = await createProducer({
+      servers: cluster.urls,
+      name: "stamper",
+      logger: pino({ level: "silent" }),
+      catalog: loadCatalog(base),
+      registryVersion: await versionOfImage(nc, readFileSync(base)),
+    });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({ name: "ORDER", subjects: ["order.>"], num_replicas: 1 });
+      const event = {
+        orderId: "0193a0c4-7c4e-7b1a-9a57-0c1d2e3f4a5b",
+        checkoutId: "0193a0c4-7c4e-7b1a-9a57-0c1d2e3f4a5c",
+        shipments: [{ shipmentId: "s1", carrier: 1, trackingNumber: "T1", skus: ["SKU-1"] }],
+        completedAt: new Date("2026-12-04T10:00:00Z"),
+      };
+      const acks = [
+        await producer.publish(OrderFulfillmentCompleted, event),
+        await producer.publish(OrderFulfillmentCompleted, event),
+      ];
+      const resolver = new RegistryResolver(nc);
+      for (const ack of acks) {
+        const m = await jsm.streams.getMessage("ORDER", { seq: ack.seq });
+        const read = readEvent(
+          [...(m?.header ?? [])].map(([k, v]) => [k, v[0] ?? ""] as const),
+          m?.data ?? new Uint8Array(),
+        );
+        assert.equal(read.headers.dataschema, "jetkit:registry/1#shop.order.v1.OrderFulfillmentCompleted");
+        const found = await resolver.resolve(read.headers.dataschema ?? "");
+        assert.ok(found);
+        assert.equal(found.version, 1);
+        const decoded = found.catalog.decode(found.spec, read.data) as unknown as { orderId: string };
+        assert.equal(decoded.orderId, event.orderId);
+      }
+      assert.equal(resolver.fetched, 1, "one fetch for the version, not one per message");
+      await assert.rejects(
+        resolver.resolve("jetkit:registry/999#shop.order.v1.OrderFulfillmentCompleted"),
+        (err: unknown) => {
+          const e = findJetkitError(err);
+          return e?.code === RegistryErrorCodes.VERSION_UNKNOWN && /holds no version 999/.test(e.message);
+        },
+      );
+      await assert.rejects(
+        resolver.resolve("jetkit:registry/1#shop.order.v1.Nope"),
+        /declares no event shop\.order\.v1\.Nope/,
+      );
+      assert.equal(
+        await resolver.resolve("https://schemas.example.com/order.json"),
+        undefined,
+        "another registry's URI is not ours",
+      );
+      await assert.rejects(versionOfImage(nc, Buffer.from("never pushed")), /are not registered/);
+    } finally {
+      await producer.close();
+      await nc.close();
+    }
   });
 
   test("node loss: with the registry's leader killed, list and show still answer and a push is stored on 2 of 3 nodes", async () => {

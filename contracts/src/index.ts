@@ -10,6 +10,7 @@ export {
   registryFromImage,
   type StreamSpec,
 } from "./catalog.js";
+export { parseRegistryDataschema, registryDataschema } from "./dataschema.js";
 export {
   type ContractErrorCode,
   ContractErrorCodes,

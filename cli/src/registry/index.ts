@@ -23,5 +23,7 @@ export type { CompatibilityMode, Modes } from "./modes.js";
 export { COMPATIBILITY_MODES, DEFAULT_MODES, formatModes, modeFor, parseModes } from "./modes.js";
 export type { PushOptions, PushResult } from "./push.js";
 export { loadHistory, pushContracts } from "./push.js";
+export type { ResolvedType } from "./resolve.js";
+export { RegistryResolver, versionOfImage } from "./resolve.js";
 export type { VersionRecord } from "./store.js";
 export { IMAGES_BUCKET, RegistryStore, VERSIONS_BUCKET } from "./store.js";
