@@ -9,6 +9,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { findJetkitError, loadCatalog, readEvent } from "@jetkit/contracts";
 import { OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/events";
+import { createConsumer, type RegisteredEvent } from "@jetkit/consumers";
 import { createProducer } from "@jetkit/producers";
 import { freePort, type NatsCluster, startCluster } from "@jetkit/testing";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -89,6 +90,20 @@ const TIGHTER: [RegExp, string] = [
   /string warehouse_id = 3 \[\(buf\.validate\.field\)\.string\.min_len = 1\];/,
   "string warehouse_id = 3 [(buf.validate.field).string.min_len = 3];",
 ];
+const PAUSED = "shop.order.v1.OrderFulfillmentPaused";
+const COMPLETED = "shop.order.v1.OrderFulfillmentCompleted";
+/** A field and an event that the packaged contracts (the consumers' build) do not have. */
+const NEWER: [RegExp, string][] = [
+  [
+    /google\.protobuf\.Timestamp completed_at = 5 \[\(buf\.validate\.field\)\.required = true\];/,
+    "google.protobuf.Timestamp completed_at = 5 [(buf.validate.field).required = true];\n  string gift_note = 6;",
+  ],
+  [
+    /\/\/ Every parcel of an order was handed to a carrier\./,
+    '// Fulfilment of an order was paused.\nmessage OrderFulfillmentPaused {\n  option (jetkit.v1.event) = {\n    subject: "order.fulfillment.paused"\n    partition_key: "order_id"\n  };\n\n  string order_id = 1 [(buf.validate.field).string.uuid = true];\n  string reason = 2;\n}\n\n// Every parcel of an order was handed to a carrier.',
+  ],
+];
+const silent = pino({ level: "silent" });
 const NEW_KEY: [RegExp, string] = [
   /subject: "order.fulfillment.started"\n {4}partition_key: "order_id"/,
   'subject: "order.fulfillment.started"\n    partition_key: "checkout_id"',
@@ -305,7 +320,11 @@ describe("contract registry on a 3-node cluster (real nats-server, real buf)", (
 
   test("two pushes racing for the same version: one is stored, the other gets JK_REGISTRY_PUSH_RACED, nothing overwritten", async () => {
     const a = readImage(readFileSync(image("race-a", [withField(4, "note"), TIGHTER])), "a");
-    const b = readImage(readFileSync(image("race-b", [withField(4, "memo"), TIGHTER])), "b");
+    // Same contracts, other bytes (a comment): whichever wins, later pushes stay compatible with it.
+    const b = readImage(
+      readFileSync(image("race-b", [withField(4, "note"), TIGHTER, [/^\/\/ Order domain/m, "// Racer b.\n// Order domain"]])),
+      "b",
+    );
     const [ca, cb] = await Promise.all([
       connect({ servers: cluster.urls }),
       connect({ servers: cluster.urls }),
@@ -441,6 +460,91 @@ describe("contract registry on a 3-node cluster (real nats-server, real buf)", (
     }
   });
 
+  test("a consumer built before a field and an event existed: the new field is skipped, the new event decoded from the registry, one fetch", { timeout: 60_000 }, async () => {
+    const newer = image("newer", [withField(5, "note"), TIGHTER, ...NEWER]);
+    const pushed = await push(newer, "--json");
+    assert.equal(pushed.code, 0, pushed.stdout + pushed.stderr);
+    const version = (JSON.parse(pushed.stdout) as { version: number }).version;
+    const nc = await connect({ servers: cluster.urls });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "DLQ", subjects: ["dlq.>"], num_replicas: 1 });
+    const catalog = loadCatalog(newer);
+    const producer = await createProducer({ servers: cluster.urls, name: "newer", logger: silent, catalog, registryVersion: version });
+    const liar = await createProducer({ servers: cluster.urls, name: "liar", logger: silent, catalog, registryVersion: 999 });
+    const resolver = new RegistryResolver(nc);
+    const old = await createConsumer({
+      servers: cluster.urls,
+      durable: "built-before",
+      subjects: ["order.fulfillment.>"],
+      catalog: loadCatalog(base),
+      registry: resolver,
+      logger: silent,
+      ackWaitMs: 5000,
+      // The stream already holds the events of the test above: only what is published now.
+      deliverPolicy: "new",
+    });
+    const paused: RegisteredEvent[] = [];
+    const completed: string[] = [];
+    let done: () => void = () => {};
+    const all = new Promise<void>((r) => {
+      done = r;
+    });
+    const check = () => paused.length === 3 && completed.length === 1 && done();
+    old.on(OrderFulfillmentCompleted, (e) => {
+      completed.push(e.orderId);
+      check();
+    });
+    old.onRegistered((e) => {
+      paused.push(e);
+      check();
+    });
+    await old.start();
+    try {
+      const spec = (type: string) => catalog.byType(type);
+      const encode = (type: string, value: Record<string, unknown>) =>
+        toBinary(spec(type).schema, create(spec(type).schema, value));
+      const orderId = "0193a0c4-7c4e-7b1a-9a57-0c1d2e3f4a5b";
+      for (const reason of ["carrier strike", "address check", "stock recount"])
+        await producer.publishEncoded({ type: PAUSED, payload: encode(PAUSED, { orderId, reason }) });
+      await producer.publishEncoded({
+        type: COMPLETED,
+        payload: encode(COMPLETED, {
+          orderId,
+          checkoutId: orderId,
+          shipments: [{ shipmentId: "s1", carrier: 1, trackingNumber: "T1", skus: ["SKU-1"] }],
+          completedAt: { seconds: 1_765_000_000n },
+          giftNote: "happy birthday",
+        }),
+      });
+      await all;
+      assert.deepEqual(
+        paused.map((e) => [e.type, e.version, (e.message as unknown as { reason: string }).reason]),
+        [
+          [PAUSED, version, "carrier strike"],
+          [PAUSED, version, "address check"],
+          [PAUSED, version, "stock recount"],
+        ],
+      );
+      assert.equal(resolver.fetched, 1, "one registry fetch for three events of the version");
+      assert.deepEqual(completed, [orderId], "the known type with a new field is handled by its own handler");
+
+      // A ce-dataschema naming a version the registry does not hold: dead-lettered, with the registry's reason.
+      const sub = nc.subscribe("dlq.order.fulfillment.paused", { max: 1 });
+      await nc.flush();
+      await liar.publishEncoded({ type: PAUSED, payload: encode(PAUSED, { orderId, reason: "lie" }) });
+      let dead: { get(k: string): string } | undefined;
+      for await (const m of sub) dead = m.headers;
+      assert.ok(dead);
+      assert.equal(dead.get("Jetkit-Dlq-Failure-Class"), "unknown_type");
+      assert.match(decodeURIComponent(dead.get("Jetkit-Dlq-Reason")), /holds no version 999/);
+      assert.equal(paused.length, 3);
+    } finally {
+      await old.stop();
+      await Promise.all([producer.close(), liar.close()]);
+      await nc.close();
+    }
+  });
+
   test("node loss: with the registry's leader killed, list and show still answer and a push is stored on 2 of 3 nodes", async () => {
     const leader = await cluster.streamLeader("KV_JETKIT_REGISTRY");
     assert.ok(leader);
@@ -452,7 +556,7 @@ describe("contract registry on a 3-node cluster (real nats-server, real buf)", (
     const show = await jetkit(["contracts", "show", "1", "-s", servers]);
     assert.equal(show.code, 0, show.stderr);
     assert.match(show.stdout, /shop\.order\.v1\.OrderFulfillmentStarted {2}order\.fulfillment\.started/);
-    const r = await push(image("after-loss", [withField(5, "note"), TIGHTER]));
+    const r = await push(image("after-loss", [withField(6, "note"), TIGHTER, ...NEWER]));
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, new RegExp(`stored: version ${count + 1}`));
   });
