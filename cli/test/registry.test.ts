@@ -7,9 +7,9 @@ import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { createConsumer, type RegisteredEvent } from "@jetkit/consumers";
 import { findJetkitError, loadCatalog, readEvent } from "@jetkit/contracts";
 import { OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/events";
-import { createConsumer, type RegisteredEvent } from "@jetkit/consumers";
 import { createProducer } from "@jetkit/producers";
 import { freePort, type NatsCluster, startCluster } from "@jetkit/testing";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -322,7 +322,13 @@ describe("contract registry on a 3-node cluster (real nats-server, real buf)", (
     const a = readImage(readFileSync(image("race-a", [withField(4, "note"), TIGHTER])), "a");
     // Same contracts, other bytes (a comment): whichever wins, later pushes stay compatible with it.
     const b = readImage(
-      readFileSync(image("race-b", [withField(4, "note"), TIGHTER, [/^\/\/ Order domain/m, "// Racer b.\n// Order domain"]])),
+      readFileSync(
+        image("race-b", [
+          withField(4, "note"),
+          TIGHTER,
+          [/^\/\/ Order domain/m, "// Racer b.\n// Order domain"],
+        ]),
+      ),
       "b",
     );
     const [ca, cb] = await Promise.all([
@@ -460,7 +466,9 @@ describe("contract registry on a 3-node cluster (real nats-server, real buf)", (
     }
   });
 
-  test("a consumer built before a field and an event existed: the new field is skipped, the new event decoded from the registry, one fetch", { timeout: 60_000 }, async () => {
+  test("a consumer built before a field and an event existed: the new field is skipped, the new event decoded from the registry, one fetch", {
+    timeout: 60_000,
+  }, async () => {
     const newer = image("newer", [withField(5, "note"), TIGHTER, ...NEWER]);
     const pushed = await push(newer, "--json");
     assert.equal(pushed.code, 0, pushed.stdout + pushed.stderr);
@@ -469,8 +477,20 @@ describe("contract registry on a 3-node cluster (real nats-server, real buf)", (
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: "DLQ", subjects: ["dlq.>"], num_replicas: 1 });
     const catalog = loadCatalog(newer);
-    const producer = await createProducer({ servers: cluster.urls, name: "newer", logger: silent, catalog, registryVersion: version });
-    const liar = await createProducer({ servers: cluster.urls, name: "liar", logger: silent, catalog, registryVersion: 999 });
+    const producer = await createProducer({
+      servers: cluster.urls,
+      name: "newer",
+      logger: silent,
+      catalog,
+      registryVersion: version,
+    });
+    const liar = await createProducer({
+      servers: cluster.urls,
+      name: "liar",
+      logger: silent,
+      catalog,
+      registryVersion: 999,
+    });
     const resolver = new RegistryResolver(nc);
     const old = await createConsumer({
       servers: cluster.urls,

@@ -77,8 +77,8 @@ async function patiently<T>(f: () => Promise<T>): Promise<T> {
 
 async function exists(nc: NatsConnection, stream: string): Promise<boolean> {
   try {
-    const jsm = await jetstreamManager(nc, { timeout: 5000 });
-    await patiently(() => jsm.streams.info(stream));
+    // Creating the manager asks the server too (account info): it also waits out an election.
+    await patiently(async () => (await jetstreamManager(nc, { timeout: 5000 })).streams.info(stream));
     return true;
   } catch (err) {
     if (err instanceof JetStreamApiError && err.code === 404) return false;
@@ -116,7 +116,7 @@ export class RegistryStore {
       }
       const kvm = new Kvm(nc);
       const kv = present
-        ? await kvm.open(VERSIONS_BUCKET)
+        ? await patiently(() => kvm.open(VERSIONS_BUCKET))
         : await kvm.create(VERSIONS_BUCKET, {
             replicas,
             history: 5,
@@ -124,7 +124,7 @@ export class RegistryStore {
           });
       const objm = new Objm(nc);
       const os = (await exists(nc, `OBJ_${IMAGES_BUCKET}`))
-        ? await objm.open(IMAGES_BUCKET)
+        ? await patiently(() => objm.open(IMAGES_BUCKET))
         : await objm.create(IMAGES_BUCKET, {
             replicas,
             description: "jetkit contract registry: contract images by SHA-256 digest",
@@ -223,7 +223,8 @@ export class RegistryStore {
     if (!kv || !os) throw new Error("the registry was opened read-only");
     try {
       const info = await patiently(() => os.info(record.digest));
-      if (!info || info.deleted) await os.putBlob({ name: record.digest }, bytes);
+      // Same name, same bytes: a retried put after a lost answer rewrites what it wrote.
+      if (!info || info.deleted) await patiently(() => os.putBlob({ name: record.digest }, bytes));
     } catch (err) {
       throw unreachable("store an image in", err);
     }
