@@ -11,7 +11,7 @@ import { createConsumer, type RegisteredEvent } from "@jetkit/consumers";
 import { findJetkitError, loadCatalog, readEvent } from "@jetkit/contracts";
 import { OrderFulfillmentCompleted } from "@jetkit/contracts/gen/shop/order/v1/events";
 import { createProducer } from "@jetkit/producers";
-import { freePort, type NatsCluster, startCluster } from "@jetkit/testing";
+import { freePort, type NatsCluster, startCluster, startServer } from "@jetkit/testing";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { pino } from "pino";
@@ -80,6 +80,7 @@ function image(name: string, edits: [RegExp, string][] = []): string {
 }
 
 const images = mkdtempSync(join(tmpdir(), "jetkit-registry-images-"));
+after(() => rmSync(images, { recursive: true, force: true }));
 const STARTED_FIELDS =
   /google\.protobuf\.Timestamp started_at = 5 \[\(buf\.validate\.field\)\.required = true\];/;
 const withField = (n: number, name: string): [RegExp, string] => [
@@ -122,7 +123,6 @@ describe("contract registry on a 3-node cluster (real nats-server, real buf)", (
   });
   after(async () => {
     await cluster?.dispose();
-    rmSync(images, { recursive: true, force: true });
   });
 
   const push = (file: string, ...more: string[]) =>
@@ -565,6 +565,20 @@ describe("contract registry on a 3-node cluster (real nats-server, real buf)", (
     }
   });
 
+  test("without --contracts the image is built from the workspace's contracts module with buf", async () => {
+    // The repository's own contracts are v1's image byte for byte; they lack fields added since.
+    const r = await jetkit(["contracts", "push", "-s", servers, "--json"]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const body = JSON.parse(r.stdout) as {
+      digest: string;
+      status: string;
+      check: { problems: { rule: string }[] };
+    };
+    assert.equal(body.digest, readImage(readFileSync(base), base).digest);
+    assert.equal(body.status, "refused");
+    assert.ok(body.check.problems.some((p) => p.rule === "FIELD_NO_DELETE_UNLESS_NUMBER_RESERVED"));
+  });
+
   test("node loss: with the registry's leader killed, list and show still answer and a push is stored on 2 of 3 nodes", async () => {
     const leader = await cluster.streamLeader("KV_JETKIT_REGISTRY");
     assert.ok(leader);
@@ -579,5 +593,30 @@ describe("contract registry on a 3-node cluster (real nats-server, real buf)", (
     const r = await push(image("after-loss", [withField(6, "note"), TIGHTER, ...NEWER]));
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, new RegExp(`stored: version ${count + 1}`));
+  });
+});
+
+describe("contract registry on a single server", () => {
+  test("the buckets get 1 replica; list says the registry is empty before the first push", async () => {
+    const server = await startServer();
+    try {
+      const empty = await jetkit(["contracts", "list", "-s", server.url]);
+      assert.equal(empty.code, 0, empty.stderr);
+      assert.match(empty.stdout, /the registry is empty: push the contracts with 'jetkit contracts push'/);
+      const file = join(images, "single.binpb");
+      writeFileSync(file, readFileSync(join(repo, "contracts/gen/jetkit.binpb")));
+      const r = await jetkit(["contracts", "push", "--contracts", file, "-s", server.url]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const nc = await connect({ servers: server.url });
+      try {
+        const jsm = await jetstreamManager(nc);
+        assert.equal((await jsm.streams.info("KV_JETKIT_REGISTRY")).config.num_replicas, 1);
+        assert.equal((await jsm.streams.info("OBJ_JETKIT_CONTRACTS")).config.num_replicas, 1);
+      } finally {
+        await nc.close();
+      }
+    } finally {
+      await server.dispose();
+    }
   });
 });
