@@ -75,6 +75,25 @@ const READER_RULES = new Set<string>([
   "MESSAGE_RULE_ADDED",
 ]);
 
+/** buf processes at once: a push is checked against every version, and a registry can hold many. */
+const BUF_AT_ONCE = 4;
+
+/** Runs `f` on every item, at most `limit` at a time. */
+async function eachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  f: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await f(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
 const ownFiles = (bytes: Uint8Array) =>
   new Set(fromBinary(FileDescriptorSetSchema, bytes).file.map((f) => f.name));
 
@@ -126,57 +145,55 @@ export async function checkHistory(opts: CheckHistoryOptions): Promise<HistoryCh
     const current = join(tmp, "new.binpb");
     if (anyChecked && history.length > 0) writeFileSync(current, completeImage(image.catalog));
     const mine = ownFiles(image.bytes);
-    await Promise.all(
-      history.map(async (h) => {
-        const apply = (p: ContractProblem, direction: Direction) => {
-          const mode = modeFor(modes, [image.catalog, h.catalog], p.file);
-          const entry = { ...p, against: h.version, direction };
-          if (mode === "full" || (mode === "backward" && direction === "backward")) found.push(entry);
-          else if (mode === "none") waived.push({ ...entry, mode });
-        };
-        if (!anyChecked) return;
-        const old = join(tmp, `v${h.version}.binpb`);
-        writeFileSync(old, completeImage(h.catalog));
-        const annotations = await buf.annotations(
-          ["breaking", current, "--against", old, "--config", REGISTRY_BREAKING_CONFIG],
-          tmp,
+    await eachLimited(history, BUF_AT_ONCE, async (h) => {
+      const apply = (p: ContractProblem, direction: Direction) => {
+        const mode = modeFor(modes, [image.catalog, h.catalog], p.file);
+        const entry = { ...p, against: h.version, direction };
+        if (mode === "full" || (mode === "backward" && direction === "backward")) found.push(entry);
+        else if (mode === "none") waived.push({ ...entry, mode });
+      };
+      if (!anyChecked) return;
+      const old = join(tmp, `v${h.version}.binpb`);
+      writeFileSync(old, completeImage(h.catalog));
+      const annotations = await buf.annotations(
+        ["breaking", current, "--against", old, "--config", REGISTRY_BREAKING_CONFIG],
+        tmp,
+      );
+      for (const a of annotations) {
+        if (!mine.has(a.path) && a.path !== "") continue;
+        apply(
+          {
+            step: "breaking",
+            file: a.path,
+            ...(a.line ? { line: a.line } : {}),
+            rule: a.type,
+            message: a.message,
+            fix: breakingFix(a.type, a.message),
+          },
+          "backward",
         );
-        for (const a of annotations) {
-          if (!mine.has(a.path) && a.path !== "") continue;
-          apply(
-            {
-              step: "breaking",
-              file: a.path,
-              ...(a.line ? { line: a.line } : {}),
-              rule: a.type,
-              message: a.message,
-              fix: breakingFix(a.type, a.message),
-            },
-            "backward",
-          );
-        }
-        for (const b of [
-          ...catalogBreaks(h.catalog, image.catalog),
-          ...fieldRuleBreaks(h.catalog, image.catalog),
-        ])
-          apply(problem("compat", b), "backward");
-        // Full mode: the registered version's readers see the new events; the same rules, the other way round.
-        for (const b of [
-          ...catalogBreaks(image.catalog, h.catalog),
-          ...fieldRuleBreaks(image.catalog, h.catalog),
-        ]) {
-          if (!READER_RULES.has(b.rule)) continue;
-          apply(
-            {
-              ...problem("compat", b),
-              message: `readers built with v${h.version} would check new events by its rules (full mode): ${b.message}`,
-              fix: `keep the change compatible both ways (v${h.version}'s readers still run), or check this scope backward only: --mode <STREAM or package>=backward. As the rule reads from the new side: ${b.fix}`,
-            },
-            "forward",
-          );
-        }
-      }),
-    );
+      }
+      for (const b of [
+        ...catalogBreaks(h.catalog, image.catalog),
+        ...fieldRuleBreaks(h.catalog, image.catalog),
+      ])
+        apply(problem("compat", b), "backward");
+      // Full mode: the registered version's readers see the new events; the same rules, the other way round.
+      for (const b of [
+        ...catalogBreaks(image.catalog, h.catalog),
+        ...fieldRuleBreaks(image.catalog, h.catalog),
+      ]) {
+        if (!READER_RULES.has(b.rule)) continue;
+        apply(
+          {
+            ...problem("compat", b),
+            message: `readers built with v${h.version} would check new events by its rules (full mode): ${b.message}`,
+            fix: `keep the change compatible both ways (v${h.version}'s readers still run), or check this scope backward only: --mode <STREAM or package>=backward. As the rule reads from the new side: ${b.fix}`,
+          },
+          "forward",
+        );
+      }
+    });
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
