@@ -132,7 +132,12 @@ export function reportError(err: unknown, io: CliIO): number {
   const message = found?.message ?? (err instanceof Error ? err.message : String(err));
   io.stderr.write(`error[${code}]: ${message}\n`);
   if (code === "JK_CLI_USAGE" || code === "JK_CLI_CONFIG") return ExitCode.USAGE;
-  if (code === "JK_CLI_NATS_UNAVAILABLE" || code === "JK_CLI_FILE" || code === "JK_NATS_SERVER_MISSING")
+  if (
+    code === "JK_CLI_NATS_UNAVAILABLE" ||
+    code === "JK_REGISTRY_UNREACHABLE" ||
+    code === "JK_CLI_FILE" ||
+    code === "JK_NATS_SERVER_MISSING"
+  )
     return ExitCode.UNAVAILABLE;
   return ExitCode.FAILED;
 }

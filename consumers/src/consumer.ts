@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { DescMessage, Message } from "@bufbuild/protobuf";
 import {
   type Catalog,
   ContractErrorCodes,
@@ -93,6 +94,18 @@ export interface HandlerContext {
 /** A handler for events of one type; throw to retry, throw {@link PermanentError} to dead-letter at once. */
 export type Handler<T> = (event: T, ctx: HandlerContext) => Promise<void> | void;
 
+/** An event of a type the consumer was not built with, decoded with the registry version its `ce-dataschema` names. */
+export interface RegisteredEvent {
+  /** `ce-type`: the fully-qualified message name. */
+  readonly type: string;
+  readonly subject: string;
+  /** The registry version the producer encoded with. */
+  readonly version: number;
+  /** The payload decoded with that version's contracts (a protobuf-es message; `toJson` with `schema`). */
+  readonly message: Message;
+  readonly schema: DescMessage;
+}
+
 /** Consumer lag summed over the durable's streams. */
 export interface ConsumerLag {
   /** Messages stored but not yet delivered to the durable (num_pending). */
@@ -115,6 +128,13 @@ export interface Consumer {
    * claim and record, per-key order, dead-lettering, acks).
    */
   onBatch<T>(type: EventType<T>, handler: BatchHandler<T, HandlerContext>, opts?: BatchOptions): Consumer;
+  /**
+   * Registers the handler of events whose type this consumer's catalog does not know but the
+   * contract registry does (option `registry`, the event's `ce-dataschema`): they are decoded
+   * with the registered version's contracts instead of being dead-lettered as `unknown_type`.
+   * The consumer must receive their subjects (`subjects`, e.g. `order.>`).
+   */
+  onRegistered(handler: Handler<RegisteredEvent>): Consumer;
   /** Creates or updates the durable(s) and starts consuming. */
   start(): Promise<void>;
   /** Stops pulling, lets in-flight handlers finish until `timeoutMs` (default 10 s), naks the rest, drains. */
@@ -392,6 +412,7 @@ class JetkitConsumer implements Consumer {
   readonly #log: Logger;
   readonly #tel: Telemetry;
   readonly #handlers = new Map<string, Registration>();
+  #registered: Handler<RegisteredEvent> | undefined;
   readonly #bindings: Binding[] = [];
   readonly #lanes = new KeyLanes();
   /** Deliveries received and waiting for a handler slot, in arrival order. */
@@ -449,6 +470,19 @@ class JetkitConsumer implements Consumer {
 
   on<T>(type: EventType<T>, handler: Handler<T>): Consumer {
     this.#register(type, "on", handler as Handler<unknown>);
+    return this;
+  }
+
+  onRegistered(handler: Handler<RegisteredEvent>): Consumer {
+    if (this.#state !== "new" || !this.#o.registry) {
+      throw new JetkitError(
+        this.#o.registry ? ConsumerErrorCodes.STATE : ConsumerErrorCodes.CONFIG,
+        this.#o.registry
+          ? "onRegistered() was called after start(): register every handler before starting the consumer."
+          : "onRegistered() needs the registry option (e.g. registry: new RegistryResolver(nc) from @jetkit/cli) to look up types the catalog does not know.",
+      );
+    }
+    this.#registered = handler;
     return this;
   }
 
@@ -1097,7 +1131,6 @@ class JetkitConsumer implements Consumer {
   #handle(f: InFlight): Promise<void> | undefined {
     f.started = true;
     const m = f.msg;
-    const b = f.binding;
     const delivery = f.delivery;
     const subjectAttrs = this.#attributes(m.subject);
     const attrs = subjectAttrs.base;
@@ -1118,6 +1151,8 @@ class JetkitConsumer implements Consumer {
       );
     }
     const spec = this.#catalog.findByType(wire.type);
+    if (!spec && this.#registered && wire.dataschema)
+      return this.#handleRegistered(f, wire, wire.dataschema, hdrs.body ?? m.data);
     if (!spec || spec.subject !== m.subject) {
       const why = spec
         ? `ce-type ${wire.type} belongs to subject ${spec.subject}, not ${m.subject}`
@@ -1156,7 +1191,87 @@ class JetkitConsumer implements Consumer {
         : "undecodable";
       return this.#poison(f, cls, reasonOf(err), this.#deliveryLog(f));
     }
+    return this.#dispatch(f, reg, spec, event, wire, data.length);
+  }
 
+  /**
+   * An event of a type the catalog does not know: decoded with the registry version its
+   * `ce-dataschema` names (the lookup fetches each version once), then handled like any other.
+   * A registry that cannot be reached is retried (nak); a version or type it does not hold is
+   * dead-lettered as `unknown_type` with the registry's reason.
+   */
+  async #handleRegistered(
+    f: InFlight,
+    wire: ReceivedEventHeaders,
+    dataschema: string,
+    data: Uint8Array,
+  ): Promise<void> {
+    const m = f.msg;
+    const handler = this.#registered;
+    let found: Awaited<ReturnType<NonNullable<ResolvedOptions["registry"]>["resolve"]>>;
+    try {
+      found = await this.#o.registry?.resolve(dataschema);
+    } catch (err) {
+      if (isJetkitError(err) && err.code === "JK_REGISTRY_UNREACHABLE" && f.delivery < this.#o.maxDeliver) {
+        this.#deliveryLog(f).warn(
+          { err, dataschema },
+          "contract registry unreachable; retrying the event later",
+        );
+        return this.#nak(f, nakDelay(f.delivery, this.#o.backoff), this.#attributes(m.subject).base);
+      }
+      return this.#poison(
+        f,
+        "unknown_type",
+        `ce-type ${wire.type} is not an event of the contracts, and ce-dataschema ${dataschema} does not resolve: ${reasonOf(err)}`,
+        this.#deliveryLog(f),
+      );
+    }
+    if (!handler || !found || found.spec.type !== wire.type || found.spec.subject !== m.subject) {
+      const why = !found
+        ? `ce-type ${wire.type} is not an event of the contracts, and ce-dataschema ${dataschema} names no jetkit registry version`
+        : `ce-type ${wire.type} of registry version ${found.version} belongs to subject ${found.spec.subject}, not ${m.subject}`;
+      return this.#poison(f, "unknown_type", why, this.#deliveryLog(f));
+    }
+    let message: Message;
+    try {
+      message = found.catalog.decode(found.spec, data);
+    } catch (err) {
+      return this.#poison(
+        f,
+        "undecodable",
+        `payload is not a valid ${wire.type} of registry version ${found.version}: ${reasonOf(err)}`,
+        this.#deliveryLog(f),
+      );
+    }
+    const event: RegisteredEvent = {
+      type: wire.type,
+      subject: m.subject,
+      version: found.version,
+      message,
+      schema: found.spec.schema,
+    };
+    const reg: Registration = {
+      type: { $type: wire.type } as EventType<unknown>,
+      spec: found.spec,
+      handler: handler as Handler<unknown>,
+    };
+    return this.#dispatch(f, reg, found.spec, event, wire, data.length);
+  }
+
+  /** Runs the handler of a decoded, checked event under its process span, to its outcome. */
+  #dispatch(
+    f: InFlight,
+    reg: Registration,
+    spec: EventSpec,
+    event: unknown,
+    wire: ReceivedEventHeaders,
+    size: number,
+  ): Promise<void> | undefined {
+    const m = f.msg;
+    const b = f.binding;
+    const delivery = f.delivery;
+    const subjectAttrs = this.#attributes(m.subject);
+    const attrs = subjectAttrs.base;
     const parent = extractParent(wire, () => m.headers);
     // Messaging semconv: the process span links to the message's creation context, and (one
     // message per span, no ambient span around the handler) is also its child.
@@ -1173,7 +1288,7 @@ class JetkitConsumer implements Consumer {
         [Attr.OPERATION_TYPE]: "process",
         [Attr.OPERATION_NAME]: "process",
         [Attr.MESSAGE_ID]: wire.id,
-        [Attr.BODY_SIZE]: data.length,
+        [Attr.BODY_SIZE]: size,
         ...(wire.correlationId ? { [Attr.CONVERSATION_ID]: wire.correlationId } : {}),
         [Attr.EVENT_TYPE]: spec.type,
         [Attr.STREAM]: b.stream,

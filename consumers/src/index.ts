@@ -1,6 +1,6 @@
 export { nakDelay } from "./backoff.js";
 export type { BatchFailure, BatchHandler, BatchMessage, BatchOptions, BatchResult } from "./batch.js";
-export type { Consumer, ConsumerLag, Handler, HandlerContext } from "./consumer.js";
+export type { Consumer, ConsumerLag, Handler, HandlerContext, RegisteredEvent } from "./consumer.js";
 export { createConsumer } from "./consumer.js";
 export { deadLetterMsgId } from "./dead-letter.js";
 export type {
@@ -29,5 +29,6 @@ export type {
   GroupOptions,
   HealthOptions,
   IdempotencyOptions,
+  RegistryLookup,
 } from "./options.js";
 export { partitionOf } from "./partition.js";

@@ -1,4 +1,4 @@
-import type { Catalog, EventType } from "@jetkit/contracts";
+import type { Catalog, EventSpec, EventType } from "@jetkit/contracts";
 import { JetkitError } from "@jetkit/contracts";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
@@ -145,6 +145,17 @@ export interface ConsumerOptions {
   meterProvider?: MeterProvider;
   /** Catalog to resolve events; default: the packaged contracts. */
   catalog?: Catalog;
+  /**
+   * Where an event of a type the catalog does not know is looked up by its `ce-dataschema`
+   * (`jetkit:registry/<version>#<type>`): `new RegistryResolver(nc)` of `@jetkit/cli` fetches each
+   * registry version once. Such events go to the `onRegistered` handler instead of the DLQ.
+   */
+  registry?: RegistryLookup;
+}
+
+/** Resolves a `ce-dataschema` to the registered contracts it names (undefined for a URI of another form). */
+export interface RegistryLookup {
+  resolve(dataschema: string): Promise<{ version: number; catalog: Catalog; spec: EventSpec } | undefined>;
 }
 
 /** Options with defaults applied. */
@@ -267,6 +278,7 @@ export function resolveOptions(opts: Partial<ConsumerOptions>): ResolvedOptions 
   if (opts.tracerProvider) resolved.tracerProvider = opts.tracerProvider;
   if (opts.meterProvider) resolved.meterProvider = opts.meterProvider;
   if (opts.catalog) resolved.catalog = opts.catalog;
+  if (opts.registry) resolved.registry = opts.registry;
   return resolved;
 }
 

@@ -43,11 +43,13 @@ const SLOT_NAMES = [
   EventHeaders.CE_TRACEPARENT,
   EventHeaders.CE_TRACESTATE,
   EventHeaders.CONTENT_TYPE,
+  EventHeaders.DATA_SCHEMA,
 ].map((n) => n.toLowerCase());
 const SLOT_OF = new Map(SLOT_NAMES.map((n, slot) => [n, slot]));
 /** Slots whose values are CloudEvents attributes, percent-encoded on the wire (binding §3.1.3.2). */
-const ENCODED = new Set([0, 1, 2, 3, 4, 5, 6, 7, 8, 13, 14]);
+const ENCODED = new Set([0, 1, 2, 3, 4, 5, 6, 7, 8, 13, 14, 16]);
 const CONTENT_TYPE_SLOT = 15;
+const DATA_SCHEMA_SLOT = 16;
 
 /** Slot of header `name` (any case), -1 for a header the SDK does not read. */
 function slotOf(name: string): number {
@@ -103,6 +105,8 @@ export class ReceivedHeaders implements EventHeaderValues {
   ceTracestate: string | undefined = undefined;
   /** `content-type`: names the event format of a structured-mode message. */
   contentType: string | undefined = undefined;
+  /** `ce-dataschema`: the registry version the producer encoded with. */
+  dataschema: string | undefined = undefined;
   /** Why the message cannot be read as an event (a bad escape, a broken structured event). */
   malformed: JetkitError | undefined = undefined;
   /** The event data of a structured-mode message (the protobuf payload); undefined in binary mode. */
@@ -147,6 +151,8 @@ export class ReceivedHeaders implements EventHeaderValues {
         return this.ceTracestate;
       case 15:
         return this.contentType;
+      case DATA_SCHEMA_SLOT:
+        return this.dataschema;
       default:
         return undefined;
     }
@@ -218,6 +224,9 @@ export class ReceivedHeaders implements EventHeaderValues {
         break;
       case CONTENT_TYPE_SLOT:
         this.contentType = value;
+        break;
+      case DATA_SCHEMA_SLOT:
+        this.dataschema = value;
         break;
     }
   }

@@ -11,6 +11,7 @@ export {
   type StreamSpec,
   withPlatformEvents,
 } from "./catalog.js";
+export { parseRegistryDataschema, registryDataschema } from "./dataschema.js";
 export {
   type ContractErrorCode,
   ContractErrorCodes,

@@ -117,6 +117,7 @@ export function readStructuredEvent(
       ceTracestate: attribute(e, "tracestate"),
       msgId: transport.msgId,
       replayOf: transport.replayOf,
+      dataschema: attribute(e, "dataschema"),
     },
     data,
   };
@@ -133,6 +134,7 @@ export interface StructuredEventInput {
   causationId?: string | undefined;
   traceparent?: string | undefined;
   tracestate?: string | undefined;
+  dataschema?: string | undefined;
 }
 
 /**
@@ -150,6 +152,7 @@ export function structuredEventBody(input: StructuredEventInput, payload: Uint8A
     time: input.time,
     datacontenttype: "application/protobuf",
   };
+  if (input.dataschema) e.dataschema = input.dataschema;
   if (input.partitionKey) e.partitionkey = input.partitionKey;
   if (input.correlationId) e.correlationid = input.correlationId;
   if (input.causationId) e.causationid = input.causationId;

@@ -9,6 +9,8 @@ export const EventHeaders = {
   SOURCE: "ce-source",
   TIME: "ce-time",
   DATA_CONTENT_TYPE: "ce-datacontenttype",
+  /** The registry version the payload was encoded with: `jetkit:registry/<version>#<type>`. */
+  DATA_SCHEMA: "ce-dataschema",
   PARTITION_KEY: "ce-partitionkey",
   CORRELATION_ID: "ce-correlationid",
   CAUSATION_ID: "ce-causationid",
@@ -95,6 +97,8 @@ export interface EventHeaderInput {
   tracestate?: string | undefined;
   /** Nats-Msg-Id; defaults to `id`. */
   msgId?: string | undefined;
+  /** ce-dataschema: the registry version the payload was encoded with (`registryDataschema`). */
+  dataschema?: string | undefined;
 }
 
 const CONTROL_RUNS = /[\u0000-\u001f\u007f-\u009f]+/g;
@@ -140,6 +144,7 @@ export function eventHeaders(input: EventHeaderInput): [string, string][] {
     [EventHeaders.TIME, headerValue(time)],
     [EventHeaders.DATA_CONTENT_TYPE, CONTENT_TYPE],
   ];
+  if (input.dataschema) h.push([EventHeaders.DATA_SCHEMA, headerValue(input.dataschema)]);
   if (input.partitionKey) h.push([EventHeaders.PARTITION_KEY, headerValue(input.partitionKey)]);
   if (input.correlationId) h.push([EventHeaders.CORRELATION_ID, headerValue(input.correlationId)]);
   if (input.causationId) h.push([EventHeaders.CAUSATION_ID, headerValue(input.causationId)]);
@@ -168,6 +173,8 @@ export interface ReceivedEventHeaders {
   traceparent?: string | undefined;
   tracestate?: string | undefined;
   replayOf?: string | undefined;
+  /** `ce-dataschema`: the registry version the producer encoded with, e.g. `jetkit:registry/7#shop.order.v1.OrderFulfillmentCompleted`. */
+  dataschema?: string | undefined;
 }
 
 /**
@@ -193,6 +200,8 @@ export interface EventHeaderValues {
   readonly ceTracestate?: string | undefined;
   readonly msgId: string | undefined;
   readonly replayOf: string | undefined;
+  /** `ce-dataschema` (structured: `dataschema`): the registry version the payload was encoded with. */
+  readonly dataschema?: string | undefined;
   /** Set when reading found the message malformed (a bad escape, a broken structured event): thrown by the check. */
   readonly malformed?: JetkitError | undefined;
 }
@@ -291,6 +300,7 @@ export function checkEventHeaders(v: EventHeaderValues): ReceivedEventHeaders {
     traceparent: trace.traceparent,
     tracestate: trace.tracestate,
     replayOf: v.replayOf || undefined,
+    ...(v.dataschema ? { dataschema: v.dataschema } : {}),
   };
 }
 
@@ -322,6 +332,7 @@ export function readEventHeaders(get: (name: string) => string | undefined): Rec
     ceTracestate: ce(EventHeaders.CE_TRACESTATE),
     msgId: get(EventHeaders.MSG_ID),
     replayOf: get(EventHeaders.REPLAY_OF),
+    dataschema: ce(EventHeaders.DATA_SCHEMA),
   });
 }
 

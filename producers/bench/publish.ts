@@ -8,6 +8,8 @@
  *   node producers/dist/bench/publish.js [--rounds 7] [--sequential 2000] [--pipelined 20000] [--window 256]
  *     [--propagator w3c|composite]   the app's registered propagator (composite: W3C trace context,
  *                                    W3C baggage and B3, so the SDK also injects a b3 header)
+ *     [--dataschema on]              adds the side `sdk-schema`: a producer with registryVersion (ce-dataschema),
+ *                                    and its throughput ratio against `sdk` measured in the same rounds
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -36,6 +38,7 @@ const { values } = parseArgs({
     validate: { type: "string", default: "on" },
     "raw-traces": { type: "string", default: "off" },
     propagator: { type: "string", default: "w3c" },
+    dataschema: { type: "string", default: "off" },
   },
 });
 const ROUNDS = Number(values.rounds);
@@ -178,6 +181,17 @@ try {
     maxInFlight: WINDOW,
     validate: values.validate === "on",
   });
+  const stamping =
+    values.dataschema === "on"
+      ? await createProducer({
+          servers: server.url,
+          name: "bench",
+          logger: pino({ level: "warn" }),
+          maxInFlight: WINDOW,
+          validate: values.validate === "on",
+          registryVersion: 42,
+        })
+      : undefined;
   const event = oneKiBEvent();
   const payload = CustomerCheckoutInitiated.encode(event).finish();
   const subject = "customer.checkout.initiated";
@@ -211,6 +225,9 @@ try {
     ["sdk", sdk],
     ["raw", raw],
     ["raw-hdrs", rawHdrs],
+    ...(stamping
+      ? [["sdk-schema", () => stamping.publish(CustomerCheckoutInitiated, event)] as [string, Send]]
+      : []),
   ];
   await round(2000, 32, 500, all);
 
@@ -262,6 +279,16 @@ try {
         `${perRound(hdrs).toFixed(2)}x (same bytes: payload + headers); median of per-round ratios, ` +
         `ratio of medians ${(median(sdk) / median(raw)).toFixed(2)}x / ${(median(sdk) / median(hdrs)).toFixed(2)}x`,
     );
+  }
+  if (stamping) {
+    for (const mode of ["sequential", "pipelined"]) {
+      const sdk = results[`${mode} sdk`]!.rate;
+      const stamped = results[`${mode} sdk-schema`]!.rate;
+      console.log(
+        `${mode}: SDK with ce-dataschema / SDK throughput ratio ${median(stamped.map((x, i) => x / sdk[i]!)).toFixed(3)}x (median of per-round ratios)`,
+      );
+    }
+    await stamping.close();
   }
   await producer.close();
   await rawNc.close();

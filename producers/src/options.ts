@@ -75,6 +75,13 @@ export interface ProducerOptions {
    * structured mode only. Every jetkit reader reads both. Default: `binary`.
    */
   contentMode?: "binary" | "structured";
+  /**
+   * The contract registry version this producer's catalog was pushed as (`jetkit contracts push`
+   * prints it; `jetkit contracts list` lists them). When set, every event carries
+   * `ce-dataschema: jetkit:registry/<version>#<type>` (contracts/WIRE.md §4), so a reader built
+   * with older contracts can fetch the version and decode the event. Default: no ce-dataschema.
+   */
+  registryVersion?: number;
 }
 
 export const DEFAULT_RETRY: RetryOptions = {

@@ -8,6 +8,7 @@ import {
   getCatalog,
   JetkitError,
   partitionKeyOf,
+  registryDataschema,
   subjectMatches,
   uuidv7,
 } from "@jetkit/contracts";
@@ -203,6 +204,8 @@ export class Producer {
   readonly #telemetry: ProducerTelemetry;
   readonly #keyFields = new Map<string, string | undefined>();
   readonly #structured: boolean;
+  /** The ce-dataschema of an event type, when a registry version is configured. */
+  readonly #dataschema: ((type: string) => string) | undefined;
   #writer: ProtoWriter | undefined;
   #closing: Promise<void> | undefined;
   #stats = { published: 0, duplicates: 0, retries: 0, failures: 0 };
@@ -225,6 +228,8 @@ export class Producer {
     this.#log = log;
     this.#validator = opts.validate === false ? undefined : new ContractValidator(this.catalog);
     this.#structured = opts.contentMode === "structured";
+    const version = opts.registryVersion;
+    this.#dataschema = version === undefined ? undefined : (type) => registryDataschema(version, type);
     this.#retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.#window = new InFlightWindow(opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
     const breaker: BreakerOptions = { ...DEFAULT_BREAKER, ...opts.breaker };
@@ -430,6 +435,7 @@ export class Producer {
       causationId: opts.causationId,
       traceparent: carrier.traceparent,
       tracestate: carrier.tracestate,
+      dataschema: this.#dataschema?.(p.spec.type),
     };
   }
 
@@ -1183,6 +1189,16 @@ export async function createProducer(opts: ProducerOptions): Promise<Producer> {
     throw new JetkitError(ProducerErrorCodes.OPTIONS, "maxAtomicBatch must be an integer >= 1.", {
       details: { maxAtomicBatch: opts.maxAtomicBatch },
     });
+  }
+  if (
+    opts.registryVersion !== undefined &&
+    !(Number.isInteger(opts.registryVersion) && opts.registryVersion >= 1)
+  ) {
+    throw new JetkitError(
+      ProducerErrorCodes.OPTIONS,
+      `registryVersion must be a registered version number (1, 2, ...), not ${String(opts.registryVersion)}: see 'jetkit contracts list'.`,
+      { details: { registryVersion: opts.registryVersion } },
+    );
   }
   const parent = opts.logger ?? pino({ level: "info" });
   const log = parent.child({ service: opts.name, component: "producer" });

@@ -83,7 +83,7 @@ const check: CommandDef = {
 const list = (v: unknown): string[] => (Array.isArray(v) ? v : typeof v === "string" ? [v] : []);
 
 /** Pairs each --allow with its --reason (by order; one reason may cover all); a missing reason is a usage error. */
-function allowances(allowOpt: unknown, reasonOpt: unknown): Allowance[] {
+export function allowances(allowOpt: unknown, reasonOpt: unknown): Allowance[] {
   const rules = list(allowOpt);
   const reasons = list(reasonOpt);
   if (rules.length === 0 && reasons.length > 0) {

@@ -17,7 +17,7 @@ interface GenPlugin {
 }
 
 /** What `buf.gen.yaml` asks for: its plugins' output dirs, and the input module. */
-function readGenConfig(root: string): { outs: { plugin: string; out: string }[]; input: string } {
+export function readGenConfig(root: string): { outs: { plugin: string; out: string }[]; input: string } {
   const file = join(root, "buf.gen.yaml");
   if (!existsSync(file)) {
     throw new JetkitError(

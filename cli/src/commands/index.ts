@@ -9,6 +9,7 @@ import { gatewayCommands } from "./gateway.js";
 import { generateCommands } from "./generate.js";
 import { initCommands } from "./init.js";
 import { publishCommands } from "./publish.js";
+import { registryCommands } from "./registry.js";
 import { streamCommands } from "./streams.js";
 import { tailCommands } from "./tail.js";
 
@@ -24,6 +25,7 @@ export const commands: CommandDef[] = [
   ...gatewayCommands,
   ...drillCommands,
   ...contractsCommands,
+  ...registryCommands,
   ...generateCommands,
   ...initCommands,
 ];

@@ -3,6 +3,7 @@
 export type { AppliedStream, ApplyResult } from "./apply.js";
 export { applyStreams } from "./apply.js";
 export type { ClusterView } from "./cluster.js";
+export { readCluster } from "./cluster.js";
 export type { ManagedField, ManagedStreamConfig } from "./config.js";
 export { MANAGED_FIELDS, managedPart, streamConfig } from "./config.js";
 export type { FieldChange } from "./diff.js";
