@@ -29,6 +29,8 @@ type Event struct {
 	StreamMaxAge      time.Duration
 	AllowMsgTTL       bool
 	AllowMsgSchedules bool
+	// AllowAtomic is the stream's allow_atomic: atomic batches (PublishAtomic) are accepted.
+	AllowAtomic bool
 	// Descriptor is the message descriptor of the event.
 	Descriptor protoreflect.MessageDescriptor
 }
@@ -104,6 +106,7 @@ func eventOfDescriptor(md protoreflect.MessageDescriptor) (Event, error) {
 		StreamMaxAge:      so.GetMaxAge().AsDuration(),
 		AllowMsgTTL:       so.GetAllowMsgTtl(),
 		AllowMsgSchedules: so.GetAllowMsgSchedules(),
+		AllowAtomic:       so.GetAllowAtomic(),
 		Descriptor:        md,
 	}, nil
 }

@@ -37,6 +37,12 @@ const (
 	// (allow_msg_ttl / allow_msg_schedules, or subjects that do not capture <subject>.scheduled.>);
 	// nothing was sent.
 	CodeUnsupported = "JK_PRODUCER_UNSUPPORTED"
+	// CodeBatchEmpty: PublishAtomic was given no events (the same code as @jetkit/producers).
+	CodeBatchEmpty = "JK_PRODUCER_BATCH_EMPTY"
+	// CodeBatchTooLarge: an atomic batch over 1000 events, or over the server's limit.
+	CodeBatchTooLarge = "JK_PRODUCER_BATCH_TOO_LARGE"
+	// CodeBatchStreams: an atomic batch with events of more than one stream.
+	CodeBatchStreams = "JK_PRODUCER_BATCH_STREAMS"
 	// CodeConsumerConfig: an option of a consumer group member is invalid (the same code as
 	// @jetkit/consumers).
 	CodeConsumerConfig = "JK_CONSUMER_CONFIG"

@@ -112,6 +112,21 @@ func (p *Producer) PublishEncoded(ctx context.Context, ev Event, payload []byte,
 }
 
 func (p *Producer) publish(ctx context.Context, ev Event, payload []byte, key string, o PublishOptions) (Published, error) {
+	msg, pub := p.message(ev, payload, key, o)
+	if err := timing(ev, o, msg); err != nil {
+		return Published{}, err
+	}
+	ack, err := p.publishWithRetry(ctx, ev, msg)
+	if err != nil {
+		return Published{}, err
+	}
+	pub.Stream, pub.Seq, pub.Duplicate = ack.Stream, ack.Sequence, ack.Duplicate
+	return pub, nil
+}
+
+// message is the NATS message of one event (subject and CloudEvents headers from the contract and
+// o) and what its ack will be reported as, before it is sent.
+func (p *Producer) message(ev Event, payload []byte, key string, o PublishOptions) (*nats.Msg, Published) {
 	if o.ID == "" {
 		o.ID = NewID()
 	}
@@ -127,17 +142,7 @@ func (p *Producer) publish(ctx context.Context, ev Event, payload []byte, key st
 		Traceparent: o.Traceparent, Tracestate: o.Tracestate, MsgID: o.MsgID,
 	})
 	msg := &nats.Msg{Subject: ev.Subject, Header: NatsHeader(hs), Data: payload}
-	if err := timing(ev, o, msg); err != nil {
-		return Published{}, err
-	}
-	ack, err := p.publishWithRetry(ctx, ev, msg)
-	if err != nil {
-		return Published{}, err
-	}
-	return Published{
-		Subject: ev.Subject, Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate,
-		ID: o.ID, MsgID: msg.Header.Get(HeaderMsgID),
-	}, nil
+	return msg, Published{Subject: ev.Subject, ID: o.ID, MsgID: msg.Header.Get(HeaderMsgID)}
 }
 
 // timing applies a publish's TTL and delivery time to msg (its subject and the Nats-TTL /

@@ -33,6 +33,8 @@ pub struct Event {
     pub stream_max_age: Option<Duration>,
     pub allow_msg_ttl: bool,
     pub allow_msg_schedules: bool,
+    /// The stream's `allow_atomic`: atomic batches ([`crate::Producer::publish_atomic`]) are accepted.
+    pub allow_atomic: bool,
 }
 
 /// The stream options of one file (`(jetkit.v1.stream)`), as the events of the file share them.
@@ -43,6 +45,7 @@ struct StreamInfo {
     max_age: Option<Duration>,
     allow_msg_ttl: bool,
     allow_msg_schedules: bool,
+    allow_atomic: bool,
 }
 
 /// A google.protobuf.Duration (seconds 1, nanos 2), None when absent or zero.
@@ -124,6 +127,7 @@ pub fn load(image: &[u8]) -> Result<Vec<Event>> {
                 max_age: duration(bytes_field(s, 6)),
                 allow_msg_ttl: varint_field(s, 12) == Some(1),
                 allow_msg_schedules: varint_field(s, 13) == Some(1),
+                allow_atomic: varint_field(s, 14) == Some(1),
             })
             .unwrap_or_default();
         for msg in fields(file)
@@ -161,6 +165,7 @@ fn collect(msg: &[u8], scope: &str, stream: &StreamInfo, out: &mut Vec<Event>) {
             stream_max_age: stream.max_age,
             allow_msg_ttl: stream.allow_msg_ttl,
             allow_msg_schedules: stream.allow_msg_schedules,
+            allow_atomic: stream.allow_atomic,
         });
     }
     for nested in fields(msg)

@@ -33,6 +33,12 @@ pub mod codes {
     /// `allow_msg_schedules`, or subjects that do not capture `<subject>.scheduled.>`); nothing
     /// was sent.
     pub const UNSUPPORTED: &str = "JK_PRODUCER_UNSUPPORTED";
+    /// `publish_atomic` was given no events.
+    pub const BATCH_EMPTY: &str = "JK_PRODUCER_BATCH_EMPTY";
+    /// An atomic batch over 1000 events, or over the server's limit.
+    pub const BATCH_TOO_LARGE: &str = "JK_PRODUCER_BATCH_TOO_LARGE";
+    /// An atomic batch with events of more than one stream.
+    pub const BATCH_STREAMS: &str = "JK_PRODUCER_BATCH_STREAMS";
     /// An option of a consumer group member is invalid (the same code as the TypeScript and Go
     /// members).
     pub const CONSUMER_CONFIG: &str = "JK_CONSUMER_CONFIG";

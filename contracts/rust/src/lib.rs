@@ -3,6 +3,7 @@
 //! `jetkit-contracts`), headers are CloudEvents binary mode, publishes carry a Nats-Msg-Id,
 //! W3C trace context continues across services, and unprocessable messages are dead-lettered.
 
+mod atomic;
 pub mod binding;
 mod catalog;
 mod consumer;
@@ -16,6 +17,7 @@ mod protowire;
 mod trace;
 pub mod wire;
 
+pub use atomic::{AtomicPublished, MAX_ATOMIC_BATCH};
 pub use catalog::{Event, event_by_subject, event_by_type, events, load};
 pub use consumer::{Delivery, dead_letter, decode};
 pub use error::{Error, Result, codes};

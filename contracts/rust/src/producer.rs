@@ -292,22 +292,9 @@ impl Producer {
         payload: Vec<u8>,
         opts: PublishOptions,
     ) -> Result<Published> {
-        let id = opts.id.unwrap_or_else(new_id);
-        let msg_id = opts.msg_id.unwrap_or_else(|| id.clone());
+        let (id, msg_id, mut headers) = self.headers(event, &payload, &opts);
         let (subject, timing_headers) =
             timing(event, opts.ttl, opts.deliver_at, opts.delay, &msg_id)?;
-        let mut headers = event_headers(&HeaderInput {
-            id: id.clone(),
-            type_name: event.type_name.clone(),
-            source: self.source.clone(),
-            time: format_time(opts.time.unwrap_or_else(SystemTime::now)),
-            partition_key: Some(event.partition_key_of(&payload)),
-            correlation_id: Some(opts.correlation_id.unwrap_or_else(|| id.clone())),
-            causation_id: opts.causation_id,
-            traceparent: opts.traceparent,
-            tracestate: opts.tracestate,
-            msg_id: Some(msg_id.clone()),
-        });
         headers.extend(timing_headers);
         let what = format!("{} on {} (msg id {msg_id})", event.type_name, event.subject);
         let deadline = opts
@@ -331,6 +318,40 @@ impl Producer {
             id,
             msg_id,
         })
+    }
+
+    /// The ce-id, msg id and CloudEvents headers of one event (WIRE.md §4), defaults filled in.
+    pub(crate) fn headers(
+        &self,
+        event: &Event,
+        payload: &[u8],
+        opts: &PublishOptions,
+    ) -> (String, String, Vec<(String, String)>) {
+        let id = opts.id.clone().unwrap_or_else(new_id);
+        let msg_id = opts.msg_id.clone().unwrap_or_else(|| id.clone());
+        let headers = event_headers(&HeaderInput {
+            id: id.clone(),
+            type_name: event.type_name.clone(),
+            source: self.source.clone(),
+            time: format_time(opts.time.unwrap_or_else(SystemTime::now)),
+            partition_key: Some(event.partition_key_of(payload)),
+            correlation_id: Some(opts.correlation_id.clone().unwrap_or_else(|| id.clone())),
+            causation_id: opts.causation_id.clone(),
+            traceparent: opts.traceparent.clone(),
+            tracestate: opts.tracestate.clone(),
+            msg_id: Some(msg_id.clone()),
+        });
+        (id, msg_id, headers)
+    }
+
+    /// The JetStream context this producer publishes with.
+    pub(crate) fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// How long a publish keeps trying by default.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Sends one message until JetStream answers definitely or `deadline` passes (see
