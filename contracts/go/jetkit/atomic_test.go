@@ -83,3 +83,33 @@ func TestAtomicBatchIsStoredWholeOrNotAtAll(t *testing.T) {
 		t.Fatalf("%d messages stored after the refusals, want 3", n)
 	}
 }
+
+func TestRegistryVersionIsStampedAsDataschema(t *testing.T) {
+	url := startServer(t)
+	_, js := connect(t, url)
+	ev := fulfillmentEvent(t)
+	s := orderStream(t, js, ev, jetstream.StreamConfig{})
+	p := NewProducer(js, "go-dataschema")
+	ctx := context.Background()
+	plain, err := p.Publish(ctx, fulfillment(1), PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.RegistryVersion = 7
+	stamped, err := p.Publish(ctx, fulfillment(2), PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		seq  uint64
+		want string
+	}{{plain.Seq, ""}, {stamped.Seq, "jetkit:registry/7#" + ev.Type}} {
+		m, err := s.GetMsg(ctx, c.seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Header.Get(HeaderDataSchema); got != c.want {
+			t.Fatalf("seq %d: ce-dataschema %q, want %q", c.seq, got, c.want)
+		}
+	}
+}

@@ -17,11 +17,13 @@ const (
 	HeaderSource          = "ce-source"
 	HeaderTime            = "ce-time"
 	HeaderDataContentType = "ce-datacontenttype"
-	HeaderPartitionKey    = "ce-partitionkey"
-	HeaderCorrelationID   = "ce-correlationid"
-	HeaderCausationID     = "ce-causationid"
-	HeaderTraceparent     = "traceparent"
-	HeaderTracestate      = "tracestate"
+	// HeaderDataSchema is the registry version the payload was encoded with (WIRE.md §4.4).
+	HeaderDataSchema    = "ce-dataschema"
+	HeaderPartitionKey  = "ce-partitionkey"
+	HeaderCorrelationID = "ce-correlationid"
+	HeaderCausationID   = "ce-causationid"
+	HeaderTraceparent   = "traceparent"
+	HeaderTracestate    = "tracestate"
 	// HeaderCETraceparent and HeaderCETracestate carry the same trace context as the CloudEvents
 	// distributed tracing extension's attributes.
 	HeaderCETraceparent = "ce-traceparent"
@@ -67,6 +69,8 @@ type HeaderInput struct {
 	Traceparent, Tracestate string
 	// MsgID is Nats-Msg-Id; "" means ID.
 	MsgID string
+	// Dataschema is ce-dataschema, jetkit:registry/<version>#<type> (WIRE.md §4.4); "" omits it.
+	Dataschema string
 }
 
 // FormatTime writes t as ce-time does: RFC 3339, UTC, exactly three fractional digits.
@@ -87,6 +91,9 @@ func EventHeaders(in HeaderInput) []Header {
 		{HeaderSource, HeaderValue(in.Source)},
 		{HeaderTime, HeaderValue(t)},
 		{HeaderDataContentType, ContentType},
+	}
+	if in.Dataschema != "" {
+		h = append(h, Header{HeaderDataSchema, HeaderValue(in.Dataschema)})
 	}
 	if in.PartitionKey != "" {
 		h = append(h, Header{HeaderPartitionKey, HeaderValue(in.PartitionKey)})

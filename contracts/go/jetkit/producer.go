@@ -24,6 +24,11 @@ type Producer struct {
 	// Timeout bounds one Publish (all its attempts) when its ctx has no deadline;
 	// DefaultPublishTimeout when zero. A ctx deadline, when there is one, is used instead.
 	Timeout time.Duration
+	// RegistryVersion, when set, is the contract registry version this producer's generated code
+	// was pushed as (`jetkit contracts list`): every event carries ce-dataschema
+	// jetkit:registry/<version>#<type> (WIRE.md §4.4), so a consumer built before the type can
+	// decode it from the registry.
+	RegistryVersion int
 }
 
 // NewProducer returns a producer for the service named service (ce-source "/jetkit/<service>").
@@ -140,6 +145,7 @@ func (p *Producer) message(ev Event, payload []byte, key string, o PublishOption
 		ID: o.ID, Type: ev.Type, Source: p.source, Time: o.Time, PartitionKey: key,
 		CorrelationID: o.CorrelationID, CausationID: o.CausationID,
 		Traceparent: o.Traceparent, Tracestate: o.Tracestate, MsgID: o.MsgID,
+		Dataschema: p.dataschema(ev),
 	})
 	msg := &nats.Msg{Subject: ev.Subject, Header: NatsHeader(hs), Data: payload}
 	return msg, Published{Subject: ev.Subject, ID: o.ID, MsgID: msg.Header.Get(HeaderMsgID)}
@@ -252,4 +258,12 @@ func subjectMatches(pattern, subject string) bool {
 		}
 	}
 	return len(ps) == len(ss)
+}
+
+// dataschema is the ce-dataschema of ev's events: its registry version and type, or "".
+func (p *Producer) dataschema(ev Event) string {
+	if p.RegistryVersion <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("jetkit:registry/%d#%s", p.RegistryVersion, ev.Type)
 }

@@ -48,6 +48,7 @@ pub struct Producer {
     js: jetstream::Context,
     source: String,
     timeout: Duration,
+    registry_version: Option<u64>,
 }
 
 /// Per-event inputs of the headers; every field is optional.
@@ -227,7 +228,17 @@ impl Producer {
             js,
             source: format!("/jetkit/{service}"),
             timeout: DEFAULT_PUBLISH_TIMEOUT,
+            registry_version: None,
         }
+    }
+
+    /// The contract registry version this crate's generated code was pushed as (`jetkit
+    /// contracts list`): every event then carries `ce-dataschema`
+    /// `jetkit:registry/<version>#<type>` (WIRE.md §4.4), so a consumer built before the type
+    /// can decode it from the registry.
+    pub fn with_registry_version(mut self, version: u64) -> Self {
+        self.registry_version = Some(version);
+        self
     }
 
     /// How long a publish without [`PublishOptions::deadline`] keeps trying
@@ -340,6 +351,9 @@ impl Producer {
             traceparent: opts.traceparent.clone(),
             tracestate: opts.tracestate.clone(),
             msg_id: Some(msg_id.clone()),
+            dataschema: self
+                .registry_version
+                .map(|v| format!("jetkit:registry/{v}#{}", event.type_name)),
         });
         (id, msg_id, headers)
     }

@@ -20,6 +20,8 @@ pub mod names {
     pub const SOURCE: &str = "ce-source";
     pub const TIME: &str = "ce-time";
     pub const DATA_CONTENT_TYPE: &str = "ce-datacontenttype";
+    /// The registry version the payload was encoded with (WIRE.md §4.4).
+    pub const DATA_SCHEMA: &str = "ce-dataschema";
     pub const PARTITION_KEY: &str = "ce-partitionkey";
     pub const CORRELATION_ID: &str = "ce-correlationid";
     pub const CAUSATION_ID: &str = "ce-causationid";
@@ -85,6 +87,8 @@ pub struct HeaderInput {
     pub tracestate: Option<String>,
     /// Nats-Msg-Id; `id` when None.
     pub msg_id: Option<String>,
+    /// ce-dataschema, `jetkit:registry/<version>#<type>` (WIRE.md §4.4); omitted when None.
+    pub dataschema: Option<String>,
 }
 
 /// The headers of an event in their wire order.
@@ -98,6 +102,9 @@ pub fn event_headers(input: &HeaderInput) -> Headers {
         (DATA_CONTENT_TYPE.into(), CONTENT_TYPE.into()),
     ];
     let present = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
+    if let Some(ds) = present(&input.dataschema) {
+        h.push((DATA_SCHEMA.into(), header_value(&ds)));
+    }
     for (name, value) in [
         (PARTITION_KEY, &input.partition_key),
         (CORRELATION_ID, &input.correlation_id),

@@ -138,3 +138,39 @@ async fn atomic_batch_is_stored_whole_or_not_at_all() {
         "nothing stored by the refusals"
     );
 }
+
+#[tokio::test]
+async fn registry_version_is_stamped_as_dataschema() {
+    if !support::available() {
+        return;
+    }
+    let server = Server::start();
+    let js = jetstream::new(async_nats::connect(&server.url).await.unwrap());
+    let ev = inventory::InventoryStockReserved::event();
+    let domain = ev.subject.split('.').next().unwrap();
+    let mut s = js
+        .create_stream(stream::Config {
+            name: ev.stream.clone(),
+            subjects: vec![format!("{domain}.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let plain = Producer::new(js.clone(), "rust-plain")
+        .publish(&reservation("r-1"), PublishOptions::default())
+        .await
+        .unwrap();
+    let stamped = Producer::new(js.clone(), "rust-stamped")
+        .with_registry_version(7)
+        .publish(&reservation("r-2"), PublishOptions::default())
+        .await
+        .unwrap();
+    let header = |m: async_nats::jetstream::message::StreamMessage| {
+        m.headers.get("ce-dataschema").map(|v| v.to_string())
+    };
+    assert_eq!(header(s.get_raw_message(plain.seq).await.unwrap()), None);
+    assert_eq!(
+        header(s.get_raw_message(stamped.seq).await.unwrap()),
+        Some(format!("jetkit:registry/7#{}", ev.type_name))
+    );
+}

@@ -97,6 +97,7 @@ fn every_vector_encodes_and_heads_the_same() {
             traceparent: opt(input, "traceparent"),
             tracestate: opt(input, "tracestate"),
             msg_id: None,
+            dataschema: None,
         });
         assert_eq!(headers, pairs(&v["headers"]), "{name}: headers");
 
