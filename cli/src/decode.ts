@@ -17,6 +17,8 @@ export interface DecodedMessage {
   scheduledFor?: string;
   /** The event's lifetime in the stream (`Nats-TTL`, or `Nats-Schedule-TTL` of a waiting schedule). */
   ttl?: string;
+  /** Decoded by this registry version's contracts (its type is not in the command's catalog). */
+  registryVersion?: number;
 }
 
 export function decodeStored(
@@ -52,4 +54,32 @@ export function decodeStored(
     out.error = (err as Error).message;
   }
   return out;
+}
+
+/** What looks up a type the catalog does not know: the registry's resolver. */
+export interface TypeResolver {
+  resolve(dataschema: string): Promise<{ version: number; catalog: Catalog } | undefined>;
+}
+
+/**
+ * {@link decodeStored}, and for an event of a type the catalog does not know that names its
+ * registry version (`ce-dataschema`, WIRE.md §4.4), decoded by that version's contracts (one fetch
+ * per version). Why the registry could not help is added to the error.
+ */
+export async function decodeWithRegistry(
+  catalog: Catalog,
+  registry: TypeResolver | undefined,
+  m: Parameters<typeof decodeStored>[1],
+  stream: string,
+): Promise<DecodedMessage> {
+  const d = decodeStored(catalog, m, stream);
+  const dataschema = d.headers["ce-dataschema"];
+  if (!d.error || !registry || !dataschema) return d;
+  try {
+    const found = await registry.resolve(decodeURIComponent(dataschema));
+    if (!found) return d;
+    return { ...decodeStored(found.catalog, m, stream), registryVersion: found.version };
+  } catch (err) {
+    return { ...d, error: `${d.error}; registry: ${(err as Error).message}` };
+  }
 }

@@ -558,6 +558,37 @@ describe("contract registry on a 3-node cluster (real nats-server, real buf)", (
       assert.equal(dead.get("Jetkit-Dlq-Failure-Class"), "unknown_type");
       assert.match(decodeURIComponent(dead.get("Jetkit-Dlq-Reason")), /holds no version 999/);
       assert.equal(paused.length, 3);
+
+      // The CLI, built with the packaged contracts (no PAUSED), reads the events the same way:
+      // tail decodes them by their registry version, dlq show says why the liar's cannot be.
+      const tailed = await jetkit([
+        "tail",
+        "order.fulfillment.paused",
+        "--all",
+        "--count",
+        "1",
+        "--json",
+        "-s",
+        servers,
+      ]);
+      const first = JSON.parse(tailed.stdout.trim().split("\n")[0]!) as {
+        registryVersion?: number;
+        event?: { reason?: string };
+      };
+      assert.equal(first.registryVersion, version, tailed.stdout + tailed.stderr);
+      assert.equal(first.event?.reason, "carrier strike");
+      const dlqs = JSON.parse((await jetkit(["dlq", "list", "--json", "-s", servers])).stdout) as {
+        seq: number;
+        originalSubject: string;
+      }[];
+      const lie = dlqs.find((d) => d.originalSubject === "order.fulfillment.paused");
+      assert.ok(lie, JSON.stringify(dlqs));
+      const shown = JSON.parse((await jetkit(["dlq", "show", String(lie.seq), "-s", servers])).stdout) as {
+        event?: unknown;
+        decodeError?: string;
+      };
+      assert.equal(shown.event, undefined);
+      assert.match(shown.decodeError ?? "", /registry: .*holds no version 999/);
     } finally {
       await old.stop();
       await Promise.all([producer.close(), liar.close()]);

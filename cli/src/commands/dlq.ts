@@ -3,6 +3,7 @@ import { type FailureClass, FailureClasses, JetkitError } from "@jetkit/contract
 import { type CommandDef, ExitCode, type RunContext } from "../command.js";
 import { CONTRACTS_OPTION, catalogFor } from "../contracts-source.js";
 import { connectNats } from "../nats.js";
+import { RegistryResolver } from "../registry/index.js";
 
 function seqsOf(ctx: RunContext): number[] {
   const seqs = ctx.args.map(Number);
@@ -75,7 +76,22 @@ const show: CommandDef = {
     const [seq] = seqsOf(ctx);
     const nc = await connectNats(ctx);
     try {
-      const r = await showDeadLetter({ connection: nc, catalog: catalogFor(ctx) }, seq!);
+      const catalog = catalogFor(ctx);
+      let r = await showDeadLetter({ connection: nc, catalog }, seq!);
+      // A type the catalog does not know: decoded by the registry version its ce-dataschema names.
+      const dataschema = r.headers["ce-dataschema"]?.[0];
+      if (r.event === undefined && dataschema) {
+        try {
+          const found = await new RegistryResolver(nc).resolve(decodeURIComponent(dataschema));
+          if (found)
+            r = {
+              ...(await showDeadLetter({ connection: nc, catalog: found.catalog }, seq!)),
+              registryVersion: found.version,
+            } as typeof r;
+        } catch (err) {
+          r = { ...r, decodeError: `${r.decodeError ?? "not decoded"}; registry: ${(err as Error).message}` };
+        }
+      }
       ctx.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       return ExitCode.OK;
     } finally {

@@ -2,8 +2,9 @@ import { decodeHeaderValue, JetkitError, subjectsOverlap } from "@jetkit/contrac
 import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { type CommandDef, ExitCode } from "../command.js";
 import { CONTRACTS_OPTION, catalogFor } from "../contracts-source.js";
-import { type DecodedMessage, decodeStored } from "../decode.js";
+import { type DecodedMessage, decodeWithRegistry } from "../decode.js";
 import { connectNats } from "../nats.js";
+import { RegistryResolver } from "../registry/index.js";
 
 const tail: CommandDef = {
   path: ["tail"],
@@ -70,6 +71,8 @@ const tail: CommandDef = {
       );
     }
     const nc = await connectNats(ctx, "jetkit-tail");
+    // A type the catalog does not know is looked up in the cluster's registry by its ce-dataschema.
+    const registry = new RegistryResolver(nc);
     const js = jetstream(nc);
     const jsm = await jetstreamManager(nc);
     let seen = 0;
@@ -119,7 +122,7 @@ const tail: CommandDef = {
           for await (const m of r.messages) {
             if (seen >= count) break;
             seen++;
-            print(ctx, decodeStored(catalog, m, r.stream));
+            print(ctx, await decodeWithRegistry(catalog, registry, m, r.stream));
             if (seen >= count) done.abort();
           }
         }),
@@ -153,10 +156,11 @@ function print(ctx: Parameters<CommandDef["run"]>[0], d: DecodedMessage): void {
         ` [${d.headers["Jetkit-Dlq-Failure-Class"]}: ${reasonText(d.headers["Jetkit-Dlq-Reason"] ?? "")}]`,
       )
     : "";
+  const from = d.registryVersion ? ctx.color.dim(` (registry v${d.registryVersion})`) : "";
   const timing = [d.scheduledFor ? `scheduled for ${d.scheduledFor}` : "", d.ttl ? `ttl ${d.ttl}` : ""]
     .filter(Boolean)
     .join(", ");
-  ctx.stdout.write(`${head}${dlq}${timing ? ctx.color.yellow(` [${timing}]`) : ""}\n  ${body}\n`);
+  ctx.stdout.write(`${head}${from}${dlq}${timing ? ctx.color.yellow(` [${timing}]`) : ""}\n  ${body}\n`);
 }
 
 export const tailCommands = [tail];
