@@ -390,6 +390,9 @@ export async function createConsumer(
   return new JetkitConsumer(o, nc, owns);
 }
 
+/** The group reader's JetStream API request timeout (see #joinGroup), ms. */
+const GROUP_READER_API_TIMEOUT_MS = 1000;
+
 const STATUS_LOG_LEVEL: Record<string, "warn" | "info" | "debug"> = {
   heartbeats_missed: "warn",
   consumer_deleted: "warn",
@@ -737,7 +740,12 @@ class JetkitConsumer implements Consumer {
     const startSeq =
       this.#o.deliverPolicy === "new" ? (await jsm.streams.info(b.stream)).state.last_seq + 1 : 1;
     const reader = new GroupReader<InFlight>(
-      this.#js,
+      // Its own JetStream client with short API requests: creating the ordered consumer while the
+      // stream has no leader waits for the request's timeout, and a 5 s wait (the default) right
+      // before the election ends was most of the SDKs' share of a leader kill (3.9 s in one CI
+      // run of leader-kill-group); a failed attempt is retried within 1 s, or at once on the
+      // stream's leader-elected advisory.
+      jetstream(this.#nc, { timeout: GROUP_READER_API_TIMEOUT_MS }),
       b.stream,
       b.subjects,
       { batch: this.#o.batch, maxInFlight: this.#o.maxAckPending, expiresMs: this.#o.pullExpiresMs },

@@ -94,6 +94,8 @@ export class GroupReader<T> implements PartitionHandler {
   #stopped = false;
   #iter: { stop(): void } | undefined;
   #wake: (() => void) | undefined;
+  /** Ends the wait between two failed reads at once (see {@link restart}). */
+  #retryNow: (() => void) | undefined;
   #room: (() => void) | undefined;
   #loop: Promise<void> | undefined;
   /** Messages taken and not finished, over every partition. */
@@ -222,7 +224,16 @@ export class GroupReader<T> implements PartitionHandler {
       } catch (err) {
         failures++;
         if (!this.#stopped) this.log.warn({ err, attempt: failures }, "group reader failed; reading again");
-        await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** Math.min(failures, 6))));
+        // At most 1 s between attempts (a stream without a leader refuses the read for the whole
+        // election), and at once when restart() is called meanwhile (its leader was elected).
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(1000, 100 * 2 ** Math.min(failures, 4)));
+          this.#retryNow = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.#retryNow = undefined;
       } finally {
         this.#iter = undefined;
       }
@@ -234,7 +245,12 @@ export class GroupReader<T> implements PartitionHandler {
    * ephemeral consumer behind the ordered read may be gone with the node that held it).
    */
   restart(reason: string): void {
-    if (!this.#iter || this.#stopped) return;
+    if (this.#stopped) return;
+    if (!this.#iter) {
+      // Waiting to read again after a failure (e.g. the stream had no leader): try now.
+      this.#retryNow?.();
+      return;
+    }
     this.log.info({ reason }, "group reader reading again");
     this.#restart = true;
     this.#iter.stop();
@@ -243,6 +259,7 @@ export class GroupReader<T> implements PartitionHandler {
   /** Stops reading; taken messages stay with the consumer until they finish or are dropped. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#retryNow?.();
     this.#iter?.stop();
     this.#wake?.();
     this.#room?.();

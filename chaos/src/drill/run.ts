@@ -672,13 +672,17 @@ async function groupReady(nc: NatsConnection, durable: string, members: number):
     if (!bucket) return false;
     const owners = new Set<string>();
     let owned = 0;
-    for await (const key of await bucket.keys(`${durable}.${WORKLOAD_STREAM}.p.*`)) {
-      const e = await bucket.get(key);
-      const owner = e?.operation === "PUT" ? (e.json<{ owner?: string }>().owner ?? "") : "";
-      if (owner) {
-        owners.add(owner);
-        owned++;
+    try {
+      for await (const key of await bucket.keys(`${durable}.${WORKLOAD_STREAM}.p.*`)) {
+        const e = await bucket.get(key);
+        const owner = e?.operation === "PUT" ? (e.json<{ owner?: string }>().owner ?? "") : "";
+        if (owner) {
+          owners.add(owner);
+          owned++;
+        }
       }
+    } catch {
+      return false; // a slow or new cluster timed the listing out: look again
     }
     return owned === GROUP_PARTITIONS && owners.size >= Math.min(members, GROUP_PARTITIONS);
   }, 15_000);
