@@ -415,6 +415,8 @@ class JetkitConsumer implements Consumer {
   readonly #log: Logger;
   readonly #tel: Telemetry;
   readonly #handlers = new Map<string, Registration>();
+  /** Some handler is a batch handler (every message's finish then checks for stalled batches). */
+  #hasBatches = false;
   #registered: Handler<RegisteredEvent> | undefined;
   readonly #bindings: Binding[] = [];
   readonly #lanes = new KeyLanes();
@@ -538,6 +540,7 @@ class JetkitConsumer implements Consumer {
       );
     }
     this.#handlers.set(spec.type, { type, spec, handler, ...(batch ? { batch } : {}) });
+    if (batch) this.#hasBatches = true;
   }
 
   /** Runs a batch handler in a CONSUMER span of its own, linked to each message's process span. */
@@ -577,6 +580,7 @@ class JetkitConsumer implements Consumer {
    * in a batch, under per-key order). Without this a batch would wait out its `maxWaitMs`.
    */
   #flushStalledBatches(): void {
+    if (!this.#hasBatches) return;
     if (this.#inFlight.size < this.#o.concurrency && this.#state === "running") return;
     let open = false;
     for (const r of this.#handlers.values()) if (r.batch && r.batch.size > 0) open = true;

@@ -38,21 +38,6 @@ impl Producer {
         &self,
         events: &[(T, PublishOptions)],
     ) -> Result<AtomicPublished> {
-        if events.is_empty() {
-            return Err(Error::new(
-                codes::BATCH_EMPTY,
-                "an atomic batch needs at least one event",
-            ));
-        }
-        if events.len() > MAX_ATOMIC_BATCH {
-            return Err(Error::new(
-                codes::BATCH_TOO_LARGE,
-                format!(
-                    "an atomic batch holds at most {MAX_ATOMIC_BATCH} events, got {}: split it (each part is then atomic on its own)",
-                    events.len()
-                ),
-            ));
-        }
         let event: &Event = T::event();
         let encoded: Vec<(Vec<u8>, &PublishOptions)> =
             events.iter().map(|(e, o)| (e.encode_to_vec(), o)).collect();
@@ -88,7 +73,7 @@ impl Producer {
             return Err(Error::new(
                 codes::BATCH_TOO_LARGE,
                 format!(
-                    "an atomic batch holds at most {MAX_ATOMIC_BATCH} events, got {}",
+                    "an atomic batch holds at most {MAX_ATOMIC_BATCH} events, got {}: split it (each part is then atomic on its own)",
                     events.len()
                 ),
             ));

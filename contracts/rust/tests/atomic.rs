@@ -148,7 +148,7 @@ async fn registry_version_is_stamped_as_dataschema() {
     let js = jetstream::new(async_nats::connect(&server.url).await.unwrap());
     let ev = inventory::InventoryStockReserved::event();
     let domain = ev.subject.split('.').next().unwrap();
-    let mut s = js
+    let s = js
         .create_stream(stream::Config {
             name: ev.stream.clone(),
             subjects: vec![format!("{domain}.>")],
